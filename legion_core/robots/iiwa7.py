@@ -84,7 +84,7 @@ BASE_YAW_SIM_RAD = np.pi / 2
 
 #: Seed posture for the arm [rad]: elbow up, flange facing down, hand near (0, 0.6, 0.2). The env solves
 #: the exact home posture for each task's hand_init_pos by IK from this seed.
-HOME_SEED_Q_RAD: tuple[float, ...] = (0.0, 0.486, 0.0, -1.756, 0.0, 0.900, 0.0)
+HOME_SEED_Q_RAD: tuple[float, ...] = (0.0, 0.486, 0.0, -1.756, 0.0, 0.900, 1.571)
 
 
 def base_pose_sim() -> tuple[np.ndarray, np.ndarray]:
