@@ -91,7 +91,9 @@ class ObservationLayout:
             elif f.default is not None:
                 out[sl] = f.default
             else:
-                raise LayoutError(f"layout {self.name!r}: required field {f.name!r} ({f.description}) missing")
+                raise LayoutError(
+                    f"layout {self.name!r}: required field {f.name!r} ({f.description}) missing"
+                )
         return out
 
     def extract(self, vec: np.ndarray) -> dict[str, np.ndarray]:

@@ -81,7 +81,11 @@ class SuccessPredicate:
 
     def distance(self, fields: Mapping[str, np.ndarray]) -> float:
         idx = _AXES[self.axes]
-        d = np.asarray(fields[self.a], float) + np.asarray(self.a_offset_m) - np.asarray(fields[self.b], float)
+        d = (
+            np.asarray(fields[self.a], float)
+            + np.asarray(self.a_offset_m)
+            - np.asarray(fields[self.b], float)
+        )
         return float(np.linalg.norm(d[..., idx], axis=-1))
 
     def __call__(self, fields: Mapping[str, np.ndarray]) -> bool:
@@ -141,7 +145,9 @@ def _marker(label: str = "goal_marker") -> GoalRule:
 
 
 def _near(max_dist: float, axes: str = "xyz", a: str = "obj", a_offset=(0.0, 0.0, 0.0), source: str = ""):
-    return SuccessPredicate(a=a, b="goal_pos", max_dist_m=max_dist, axes=axes, a_offset_m=a_offset, source=source)
+    return SuccessPredicate(
+        a=a, b="goal_pos", max_dist_m=max_dist, axes=axes, a_offset_m=a_offset, source=source
+    )
 
 
 _LOW = (0.0, 0.4, 0.2)  # hand_init_pos of button-press-topdown, window-*, faucet-*, hammer
@@ -208,7 +214,9 @@ _TASKS: tuple[TaskSpec, ...] = (
         ),
         "faucet_handle",
         _offset(0.19, 0.175, 0.011),
-        _near(0.07, a="obj_pos", a_offset=(-0.04, 0.0, 0.03), source="faucet: ||obj+(-.04,0,.03) - t|| <= 0.07"),
+        _near(
+            0.07, a="obj_pos", a_offset=(-0.04, 0.0, 0.03), source="faucet: ||obj+(-.04,0,.03) - t|| <= 0.07"
+        ),
         hand_init_pos_m=_LOW,
     ),
     TaskSpec(
@@ -322,7 +330,9 @@ _TASKS: tuple[TaskSpec, ...] = (
         ("Rotate the faucet clockwise.", "turn the faucet off", "close the faucet"),
         "faucet_handle",
         _offset(-0.19, 0.175, 0.011),
-        _near(0.07, a="obj_pos", a_offset=(0.04, 0.0, 0.03), source="faucet: ||obj+(.04,0,.03) - t|| <= 0.07"),
+        _near(
+            0.07, a="obj_pos", a_offset=(0.04, 0.0, 0.03), source="faucet: ||obj+(.04,0,.03) - t|| <= 0.07"
+        ),
         hand_init_pos_m=_LOW,
     ),
     TaskSpec(

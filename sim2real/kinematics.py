@@ -195,8 +195,12 @@ def solve_ik(
     else:
         st = forward(q)
         pos_err = float(np.linalg.norm(p_target - st.point(point)))
-        ori_err = float(np.linalg.norm(orientation_error(st.R_flange, R_target))) if R_target is not None else 0.0
-    at_limit = bool(np.any(q <= Q_LOW + cfg.limit_margin_rad + 1e-9) or np.any(q >= Q_HIGH - cfg.limit_margin_rad - 1e-9))
+        ori_err = (
+            float(np.linalg.norm(orientation_error(st.R_flange, R_target))) if R_target is not None else 0.0
+        )
+    at_limit = bool(
+        np.any(q <= Q_LOW + cfg.limit_margin_rad + 1e-9) or np.any(q >= Q_HIGH - cfg.limit_margin_rad - 1e-9)
+    )
     return IKResult(
         q=q,
         position_error_m=pos_err,

@@ -99,9 +99,16 @@ class TaskEnv:
         return self._obs39.copy() if lay is MW39 else convert(self._obs39, MW39, lay)
 
     def render(self) -> np.ndarray:
-        return self.env.render()
+        """An upright RGB frame (Meta-World's offscreen cameras come out upside down)."""
+        frame = self.env.render()
+        return np.ascontiguousarray(frame[::-1]) if frame is not None else frame
 
     def close(self) -> None:
+        # Free the GL context explicitly: letting the EGL context die in __del__ at interpreter exit
+        # prints spurious EGLError tracebacks.
+        renderer = getattr(self.env, "mujoco_renderer", None)
+        if renderer is not None:
+            renderer.close()
         self.env.close()
 
 

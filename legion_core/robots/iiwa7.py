@@ -40,7 +40,9 @@ JOINT_AXES: tuple[tuple[float, float, float], ...] = (
 
 #: Axis position limits [rad] (datasheet: +-170, +-120, +-170, +-120, +-170, +-120, +-175 deg).
 JOINT_LIMITS_RAD: np.ndarray = np.deg2rad(
-    np.array([[-170, 170], [-120, 120], [-170, 170], [-120, 120], [-170, 170], [-120, 120], [-175, 175]], float)
+    np.array(
+        [[-170, 170], [-120, 120], [-170, 170], [-120, 120], [-170, 170], [-120, 120], [-175, 175]], float
+    )
 )
 #: Maximum axis speeds [rad/s] (datasheet iiwa 7 R800: 98, 98, 100, 130, 140, 180, 180 deg/s).
 JOINT_VEL_LIMITS_RAD_S: np.ndarray = np.deg2rad(np.array([98, 98, 100, 130, 140, 180, 180], float))

