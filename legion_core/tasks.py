@@ -257,6 +257,10 @@ _TASKS: tuple[TaskSpec, ...] = (
         "peg",
         _offset(0.11, 0.0, 0.0),
         _near(0.07, a="obj_pos", source="peg-unplug-side: ||obj - target|| <= 0.07"),
+        max_episode_steps=200,
+        notes="200 steps, not the paper's 150: the scripted expert grips with effort 0.1 and often needs a "
+        "second grasp; it passes 150 steps on ~20% of Sawyer episodes and more on the KUKA (tighter tracking, "
+        "so the hand stops higher on the peg before pulling)",
     ),
     TaskSpec(
         "window-open",
