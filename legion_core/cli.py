@@ -138,6 +138,63 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if mean >= args.min_success else 1
 
 
+# ---------------------------------------------------------------------------------------------- train
+def _setup_logging(run_dir: Path | None) -> None:
+    import logging
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from legion_core import trainer as tr
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        _setup_logging(run_dir)
+        rep = tr.resume(run_dir, progress=not args.quiet, max_env_steps=args.max_env_steps)
+    else:
+        if not args.preset:
+            print("legion train: give --preset presets/<name>.yaml (or --resume RUN_DIR)", file=sys.stderr)
+            return 2
+        cfg = tr.load_config(args.preset, args.overrides)
+        if args.max_env_steps is not None:
+            cfg.max_env_steps = args.max_env_steps
+        run_dir = Path(args.run_dir) if args.run_dir else tr.new_run_dir(cfg, args.runs_dir)
+        if (run_dir / "checkpoint").exists():
+            print(
+                f"{run_dir} already holds a run; continue it with: legion train --resume {run_dir}",
+                file=sys.stderr,
+            )
+            return 2
+        _setup_logging(run_dir)
+        tr.save_resolved_config(cfg, run_dir, args.preset, args.overrides)
+        rep = tr.Trainer(cfg, run_dir, progress=not args.quiet).run()
+    m = rep["metrics"]
+    print(f"run: {rep['run_dir']}  ({'finished' if rep['finished'] else 'stopped, resumable'})")
+    print(f"env steps {rep['env_steps']}, updates {rep['gradient_updates']}, wall {rep['wall_time_s']:.0f} s")
+    print(
+        f"average performance {m.get('average_performance')}, forgetting {m.get('forgetting', {}).get('value')}"
+    )
+    print(
+        f"replay: {rep['replay']['policy']} {rep['replay']['note']}; demonstrations used: {rep['demonstrations']['used']}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from legion_core.report import render_report
+
+    for p in render_report(args.run_dir):
+        print(f"wrote {p}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- bench
 def cmd_bench_envs(args: argparse.Namespace) -> int:
     from legion_core.evaluation import parity_report
@@ -249,6 +306,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-success", type=float, default=0.8, help="exit non-zero below this mean success")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser(
+        "train",
+        help="train LEGION over a task stream from a preset (resumable)",
+        formatter_class=_F,
+        description="Train the LEGION agent (SAC + VAE task encoder + DPMM knowledge space) on a task stream.\n"
+        "Presets (presets/*.yaml) hold every setting; key=value overrides follow them; the resolved config is\n"
+        "saved as RUN_DIR/config.yaml. Checkpoints (episode boundaries) make a killed run resumable exactly.\n\n"
+        "examples:\n"
+        "  legion train --preset presets/smoke.yaml\n"
+        "  legion train --preset presets/kuka-3skill.yaml steps_per_task=30000 agent.batch_size=256\n"
+        "  legion train --preset presets/kuka-3skill.yaml --max-env-steps 20000   # stop resumably\n"
+        "  legion train --resume runs/kuka-3skill-20261126-210000",
+    )
+    s.add_argument("--preset", help="presets/<name>.yaml")
+    s.add_argument(
+        "overrides", nargs="*", help="key=value overrides, dotted for nesting (agent.beta_kl=0.002)"
+    )
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    s.add_argument("--run-dir", help="run directory (default runs/<name>-<timestamp>)")
+    s.add_argument("--runs-dir", default="runs", help="parent of new run directories")
+    s.add_argument("--max-env-steps", type=int, default=None, help="stop resumably after this many env steps")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "report",
+        help="render a run's plots: success curves, success matrix, latent space",
+        formatter_class=_F,
+        description="Render PNG plots of a training run into RUN_DIR/plots/.\n\nexample:\n  legion report runs/smoke-...",
+    )
+    s.add_argument("run_dir")
+    s.set_defaults(func=cmd_report)
 
     b = sub.add_parser(
         "bench",
