@@ -195,6 +195,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- export/inspect
+def cmd_export(args: argparse.Namespace) -> int:
+    from legion_core.bundle import load
+    from legion_core.export import export_run, inspect_text
+
+    out = export_run(
+        args.run_dir,
+        args.output,
+        name=args.name,
+        checkpoint=args.checkpoint,
+        eval_episodes=args.eval_episodes,
+        progress=not args.quiet,
+    )
+    print(inspect_text(load(out)))
+    print(f"\nwrote {out}/bundle.yaml, weights.safetensors, MODEL_CARD.md, run/")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from legion_core.bundle import BundleError, load
+    from legion_core.export import inspect_text
+
+    try:
+        b = load(args.bundle)
+    except BundleError as e:
+        print(f"invalid bundle: {e}", file=sys.stderr)
+        return 1
+    print(inspect_text(b))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- bench
 def cmd_bench_envs(args: argparse.Namespace) -> int:
     from legion_core.evaluation import parity_report
@@ -339,6 +370,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("run_dir")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser(
+        "export",
+        help="freeze a trained run into a policy bundle (bundle.yaml + safetensors + model card)",
+        formatter_class=_F,
+        description="Export a run's agent as a self-describing policy bundle and evaluate every skill through\n"
+        "the bundle's own numpy inference path on held-out placements.\n\n"
+        "example:\n  legion export runs/kuka-3skill -o models/legion-kuka-3skill",
+    )
+    s.add_argument("run_dir")
+    s.add_argument("-o", "--output", required=True, help="bundle directory, e.g. models/<name>")
+    s.add_argument("--name", help="bundle name (default: the output directory's name)")
+    s.add_argument("--checkpoint", default="checkpoint/agent.pt", help="agent file inside the run directory")
+    s.add_argument("--eval-episodes", type=int, default=50, help="deterministic episodes per skill")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser(
+        "inspect",
+        help="validate a policy bundle and print its contract",
+        formatter_class=_F,
+        description="Load a bundle with full validation (schema, shapes, hashes, version) and print what it\n"
+        "expects and can do.\n\nexample:\n  legion inspect models/legion-kuka-3skill",
+    )
+    s.add_argument("bundle")
+    s.set_defaults(func=cmd_inspect)
 
     b = sub.add_parser(
         "bench",

@@ -1,0 +1,137 @@
+"""Policy bundles: export -> load -> identical actions, and a clear error for every kind of damage."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from legion_core import bundle as B
+from legion_core.agent.agent import LegionAgent
+from legion_core.agent.config import AgentConfig
+from legion_core.export import build_contract, inspect_text, model_card
+from legion_core.trainer import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(name="t", tasks=["reach", "drawer-close"])
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump({"preset": "presets/x.yaml", "config": dataclasses.asdict(cfg)})
+    )
+    agent = LegionAgent(AgentConfig(seed=3))
+    # Give the DPMM something to summarise.
+    rng = np.random.default_rng(0)
+    agent.fit_dpmm(np.concatenate([rng.normal(0, 0.01, (300, 10)), rng.normal(1, 0.01, (300, 10))]))
+    contract, emb = build_contract(run_dir, agent, dataclasses.asdict(cfg), {"env_steps": 0}, "t")
+    out = tmp_path_factory.mktemp("bundle") / "t"
+    B.write_bundle(out, contract, B.agent_weights(agent, emb))
+    return agent, emb, out
+
+
+def test_round_trip_same_actions_as_training_agent(exported):
+    agent, emb, out = exported
+    b = B.load(out)
+    assert b.skill_names == ["reach", "drawer-close"]
+    rng = np.random.default_rng(1)
+    obs = rng.uniform([-0.5, 0.4, 0.0] * 4, [0.5, 1.0, 0.4] * 4, size=(200, 12)).astype(np.float32)
+    for k, name in enumerate(b.skill_names):
+        ours = b.policy(name).act(obs)
+        ref = agent.act(obs, emb[k], deterministic=True)
+        np.testing.assert_allclose(ours, ref, atol=1e-5)
+        # batch-1 calls and named-field calls agree with the batch
+        np.testing.assert_allclose(b.policy(name).act(obs[0]), ours[0], atol=1e-6)
+        fields = b.layout.extract(obs[0].astype(np.float64))
+        np.testing.assert_allclose(b.policy(name).act(fields), ours[0], atol=1e-5)
+    # free-text embedding path: the skill's own embedding reproduces the skill
+    np.testing.assert_allclose(
+        b.policy(embedding=emb[1]).act(obs), b.policy("drawer-close").act(obs), atol=1e-6
+    )
+
+
+def test_contract_content_and_inspect(exported):
+    _, _, out = exported
+    b = B.load(out)
+    c = b.contract
+    assert c["observation"]["frame"] == "sim_world" and c["action"]["delta_xyz_scale_m_per_step"] == 0.01
+    assert c["dpmm"]["K"] == 2 and len(c["dpmm"]["means"]) == 2
+    assert c["skills"][1]["goal"]["kind"] == "object_offset"
+    text = inspect_text(b)
+    assert "drawer-close" in text and "legion12" in text
+    assert "Demonstrations used" in model_card(b)
+    with pytest.raises(KeyError, match="drawer-close"):
+        b.policy("door-open")
+
+
+def _copy(out, tmp_path):
+    d = tmp_path / "b"
+    shutil.copytree(out, d)
+    return d
+
+
+def _edit_contract(d, fn):
+    c = yaml.safe_load((d / "bundle.yaml").read_text())
+    fn(c)
+    (d / "bundle.yaml").write_text(yaml.safe_dump(c))
+
+
+def test_corrupted_weights_fail_on_hash(exported, tmp_path):
+    d = _copy(exported[2], tmp_path)
+    raw = bytearray((d / B.WEIGHTS_FILE).read_bytes())
+    raw[-100] ^= 0xFF
+    (d / B.WEIGHTS_FILE).write_bytes(bytes(raw))
+    with pytest.raises(B.BundleError, match=r"files\.weights\.safetensors.*sha256 mismatch"):
+        B.load(d)
+
+
+def test_truncated_weights_fail_clearly(exported, tmp_path):
+    d = _copy(exported[2], tmp_path)
+    raw = (d / B.WEIGHTS_FILE).read_bytes()
+    (d / B.WEIGHTS_FILE).write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(B.BundleError, match="weights.safetensors"):
+        B.load(d)
+    # even with hash checks off, a truncated file is refused, not half-loaded
+    with pytest.raises(B.BundleError, match="cannot be read"):
+        B.load(d, check_hashes=False)
+
+
+def test_missing_field(exported, tmp_path):
+    d = _copy(exported[2], tmp_path)
+    _edit_contract(d, lambda c: c["action"].pop("delta_xyz_scale_m_per_step"))
+    with pytest.raises(B.BundleError, match=r"action\.delta_xyz_scale_m_per_step.*missing.*Fix"):
+        B.load(d)
+
+
+def test_wrong_shape(exported, tmp_path):
+    d = _copy(exported[2], tmp_path)
+    _edit_contract(d, lambda c: c["network"].__setitem__("actor_hidden", 256))
+    with pytest.raises(B.BundleError, match=r"weights\.actor\.l0\.weight.*shape"):
+        B.load(d)
+
+
+def test_unknown_format_version(exported, tmp_path):
+    d = _copy(exported[2], tmp_path)
+    _edit_contract(d, lambda c: c.__setitem__("format_version", 99))
+    with pytest.raises(B.BundleError, match="format_version.*99"):
+        B.load(d)
+
+
+def test_missing_weights_and_not_a_bundle(exported, tmp_path):
+    d = _copy(exported[2], tmp_path)
+    (d / B.WEIGHTS_FILE).unlink()
+    with pytest.raises(B.BundleError, match="missing"):
+        B.load(d)
+    with pytest.raises(B.BundleError, match="bundle.yaml.*not found"):
+        B.load(tmp_path)
+    with pytest.raises(B.BundleError, match="not a directory"):
+        B.load(tmp_path / "nope")
+
+
+def test_no_pickle_in_bundle(exported):
+    _, _, out = exported
+    for f in out.iterdir():
+        assert f.suffix in (".yaml", ".safetensors", ".md"), f
