@@ -257,6 +257,25 @@ def cmd_bench_sim2real(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_inference(args: argparse.Namespace) -> int:
+    from legion_core.bench_inference import run_bench
+
+    rep = run_bench(args.bundle, calls=args.calls, skill=args.skill)
+    o, u = rep["original_eager_torch_sampled_z"], rep["ours_numpy_z_mean"]
+    print(f"batch-1 latency, {u['calls']} calls each, skill {rep['skill']}:")
+    print(
+        f"  original (eager torch, sampled z): median {o['median_us']:.1f} us  p99 {o['p99_us']:.1f} us  max {o['max_us']:.0f} us"
+    )
+    print(
+        f"  ours (numpy, z = mean):            median {u['median_us']:.1f} us  p99 {u['p99_us']:.1f} us  max {u['max_us']:.0f} us"
+    )
+    print(
+        f"  speedup: {rep['speedup_median']:.1f}x median, {rep['speedup_p99']:.1f}x p99; targets met: {rep['meets_targets']}"
+    )
+    _write_json(rep, args.output)
+    return 0
+
+
 def cmd_bench_train(args: argparse.Namespace) -> int:
     rep = _bench_module("legion_core.agent.bench_train", "run_bench")(device=args.device)
     print(json.dumps(rep, indent=2, default=float))
@@ -425,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calls", type=int, default=10000)
     s.add_argument("-o", "--output", default="out/bench_sim2real.json")
     s.set_defaults(func=cmd_bench_sim2real)
+    s = bsub.add_parser("inference", help="batch-1 latency: original eager-torch graph vs our numpy path")
+    s.add_argument("bundle", help="bundle directory, e.g. models/legion-kuka-3skill")
+    s.add_argument("--calls", type=int, default=10000)
+    s.add_argument("--skill", default=None)
+    s.add_argument("-o", "--output", default="out/bench_inference.json")
+    s.set_defaults(func=cmd_bench_inference)
     s = bsub.add_parser("train", help="LEGION update rate vs stable-baselines3 SAC, env steps/s, DPMM refit")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("-o", "--output", default="out/bench_train.json")

@@ -484,6 +484,17 @@ class Trainer:
                     if self.global_step >= stop_at and self.local_step < cfg.steps_per_task:
                         stopped_early = True
                         break
+                if not self.progress and self.local_step % 2500 == 0:
+                    elapsed = max(time.perf_counter() - t_start, 1e-9)
+                    log.info(
+                        "%s: step %d/%d (global %d), %.1f updates/s, last eval success %.2f",
+                        name,
+                        self.local_step,
+                        cfg.steps_per_task,
+                        self.global_step,
+                        self.updates / elapsed,
+                        last_success,
+                    )
                 if self.progress and self.global_step % 200 == 0:
                     elapsed = max(time.perf_counter() - t_start, 1e-9)
                     bar.set_postfix(
