@@ -18,7 +18,7 @@ export TRANSFORMERS_OFFLINE := 1
 # Offscreen rendering for videos (software EGL works on headless machines).
 export MUJOCO_GL ?= egl
 
-.PHONY: venv demo test test-fast lint format bench clean-venv
+.PHONY: venv ws demo test test-fast lint format bench clean-venv
 
 $(STAMP): $(REQS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,15 @@ $(STAMP): $(REQS)
 
 venv: $(STAMP)
 
-demo: venv
+# ROS 2 workspace (legion_msgs interfaces + legion_ros nodes) built with colcon against the venv's ROS
+# wheels; skipped when ros2_ws/src is unchanged.
+ws: venv
+	@scripts/build_ws.sh
+
+demo: ws
 	$(BIN)/legion demo
 
-test: venv
+test: ws
 	$(BIN)/python -m pytest -q
 
 # Fast subset for development: no slow, ROS or end-to-end tests.
