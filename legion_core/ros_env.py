@@ -1,0 +1,71 @@
+"""Make the built ROS 2 workspace (ros2_ws/install) usable from this Python process and its children,
+without `source install/setup.bash`: what `legion launch`, `legion run`, the benchmarks and the tests use.
+
+On a robot PC with a full ROS 2 install, source the workspace's setup.bash instead; nothing here is needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL = REPO / "ros2_ws" / "install"
+
+
+class WorkspaceNotBuilt(RuntimeError):
+    pass
+
+
+def site_packages(install: Path = INSTALL) -> Path:
+    return install / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def child_env(install: Path = INSTALL, base: dict | None = None) -> dict[str, str]:
+    """Environment for a child process that runs LEGION nodes (loopback DDS forced)."""
+    env = dict(os.environ if base is None else base)
+
+    def prepend(key: str, value: str) -> None:
+        env[key] = value + (os.pathsep + env[key] if env.get(key) else "")
+
+    prepend("PYTHONPATH", str(site_packages(install)))
+    prepend("LD_LIBRARY_PATH", str(install / "lib"))
+    prepend("AMENT_PREFIX_PATH", str(install))
+    prepend("PATH", str(Path(sys.executable).parent))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def ensure_workspace(install: Path = INSTALL) -> Path:
+    """Import path + shared libraries of the workspace for THIS process. The generated message libraries
+    are found by the dynamic loader only through LD_LIBRARY_PATH, which a running process cannot change:
+    preloading them with RTLD_GLOBAL makes their sonames resolvable for the typesupport modules."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    sp = site_packages(install)
+    if not (sp / "legion_msgs").exists():
+        raise WorkspaceNotBuilt(
+            f"{install} has no legion_msgs: build the workspace with `make ws` (scripts/build_ws.sh)"
+        )
+    if str(sp) not in sys.path:
+        sys.path.insert(0, str(sp))
+    lib = install / "lib"
+    pending = sorted(lib.glob("*.so"))
+    # Load in dependency order by retrying: generator_c before typesupport, etc.
+    for _ in range(len(pending)):
+        failed = []
+        for so in pending:
+            try:
+                ctypes.CDLL(str(so), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                failed.append(so)
+        if not failed or len(failed) == len(pending):
+            break
+        pending = failed
+    prefix = os.environ.get("AMENT_PREFIX_PATH", "")
+    if str(install) not in prefix.split(os.pathsep):
+        os.environ["AMENT_PREFIX_PATH"] = str(install) + (os.pathsep + prefix if prefix else "")
+    return install

@@ -1,0 +1,155 @@
+"""The MuJoCo digital twin of the iiwa, without ROS (issue 6, twin_node).
+
+The KUKA embodiment in `joint_position` mode (no mocap: 7 position servos) with a task scene, advanced in
+simulated time by the caller (the node ties it to the wall clock). It offers what the real cell offers:
+joint states by the driver's joint names, camera detections of the scene objects in the camera frame of
+the calibration (with optional position noise, latency and drop-outs), joint position targets and a
+gripper opening command in, reset to a task/placement, and a success report from Meta-World's own task
+code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from legion_core.envs.factory import TaskEnv
+from legion_core.tasks import get_task
+from sim2real.calibration import Calibration
+from sim2real.frames import R_to_quat
+
+PHYSICS_DT_S = 0.0025  # Meta-World's MuJoCo timestep
+
+
+@dataclass
+class TwinDetection:
+    label: str
+    position_m: tuple[float, float, float]
+    quat_wxyz: tuple[float, float, float, float]
+    stamp: float
+    confidence: float
+
+
+@dataclass
+class TwinConfig:
+    detection_noise_m: float = 0.0
+    """Std [m] of Gaussian noise on each detected position (camera frame)."""
+    detection_latency_s: float = 0.0
+    """Detections describe the scene this long [s] ago and carry that stamp."""
+    detection_dropout: float = 0.0
+    """Probability that one detection is missing from a camera frame."""
+    seed: int = 0
+    """Seed of the noise/drop-out stream and of the placements (metaworld.MT1 seed)."""
+
+
+class DigitalTwin:
+    def __init__(self, calibration: Calibration, task: str = "drawer-close", variation: int = 0,
+                 config: TwinConfig | None = None) -> None:  # fmt: skip
+        self.cal = calibration
+        self.config = config or TwinConfig()
+        self.rng = np.random.default_rng(self.config.seed)
+        T = calibration.T_sim_camera
+        self._R_cam_sim = T.R.T
+        self._p_sim_cam = T.p
+        self._quat_marker_cam = tuple(R_to_quat(self._R_cam_sim).tolist())  # marker axes = sim_world axes
+        self.joint_names = list(calibration.robot_joint_names)
+        self.env: TaskEnv | None = None
+        self._history: deque = deque(maxlen=512)  # (sim_time, {label: p_sim})
+        self.reset(task, variation)
+
+    # -- scene ---------------------------------------------------------------------------------------------
+    def reset(self, task: str, variation: int = 0) -> None:
+        spec = get_task(task)
+        if self.env is None or self.env.spec.name != spec.name:
+            if self.env is not None:
+                self.env.close()
+            self.env = TaskEnv(spec, "kuka", seed=self.config.seed, control_mode="joint_position")
+        self.spec = spec
+        self.env.reset(variation)
+        self.variation = variation
+        self.sim_time = 0.0
+        self._acc = 0.0
+        self.q_target = self.env.env.arm_qpos
+        self.gripper_action = -1.0
+        self._history.clear()
+        self._record()
+        self.success_latched = False
+
+    # -- commands ------------------------------------------------------------------------------------------
+    def set_joint_targets(self, q: np.ndarray) -> None:
+        self.q_target = np.asarray(q, float)
+        self.env.env.set_joint_targets(self.q_target)
+
+    def set_gripper_opening(self, opening_m: float) -> None:
+        """Finger opening [m] -> Meta-World's gripper action (-1 open .. +1 closed) via the calibration's range."""
+        lo, hi = self.cal.gripper_open_m, self.cal.gripper_closed_m
+        a = -1.0 + 2.0 * (float(opening_m) - lo) / (hi - lo) if hi != lo else -1.0
+        self.gripper_action = float(np.clip(a, -1.0, 1.0)) if math.isfinite(a) else self.gripper_action
+
+    # -- time ------------------------------------------------------------------------------------------------
+    def advance(self, dt_s: float) -> int:
+        """Advance the simulation by dt_s [s] (whole physics steps; the remainder carries over)."""
+        self._acc += max(0.0, float(dt_s))
+        n = int(self._acc / PHYSICS_DT_S)
+        if n <= 0:
+            return 0
+        n = min(n, 400)  # at most 1 s per call: a stalled process must not fast-forward the world
+        self._acc -= n * PHYSICS_DT_S
+        self.env.env.do_simulation([self.gripper_action, -self.gripper_action], n)
+        self.sim_time += n * PHYSICS_DT_S
+        self._record()
+        return n
+
+    def _scene_points(self) -> dict[str, np.ndarray]:
+        obs = self.env.env._get_obs()
+        pts = {self.spec.object_label: obs[4:7].copy()}
+        if self.spec.goal.kind == "marker":
+            pts[self.spec.goal.marker_label] = obs[36:39].copy()
+        return pts
+
+    def _record(self) -> None:
+        self._history.append((self.sim_time, self._scene_points()))
+
+    # -- sensors ---------------------------------------------------------------------------------------------
+    def joint_state(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        return self.joint_names, self.env.env.arm_qpos, self.env.env.arm_qvel
+
+    def gripper_opening_m(self) -> float:
+        d = self.env.env.data
+        return float(np.linalg.norm(d.body("rightclaw").xpos - d.body("leftclaw").xpos))
+
+    def detections(self, now: float) -> list[TwinDetection]:
+        """Camera detections describing the scene `detection_latency_s` ago, stamped `now - latency`."""
+        cfg = self.config
+        t_seen = self.sim_time - cfg.detection_latency_s
+        snap = self._history[0][1]
+        for t, pts in self._history:
+            if t <= t_seen + 1e-9:
+                snap = pts
+        out = []
+        for label, p_sim in snap.items():
+            if cfg.detection_dropout > 0 and self.rng.random() < cfg.detection_dropout:
+                continue
+            p_cam = self._R_cam_sim @ (p_sim - self._p_sim_cam)
+            if cfg.detection_noise_m > 0:
+                p_cam = p_cam + self.rng.normal(0.0, cfg.detection_noise_m, 3)
+            out.append(TwinDetection(label, tuple(p_cam.tolist()), self._quat_marker_cam,
+                                     now - cfg.detection_latency_s, 1.0))  # fmt: skip
+        return out
+
+    def success(self) -> bool:
+        """Meta-World's own success check of the task on the current state (latched once reached)."""
+        obs = self.env.env._get_obs()
+        _, info = self.env.env.evaluate_state(obs, np.array([0.0, 0.0, 0.0, self.gripper_action]))
+        if info.get("success", 0.0) >= 1.0:
+            self.success_latched = True
+        return self.success_latched
+
+    def hand_pos_sim(self) -> np.ndarray:
+        return np.array(self.env.env.get_endeff_pos(), float)
+
+    def render(self):
+        return self.env.render()

@@ -1,0 +1,1 @@
+"""LEGION runtime ROS 2 nodes: thin wrappers around legion_core and sim2real."""

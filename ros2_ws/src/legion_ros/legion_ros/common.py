@@ -1,0 +1,161 @@
+"""Shared plumbing of the LEGION nodes: QoS profiles, declared-and-logged parameters, diagnostics and
+status publishing, stamps, and a `main()` with clean shutdown on SIGINT/SIGTERM.
+
+Only rclpy APIs that Humble (Python 3.10), Jazzy (3.12) and Kilted share are used.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# NETWORK RULE: every process that starts rclpy stays on loopback DDS unless the operator says otherwise
+# on purpose (a robot PC talking to a driver on another host sets LEGION_ALLOW_NETWORK=1).
+if os.environ.get("LEGION_ALLOW_NETWORK") != "1":
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Batch-1 numpy inference and IK are fastest single-threaded (no BLAS fork/join per small mat-vec).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+
+# QoS (docs/architecture.md): sensor streams best effort, shallow; commands reliable depth 1; the active
+# skill and status transient-local so that late joiners get the last value.
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# Topic names (remappable in the launch files).
+TOPIC_JOINT_STATES = "/joint_states"
+TOPIC_DETECTIONS = "/detections"
+TOPIC_GRIPPER_STATE = "/gripper_state"
+TOPIC_OBSERVATION = "/legion/observation"
+TOPIC_ACTIVE_SKILL = "/legion/active_skill"
+TOPIC_ACTION = "/legion/action"
+TOPIC_JOINT_COMMAND = "/joint_command"
+TOPIC_GRIPPER_COMMAND = "/gripper_command"
+TOPIC_COMMAND_REPORT = "/legion/command_sent"
+TOPIC_STATUS = "/legion/status"
+TOPIC_ESTOP = "/legion/estop"
+TOPIC_COMMAND_TEXT = "/legion/command"
+TOPIC_TWIN_SUCCESS = "/twin/success"
+
+
+def stamp_to_s(stamp) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def s_to_stamp(t: float, msg_cls=None):
+    from builtin_interfaces.msg import Time
+
+    sec = int(t // 1)
+    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+class LegionNode(Node):
+    """A Node with declared+described parameters logged at start, a status topic and diagnostics."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self._param_names: list[str] = []
+        self._status_pub = None
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+
+    def param(self, name: str, default: Any, description: str) -> Any:
+        """Declare a parameter with its description (shown by `ros2 param describe`) and return its value."""
+        self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self._param_names.append(name)
+        return self.get_parameter(name).value
+
+    def log_parameters(self) -> None:
+        lines = [f"  {n} = {self.get_parameter(n).value!r}" for n in self._param_names]
+        self.get_logger().info("parameters:\n" + "\n".join(lines))
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def publish_status(self, level: int, message: str, active_skill: str = "") -> None:
+        from legion_msgs.msg import RuntimeStatus
+
+        if self._status_pub is None:
+            self._status_pub = self.create_publisher(RuntimeStatus, TOPIC_STATUS, RELIABLE_QOS)
+        m = RuntimeStatus()
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.node = self.get_name()
+        m.level = int(level)
+        m.active_skill = active_skill
+        m.message = message
+        self._status_pub.publish(m)
+
+    def publish_diagnostics(self, level: int, message: str, values: dict[str, Any]) -> None:
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        st = DiagnosticStatus()
+        st.level = bytes([min(int(level), 2)])  # OK=0, WARN=1, ERROR=2
+        st.name = f"legion/{self.get_name()}"
+        st.hardware_id = "legion_runtime"
+        st.message = message
+        st.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
+        arr.status = [st]
+        self._diag_pub.publish(arr)
+
+
+class NodeStartupError(RuntimeError):
+    """A node refuses to start (invalid bundle, calibration, parameters); the message says why and how to fix."""
+
+
+def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None = None) -> int:
+    """Create the nodes, spin them on one SingleThreadedExecutor (the safe executor here: the
+    multi-threaded one misses timer deadlines, environment.md), and shut down cleanly on SIGINT/SIGTERM.
+    Returns the process exit code (1 when a node refused to start)."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    nodes: list[Node] = []
+    code = 0
+    executor = rclpy.executors.SingleThreadedExecutor()
+
+    def _stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        for make in factories:
+            node = make()
+            nodes.append(node)
+            executor.add_node(node)
+        executor.spin()
+    except NodeStartupError as e:
+        print(f"[legion] refusing to start: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            on_shutdown = getattr(node, "on_shutdown", None)
+            if on_shutdown is not None:
+                try:
+                    on_shutdown()
+                except Exception as e:  # noqa: BLE001 - shutdown must reach every node
+                    print(f"[legion] {node.get_name()} shutdown: {e}", file=sys.stderr)
+            executor.remove_node(node)
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code

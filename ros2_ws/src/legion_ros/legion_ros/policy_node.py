@@ -1,0 +1,100 @@
+"""policy_node: the frozen LEGION policy. Loads a bundle (refuses to start on an invalid one), follows the
+active skill, and turns each valid, fresh observation into an action stamped with the observation's stamp.
+Logic: legion_core.policy_runner (pure, unit-tested)."""
+
+from __future__ import annotations
+
+from legion_ros.common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    TOPIC_ACTION,
+    TOPIC_ACTIVE_SKILL,
+    TOPIC_OBSERVATION,
+    LegionNode,
+    NodeStartupError,
+    spin_nodes,
+    stamp_to_s,
+)
+
+
+class PolicyNode(LegionNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("policy_node", **kwargs)
+        from legion_msgs.msg import Observation, PolicyAction
+        from std_msgs.msg import String
+
+        from legion_core.bundle import BundleError, load
+        from legion_core.policy_runner import PolicyRunner
+
+        path = self.param("bundle", "", "policy bundle directory (models/<name>) [required]")
+        max_age = self.param("max_obs_age_s", 0.2, "observations older than this [s] are not acted on")
+        z_mode = self.param(
+            "z_mode", "mean", "latent used for acting: mean (deterministic) or sample (original)"
+        )
+        skill = self.param("skill", "", "skill active at start ('' = wait for /legion/active_skill)")
+        self.log_parameters()
+        if not path:
+            raise NodeStartupError(
+                "parameter 'bundle' is empty: pass bundle:=models/<name> to the launch file"
+            )
+        try:
+            bundle = load(path)
+        except BundleError as e:
+            raise NodeStartupError(f"invalid bundle {path}: {e}") from None
+        self.runner = PolicyRunner(bundle, max_obs_age_s=max_age, z_mode=z_mode)
+        self.get_logger().info(f"loaded bundle {bundle.contract['name']} with skills {bundle.skill_names}")
+        self._PolicyAction = PolicyAction
+        self.pub = self.create_publisher(PolicyAction, TOPIC_ACTION, RELIABLE_QOS)
+        self.create_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
+        self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
+        self._last_reason = ""
+        self._seq = 0
+        if skill:
+            self.on_skill(String(data=skill))
+        self.create_timer(1.0, self._diagnostics)
+
+    def on_skill(self, msg) -> None:
+        res = self.runner.set_skill(msg.data)
+        if res != "ok":
+            self.get_logger().error(res)
+            self.publish_status(4, res)
+        else:
+            self.get_logger().info(f"active skill: {msg.data or '(none)'}")
+            self.publish_status(0, f"active skill {msg.data or '(none)'}", msg.data)
+
+    def on_observation(self, msg) -> None:
+        d = self.runner.step(
+            msg.values, msg.valid, msg.reason, msg.skill, stamp_to_s(msg.header.stamp), self.now_s()
+        )
+        if d.action is None:
+            if d.reason != self._last_reason:  # log state changes, not every step
+                self.get_logger().warn(f"not acting: {d.reason}")
+                self.publish_status(1, f"not acting: {d.reason}", self.runner.skill or "")
+            self._last_reason = d.reason
+            return
+        if self._last_reason:
+            self.publish_status(0, "acting", self.runner.skill or "")
+            self._last_reason = ""
+        out = self._PolicyAction()
+        out.header.stamp = msg.header.stamp
+        out.header.frame_id = "sim_world"
+        out.skill = self.runner.skill or ""
+        out.action = [float(v) for v in d.action]
+        self._seq += 1
+        out.sequence = self._seq
+        self.pub.publish(out)
+
+    def _diagnostics(self) -> None:
+        self.publish_diagnostics(
+            0 if not self._last_reason else 1,
+            self._last_reason or "acting",
+            {"skill": self.runner.skill, "actions": self.runner.actions},
+        )
+
+
+def main(args=None) -> int:
+    return spin_nodes([PolicyNode], args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""real2sim_node: joint states + camera detections -> the policy's observation of the active skill, in the
+simulator frame, at the control rate, with validity and reason (logic: sim2real.real2sim)."""
+
+from __future__ import annotations
+
+from legion_ros.common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    TOPIC_ACTIVE_SKILL,
+    TOPIC_DETECTIONS,
+    TOPIC_GRIPPER_STATE,
+    TOPIC_JOINT_STATES,
+    TOPIC_OBSERVATION,
+    LegionNode,
+    NodeStartupError,
+    s_to_stamp,
+    spin_nodes,
+    stamp_to_s,
+)
+
+
+class Real2SimNode(LegionNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("real2sim_node", **kwargs)
+        from legion_msgs.msg import ObjectDetectionArray, Observation
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64, String
+
+        from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
+        from sim2real.real2sim import Real2Sim, Real2SimConfig
+
+        cal_path = self.param("calibration", "", "calibration YAML ('' = the simulated embodiment's)")
+        layout = self.param("layout", "legion12", "observation layout of the bundle")
+        rate = self.param("rate_hz", 50.0, "observation publishing rate [Hz]")
+        skill = self.param("skill", "", "skill active at start ('' = wait for /legion/active_skill)")
+        dfilter = self.param(
+            "detection_filter", "latest", "latest | median of the last median_window detections"
+        )
+        min_conf = self.param("min_confidence", 0.5, "detections below this confidence are dropped")
+        max_joint_age = self.param(
+            "max_joint_age_s", 0.1, "joint states older than this make the observation invalid [s]"
+        )
+        max_obj_age = self.param("max_object_age_s", 0.5, "object detections older than this are stale [s]")
+        self.log_parameters()
+        try:
+            cal = load_calibration(cal_path) if cal_path else sim_calibration()
+        except (CalibrationError, OSError) as e:
+            raise NodeStartupError(f"calibration: {e}") from None
+        self.cal = cal
+        self.cfg = Real2SimConfig(
+            detection_filter=dfilter,
+            min_confidence=min_conf,
+            max_joint_age_s=max_joint_age,
+            max_object_age_s=max_obj_age,
+        )
+        self._make = lambda spec: Real2Sim(cal, spec, layout, self.cfg)
+        self.r2s = None
+        self.layout = layout
+        self._Observation = Observation
+        self.pub = self.create_publisher(Observation, TOPIC_OBSERVATION, RELIABLE_QOS)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
+        self.create_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)
+        self.create_subscription(Float64, TOPIC_GRIPPER_STATE, self.on_gripper, SENSOR_QOS)
+        self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
+        self._pending_js = None
+        self._pending_grip = None
+        if skill:
+            self.on_skill(String(data=skill))
+        self.create_timer(1.0 / rate, self.on_tick)
+        self._last_reason = ""
+
+    def on_skill(self, msg) -> None:
+        from legion_core.tasks import UnknownTaskError
+
+        if not msg.data:
+            self.r2s = None
+            return
+        try:
+            if self.r2s is None:
+                self.r2s = self._make(msg.data)
+            else:
+                self.r2s.reset_skill(msg.data)
+        except (UnknownTaskError, ValueError) as e:
+            self.r2s = None
+            self.get_logger().error(f"cannot observe skill {msg.data!r}: {e}")
+            self.publish_status(4, f"cannot observe skill {msg.data!r}: {e}")
+            return
+        if self._pending_js is not None:
+            self.r2s.set_joint_state(*self._pending_js)
+        self.get_logger().info(f"observing for skill {msg.data}")
+
+    def on_joint_state(self, msg) -> None:
+        js = (list(msg.name), list(msg.position), stamp_to_s(msg.header.stamp))
+        self._pending_js = js
+        if self.r2s is not None:
+            self.r2s.set_joint_state(*js)
+
+    def on_gripper(self, msg) -> None:
+        if self.r2s is not None:
+            self.r2s.set_gripper(msg.data, self.now_s())
+
+    def on_detections(self, msg) -> None:
+        if self.r2s is None:
+            return
+        from sim2real.real2sim import Detection
+
+        dets = []
+        for d in msg.detections:
+            p, q = d.pose.position, d.pose.orientation
+            dets.append(
+                Detection(
+                    d.label,
+                    (p.x, p.y, p.z),
+                    (q.w, q.x, q.y, q.z),
+                    stamp_to_s(d.header.stamp),
+                    float(d.confidence),
+                )
+            )
+        self.r2s.add_detections(dets)
+
+    def on_tick(self) -> None:
+        if self.r2s is None:
+            return
+        ob = self.r2s.observe(self.now_s())
+        m = self._Observation()
+        if ob.stamp == ob.stamp:  # not NaN: the oldest live source, for end-to-end latency tracing
+            m.header.stamp = s_to_stamp(ob.stamp)
+        m.header.frame_id = "sim_world"
+        m.skill = ob.skill
+        m.layout = ob.layout
+        m.valid = bool(ob.valid)
+        m.reason = ob.reason
+        m.values = [float(v) for v in ob.vector] if ob.vector is not None else []
+        self.pub.publish(m)
+        if ob.reason != self._last_reason:
+            (self.get_logger().info if ob.valid else self.get_logger().warn)(f"observation: {ob.reason}")
+            self.publish_status(0 if ob.valid else 1, f"observation: {ob.reason}", ob.skill)
+            self._last_reason = ob.reason
+
+
+def main(args=None) -> int:
+    return spin_nodes([Real2SimNode], args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

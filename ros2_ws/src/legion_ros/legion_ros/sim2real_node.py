@@ -1,0 +1,188 @@
+"""sim2real_node: policy actions -> safe joint position commands at the command rate.
+
+Owns the safety layer (sim2real.supervisor: e-stop latch, joint-state and action watchdogs, hold; and
+sim2real.mapper: workspace box, IK, joint position/velocity limits, Cartesian speed). Publishes the command
+as trajectory_msgs/JointTrajectory (joint_trajectory_controller) or std_msgs/Float64MultiArray (forward
+position controller), the gripper opening, and a CommandReport with what was requested and what was sent.
+"""
+
+from __future__ import annotations
+
+from legion_ros.common import (
+    COMMAND_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    TOPIC_ACTION,
+    TOPIC_COMMAND_REPORT,
+    TOPIC_ESTOP,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_JOINT_COMMAND,
+    TOPIC_JOINT_STATES,
+    LegionNode,
+    NodeStartupError,
+    spin_nodes,
+    stamp_to_s,
+)
+
+INTERFACES = ("position_array", "trajectory")
+
+
+class Sim2RealNode(LegionNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim2real_node", **kwargs)
+        import numpy as np
+        from legion_msgs.msg import CommandReport, PolicyAction
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, Float64, Float64MultiArray
+        from std_srvs.srv import Trigger
+        from trajectory_msgs.msg import JointTrajectory
+
+        from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
+        from sim2real.mapper import MapperConfig, Sim2RealMapper
+        from sim2real.supervisor import Supervisor, SupervisorConfig
+
+        self._np = np
+        cal_path = self.param("calibration", "", "calibration YAML ('' = the simulated embodiment's)")
+        bundle = self.param("bundle", "", "bundle directory: its action scale and workspace box are used")
+        self.interface = self.param("command_interface", "position_array", "position_array | trajectory")
+        rate = self.param("command_rate_hz", 100.0, "joint command stream rate [Hz]")
+        timing = self.param("timing", "settle", "settle (next step when the arm reached the target) | stream")
+        policy_period = self.param("policy_period_s", 0.1, "stream timing: seconds per policy step")
+        vmax = self.param("max_tool_speed_m_s", 0.1, "Cartesian tool speed bound [m/s]")
+        vel_scale = self.param("joint_vel_scale", 0.5, "fraction of the datasheet joint speeds allowed")
+        js_timeout = self.param(
+            "joint_state_timeout_s", 0.1, "hold when joint states are older than this [s]"
+        )
+        act_timeout = self.param("action_timeout_s", 0.3, "hold when no new action for this long [s]")
+        self.log_parameters()
+        if self.interface not in INTERFACES:
+            raise NodeStartupError(f"command_interface must be one of {INTERFACES}, got {self.interface!r}")
+        try:
+            cal = load_calibration(cal_path) if cal_path else sim_calibration()
+        except (CalibrationError, OSError) as e:
+            raise NodeStartupError(f"calibration: {e}") from None
+        mcfg = dict(
+            command_period_s=1.0 / rate, timing=timing, policy_period_s=policy_period,
+            max_tool_speed_m_s=vmax, joint_vel_scale=vel_scale,
+        )  # fmt: skip
+        if bundle:
+            from legion_core.bundle import BundleError, load
+
+            try:
+                act = load(bundle).contract["action"]
+            except BundleError as e:
+                raise NodeStartupError(f"invalid bundle {bundle}: {e}") from None
+            mcfg.update(
+                action_scale_m=act["delta_xyz_scale_m_per_step"],
+                workspace_low_m=tuple(act["workspace_box_sim_m"]["low"]),
+                workspace_high_m=tuple(act["workspace_box_sim_m"]["high"]),
+            )
+        try:
+            mapper = Sim2RealMapper(cal, MapperConfig(**mcfg))
+            self.sup = Supervisor(mapper, SupervisorConfig(js_timeout, act_timeout))
+        except ValueError as e:
+            raise NodeStartupError(str(e)) from None
+        self.joint_names = list(mapper.robot_joint_names)
+        self._msgs = dict(JointTrajectory=JointTrajectory, Float64MultiArray=Float64MultiArray, Float64=Float64,
+                          CommandReport=CommandReport)  # fmt: skip
+        cmd_type = JointTrajectory if self.interface == "trajectory" else Float64MultiArray
+        self.cmd_pub = self.create_publisher(cmd_type, TOPIC_JOINT_COMMAND, COMMAND_QOS)
+        self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_COMMAND, COMMAND_QOS)
+        self.report_pub = self.create_publisher(CommandReport, TOPIC_COMMAND_REPORT, RELIABLE_QOS)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
+        self.create_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
+        self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
+        self.create_service(Trigger, "~/rearm", self.on_rearm)
+        self.period = 1.0 / rate
+        self.create_timer(self.period, self.on_tick)
+        self.create_timer(1.0, self.on_diagnostics)
+        self._last_level, self._last_reason = -1, ""
+        self.commands_sent = 0
+
+    def on_joint_state(self, msg) -> None:
+        self.sup.on_joint_state(list(msg.name), list(msg.position), self.now_s())
+
+    def on_action(self, msg) -> None:
+        self.sup.on_action(list(msg.action), msg.sequence, stamp_to_s(msg.header.stamp), self.now_s())
+
+    def on_estop(self, msg) -> None:
+        if msg.data:
+            self.sup.estop("e-stop topic")
+            self.get_logger().error("E-STOP latched: holding position; call ~/rearm to continue")
+
+    def on_rearm(self, _req, resp):
+        resp.success, resp.message = self.sup.rearm(self.now_s())
+        self.get_logger().info(f"rearm: {resp.message}")
+        return resp
+
+    def on_tick(self) -> None:
+        now = self.now_s()
+        tk = self.sup.tick(now)
+        if tk.level != self._last_level or (
+            tk.level and tk.reason.split(":")[0] != self._last_reason.split(":")[0]
+        ):
+            log = self.get_logger().info if tk.level == 0 else self.get_logger().warn
+            log(tk.reason)
+            self.publish_status(tk.level, tk.reason)
+            self._last_level, self._last_reason = tk.level, tk.reason
+        if tk.q_cmd is None:
+            return
+        self._publish_command(tk.q_cmd, tk.source_stamp)
+        if tk.gripper_m is not None:
+            self.grip_pub.publish(self._msgs["Float64"](data=float(tk.gripper_m)))
+        if tk.new_command is not None or tk.level:
+            self._publish_report(tk)
+
+    def _publish_command(self, q, source_stamp: float) -> None:
+        if self.interface == "trajectory":
+            from builtin_interfaces.msg import Duration
+            from trajectory_msgs.msg import JointTrajectoryPoint
+
+            m = self._msgs["JointTrajectory"]()
+            m.header.stamp = self.get_clock().now().to_msg()
+            m.joint_names = self.joint_names
+            pt = JointTrajectoryPoint(positions=[float(v) for v in q])
+            pt.time_from_start = Duration(sec=0, nanosec=int(self.period * 1e9))
+            m.points = [pt]
+        else:
+            m = self._msgs["Float64MultiArray"](data=[float(v) for v in q])
+        self.cmd_pub.publish(m)
+        self.commands_sent += 1
+
+    def _publish_report(self, tk) -> None:
+        from legion_ros.common import s_to_stamp
+
+        r = self._msgs["CommandReport"]()
+        st = tk.source_stamp
+        if st == st:  # not NaN
+            r.header.stamp = s_to_stamp(st)
+        r.header.frame_id = "base"
+        r.joint_names = self.joint_names
+        c = tk.new_command
+        r.q_requested = [float(v) for v in (c.q_target if c is not None else tk.q_cmd)]
+        r.q_sent = [float(v) for v in tk.q_cmd]
+        r.gripper_opening_m = float(tk.gripper_m or 0.0)
+        r.limits_hit = list(tk.limits_hit)
+        r.ik_residual_m = float(c.ik_residual_m) if c is not None else 0.0
+        r.hold = tk.level >= 2
+        r.reason = tk.reason
+        self.report_pub.publish(r)
+
+    def on_diagnostics(self) -> None:
+        self.publish_diagnostics(
+            min(self._last_level, 2) if self._last_level >= 0 else 1,
+            self._last_reason or "starting",
+            {
+                "commands_sent": self.commands_sent,
+                "estop": self.sup.estop_reason or "no",
+                "interface": self.interface,
+            },
+        )
+
+
+def main(args=None) -> int:
+    return spin_nodes([Sim2RealNode], args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

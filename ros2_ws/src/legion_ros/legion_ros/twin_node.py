@@ -1,0 +1,167 @@
+"""twin_node: the MuJoCo digital twin of the iiwa (joint_position mode) standing in for the robot and the
+camera: publishes joint states (default 200 Hz) and detections (default 30 Hz, with noise / latency /
+drop-outs), takes the joint and gripper commands sim2real_node sends, offers reset-to-task and a success
+report. Logic: legion_core.twin.DigitalTwin."""
+
+from __future__ import annotations
+
+import time
+
+from legion_ros.common import (
+    COMMAND_QOS,
+    LATCHED_QOS,
+    SENSOR_QOS,
+    TOPIC_DETECTIONS,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_GRIPPER_STATE,
+    TOPIC_JOINT_COMMAND,
+    TOPIC_JOINT_STATES,
+    TOPIC_TWIN_SUCCESS,
+    LegionNode,
+    NodeStartupError,
+    s_to_stamp,
+    spin_nodes,
+)
+
+
+class TwinNode(LegionNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("twin_node", **kwargs)
+        from legion_msgs.msg import ObjectDetectionArray
+        from legion_msgs.srv import ResetTask
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, Float64, Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
+
+        from legion_core.tasks import UnknownTaskError
+        from legion_core.twin import DigitalTwin, TwinConfig
+        from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
+
+        cal_path = self.param("calibration", "", "calibration YAML of the simulated cell ('' = built-in)")
+        task = self.param("task", "drawer-close", "task scene (registry name)")
+        variation = self.param("variation", 0, "placement index 0-49 of the seeded Meta-World variations")
+        seed = self.param("seed", 0, "seed of the placements and of the sensor noise")
+        js_rate = self.param("joint_state_rate_hz", 200.0, "joint state publishing rate [Hz]")
+        det_rate = self.param("detection_rate_hz", 30.0, "camera detection rate [Hz]")
+        noise = self.param("detection_noise_m", 0.0, "std of detection position noise [m]")
+        latency = self.param("detection_latency_s", 0.0, "detection latency [s]")
+        dropout = self.param("detection_dropout", 0.0, "probability a detection is missing from a frame")
+        iface = self.param("command_interface", "position_array", "position_array | trajectory")
+        self.real_time_factor = self.param("real_time_factor", 1.0, "simulated seconds per wall second")
+        self.log_parameters()
+        try:
+            cal = load_calibration(cal_path) if cal_path else sim_calibration()
+            self.twin = DigitalTwin(cal, task, variation, TwinConfig(noise, latency, dropout, seed))
+        except (CalibrationError, UnknownTaskError, OSError, ValueError) as e:
+            raise NodeStartupError(str(e)) from None
+        self._JointState, self._Float64, self._Bool = JointState, Float64, Bool
+        self._Det = ObjectDetectionArray
+        self.js_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR_QOS)
+        self.det_pub = self.create_publisher(ObjectDetectionArray, TOPIC_DETECTIONS, SENSOR_QOS)
+        self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_STATE, SENSOR_QOS)
+        self.success_pub = self.create_publisher(Bool, TOPIC_TWIN_SUCCESS, LATCHED_QOS)
+        if iface == "trajectory":
+            self.create_subscription(JointTrajectory, TOPIC_JOINT_COMMAND, self.on_trajectory, COMMAND_QOS)
+        else:
+            self.create_subscription(Float64MultiArray, TOPIC_JOINT_COMMAND, self.on_array, COMMAND_QOS)
+        self.create_subscription(Float64, TOPIC_GRIPPER_COMMAND, self.on_gripper, COMMAND_QOS)
+        self.create_service(ResetTask, "~/reset_task", self.on_reset)
+        self._wall_last = time.monotonic()
+        self.create_timer(1.0 / js_rate, self.on_physics)
+        self.create_timer(1.0 / det_rate, self.on_camera)
+        self.create_timer(0.1, self.on_success)
+        self._success = None
+        self.commands = 0
+
+    def _apply(self, q) -> None:
+        if len(q) != 7:
+            self.get_logger().warn(f"ignoring joint command with {len(q)} values (need 7)")
+            return
+        try:
+            self.twin.set_joint_targets(q)
+            self.commands += 1
+        except ValueError as e:
+            self.get_logger().error(f"ignoring joint command: {e}")
+
+    def on_array(self, msg) -> None:
+        self._apply(list(msg.data))
+
+    def on_trajectory(self, msg) -> None:
+        if not msg.points:
+            return
+        order = {n: i for i, n in enumerate(msg.joint_names)}
+        try:
+            q = [msg.points[-1].positions[order[n]] for n in self.twin.joint_names]
+        except KeyError:
+            self.get_logger().error(
+                f"trajectory joint names {list(msg.joint_names)} != {self.twin.joint_names}"
+            )
+            return
+        self._apply(q)
+
+    def on_gripper(self, msg) -> None:
+        self.twin.set_gripper_opening(msg.data)
+
+    def on_reset(self, req, resp):
+        from legion_core.tasks import UnknownTaskError
+
+        try:
+            self.twin.reset(req.task or self.twin.spec.name, int(req.variation))
+            resp.success, resp.message = True, f"reset to {self.twin.spec.name} variation {req.variation}"
+            self._success = None
+        except (UnknownTaskError, ValueError) as e:
+            resp.success, resp.message = False, str(e)
+        self.get_logger().info(resp.message)
+        return resp
+
+    def on_physics(self) -> None:
+        now_wall = time.monotonic()
+        self.twin.advance((now_wall - self._wall_last) * self.real_time_factor)
+        self._wall_last = now_wall
+        names, q, qd = self.twin.joint_state()
+        m = self._JointState()
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.name = names
+        m.position = [float(v) for v in q]
+        m.velocity = [float(v) for v in qd]
+        self.js_pub.publish(m)
+
+    def on_camera(self) -> None:
+        from legion_msgs.msg import ObjectDetection
+
+        now = self.now_s()
+        arr = self._Det()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.header.frame_id = self.twin.cal.frame_ids.get("camera", "camera")
+        for d in self.twin.detections(now):
+            od = ObjectDetection()
+            od.header.stamp = s_to_stamp(d.stamp)
+            od.header.frame_id = arr.header.frame_id
+            od.label = d.label
+            od.pose.position.x, od.pose.position.y, od.pose.position.z = d.position_m
+            o = od.pose.orientation
+            o.w, o.x, o.y, o.z = d.quat_wxyz
+            od.confidence = float(d.confidence)
+            arr.detections.append(od)
+        self.det_pub.publish(arr)
+        self.grip_pub.publish(self._Float64(data=self.twin.gripper_opening_m()))
+
+    def on_success(self) -> None:
+        s = self.twin.success()
+        if s != self._success:
+            self.success_pub.publish(self._Bool(data=bool(s)))
+            if s:
+                self.get_logger().info(
+                    f"task {self.twin.spec.name} succeeded at t={self.twin.sim_time:.2f} s"
+                )
+            self._success = s
+        self.publish_diagnostics(0, "running", {"task": self.twin.spec.name, "sim_time_s": round(self.twin.sim_time, 3),
+                                                "success": s, "commands": self.commands})  # fmt: skip
+
+
+def main(args=None) -> int:
+    return spin_nodes([TwinNode], args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
