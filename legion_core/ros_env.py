@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "ros2_ws" / "install"
 
 
-class WorkspaceNotBuilt(RuntimeError):
+class WorkspaceNotBuiltError(RuntimeError):
     pass
 
 
@@ -47,7 +47,7 @@ def ensure_workspace(install: Path = INSTALL) -> Path:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     sp = site_packages(install)
     if not (sp / "legion_msgs").exists():
-        raise WorkspaceNotBuilt(
+        raise WorkspaceNotBuiltError(
             f"{install} has no legion_msgs: build the workspace with `make ws` (scripts/build_ws.sh)"
         )
     if str(sp) not in sys.path:

@@ -12,7 +12,7 @@ export PATH=$VENV/bin:$PATH
 export AMENT_PREFIX_PATH=$VENV
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 STAMP=$ROOT/ros2_ws/install/.legion-src-hash
-HASH=$(cd ros2_ws/src && find . -type f -not -name '*.pyc' -not -path '*/__pycache__/*' | sort | xargs sha256sum | sha256sum | cut -c1-16)
+HASH=$(cd ros2_ws/src && find -L . -type f -not -name '*.pyc' -not -path '*/__pycache__/*' | sort | xargs sha256sum | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && [ "${1:-}" != "--force" ]; then
   echo "[build_ws] ros2_ws is up to date"
   exit 0

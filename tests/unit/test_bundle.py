@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 
 import numpy as np
@@ -10,27 +9,13 @@ import pytest
 import yaml
 
 from legion_core import bundle as B
-from legion_core.agent.agent import LegionAgent
-from legion_core.agent.config import AgentConfig
-from legion_core.export import build_contract, inspect_text, model_card
-from legion_core.trainer import TrainConfig
+from legion_core.export import inspect_text, model_card
+from tests.bundle_factory import make_tiny_bundle
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(name="t", tasks=["reach", "drawer-close"])
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump({"preset": "presets/x.yaml", "config": dataclasses.asdict(cfg)})
-    )
-    agent = LegionAgent(AgentConfig(seed=3))
-    # Give the DPMM something to summarise.
-    rng = np.random.default_rng(0)
-    agent.fit_dpmm(np.concatenate([rng.normal(0, 0.01, (300, 10)), rng.normal(1, 0.01, (300, 10))]))
-    contract, emb = build_contract(run_dir, agent, dataclasses.asdict(cfg), {"env_steps": 0}, "t")
-    out = tmp_path_factory.mktemp("bundle") / "t"
-    B.write_bundle(out, contract, B.agent_weights(agent, emb))
-    return agent, emb, out
+    return make_tiny_bundle(tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("bundle") / "t")
 
 
 def test_round_trip_same_actions_as_training_agent(exported):
