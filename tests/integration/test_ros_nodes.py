@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from legion_core.ros_env import child_env
 from legion_core.robots import iiwa7
+from legion_core.ros_env import child_env
 from tests.bundle_factory import make_tiny_bundle
 from tests.integration.rosutil import Probe, start_nodes, stop
 
@@ -24,10 +24,8 @@ pytestmark = pytest.mark.ros
 from legion_msgs.msg import Observation, PolicyAction, RuntimeStatus  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-
-from legion_ros.common import LATCHED_QOS  # noqa: E402
 
 HOME_Q = list(iiwa7.HOME_SEED_Q_RAD)
 NAMES = list(iiwa7.JOINT_NAMES)
