@@ -276,6 +276,35 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_runtime(args: argparse.Namespace) -> int:
+    from legion_core.bench_runtime import run_bench
+
+    rep = run_bench(args.bundle, seconds=args.seconds)
+    for mode in ("composed", "cross_process"):
+        r = rep.get(mode)
+        if r:
+            lm = r["latency_ms"]
+            print(
+                f"{mode:14s} latency median {lm['median']:.2f} ms  p99 {lm['p99']:.2f} ms  max {lm['max']:.2f} ms  "
+                f"({r['policy_steps']} steps); commands {r['command_rate_hz']:.1f} Hz, longest gap "
+                f"{r['longest_command_gap_ms']:.1f} ms, missed cycles {r['missed_cycles']}"
+            )
+    _write_json(rep, args.output)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from legion_core.ros_env import child_env, ensure_workspace
+
+    ensure_workspace()
+    cmd = [sys.executable, "-m", "legion_ros.composed", "--nodes", args.nodes]
+    for p in args.param:
+        cmd += ["-p", p]
+    return subprocess.call(cmd, env=child_env())
+
+
 def cmd_bench_train(args: argparse.Namespace) -> int:
     rep = _bench_module("legion_core.agent.bench_train", "run_bench")(device=args.device)
     print(json.dumps(rep, indent=2, default=float))
@@ -416,6 +445,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("bundle")
     s.set_defaults(func=cmd_inspect)
 
+    s = sub.add_parser(
+        "run",
+        help="run several runtime nodes composed in one process (lowest latency)",
+        formatter_class=_F,
+        description="Host LEGION nodes in one process on one executor (twin, real2sim, policy, sim2real,\n"
+        "sequencer). Parameters as node.name:=value.\n\nexample:\n"
+        "  legion run --nodes twin,real2sim,policy,sim2real -p policy.bundle:=models/legion-kuka-3skill \\\n"
+        "      -p policy.skill:=drawer-close -p real2sim.skill:=drawer-close -p twin.task:=drawer-close",
+    )
+    s.add_argument("--nodes", default="twin,real2sim,policy,sim2real")
+    s.add_argument("-p", "--param", action="append", default=[], help="node.name:=value (repeatable)")
+    s.set_defaults(func=cmd_run)
+
     b = sub.add_parser(
         "bench",
         help="benchmarks that write JSON (envs, sim2real, train, ...)",
@@ -450,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skill", default=None)
     s.add_argument("-o", "--output", default="out/bench_inference.json")
     s.set_defaults(func=cmd_bench_inference)
+    s = bsub.add_parser(
+        "runtime", help="end-to-end latency joint state -> command, composed vs cross-process"
+    )
+    s.add_argument("--bundle", default=None, help="bundle directory (default: an untrained test bundle)")
+    s.add_argument("--seconds", type=float, default=60.0, help="measurement time per mode [s]")
+    s.add_argument("-o", "--output", default="out/bench_runtime.json")
+    s.set_defaults(func=cmd_bench_runtime)
     s = bsub.add_parser("train", help="LEGION update rate vs stable-baselines3 SAC, env steps/s, DPMM refit")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("-o", "--output", default="out/bench_train.json")

@@ -126,6 +126,18 @@ class Supervisor:
         self._restart(self.q_sent if self.q_sent is not None else self.q_meas, now)
         return True, "re-armed"
 
+    def wants_action(self, now: float) -> bool:
+        """True when a tick now would start a new policy step (used to react to an action immediately)."""
+        return (
+            self.started
+            and not self.estop_reason
+            and not self.holding
+            and self.q_meas is not None
+            and not self.q_problem
+            and self.action_seq > self.used_seq
+            and self.mapper.ready_for_next_action(self.q_meas, now)
+        )
+
     # -- control step ------------------------------------------------------------------------------------
     def _restart(self, q: np.ndarray, now: float) -> None:
         try:

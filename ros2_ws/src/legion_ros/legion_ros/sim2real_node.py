@@ -103,7 +103,12 @@ class Sim2RealNode(LegionNode):
         self.sup.on_joint_state(list(msg.name), list(msg.position), self.now_s())
 
     def on_action(self, msg) -> None:
-        self.sup.on_action(list(msg.action), msg.sequence, stamp_to_s(msg.header.stamp), self.now_s())
+        now = self.now_s()
+        self.sup.on_action(list(msg.action), msg.sequence, stamp_to_s(msg.header.stamp), now)
+        # Event-driven: if the arm is ready for the next step, command it now instead of at the next tick
+        # (the 100 Hz stream continues regardless).
+        if self.sup.wants_action(now):
+            self.on_tick()
 
     def on_estop(self, msg) -> None:
         if msg.data:
