@@ -104,6 +104,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.scripted:
+        from legion_core.demo import run_demo
+
+        code = run_demo(args.model, args.skill, args.episodes, Path(args.out_dir), args.variation)
+        if code >= 0:
+            return code
     from legion_core.evaluation import evaluate
     from legion_core.tasks import get_task_set
 
@@ -377,8 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate Meta-World's scripted experts on the KUKA iiwa 7\n"
         "embodiment, print per-task success, and write a video.",
     )
-    s.add_argument("--tasks", default="legion-mt10", help="task set name or YAML")
-    s.add_argument("--episodes", type=int, default=5, help="seeded episodes per task")
+    s.add_argument("--model", default=None, help="bundle directory (default models/legion-kuka-3skill)")
+    s.add_argument("--skill", default=None, help="skill run on the sim graph (default: the bundle's first)")
+    s.add_argument("--variation", type=int, default=0, help="placement of the twin scene (0-49)")
+    s.add_argument("--out-dir", default="out/demo", help="where the bag, video and logs go")
+    s.add_argument("--scripted", action="store_true", help="only the scripted-expert evaluation (no model)")
+    s.add_argument("--tasks", default="legion-mt10", help="task set of the scripted-expert evaluation")
+    s.add_argument("--episodes", type=int, default=5, help="seeded episodes per task/skill")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--video", default="out/demo.mp4", help="video path ('' to skip)")
     s.add_argument("--video-task", default="drawer-close")

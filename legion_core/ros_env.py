@@ -37,6 +37,7 @@ def child_env(install: Path = INSTALL, base: dict | None = None) -> dict[str, st
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("MUJOCO_GL", "egl")  # offscreen rendering (videos) on headless machines
     return env
 
 

@@ -43,6 +43,8 @@ class TwinConfig:
     """Probability that one detection is missing from a camera frame."""
     seed: int = 0
     """Seed of the noise/drop-out stream and of the placements (metaworld.MT1 seed)."""
+    render_size: tuple[int, int] | None = None
+    """(width, height) of rendered frames, or None for no rendering (offscreen GL costs CPU)."""
 
 
 class DigitalTwin:
@@ -66,7 +68,14 @@ class DigitalTwin:
         if self.env is None or self.env.spec.name != spec.name:
             if self.env is not None:
                 self.env.close()
-            self.env = TaskEnv(spec, "kuka", seed=self.config.seed, control_mode="joint_position")
+            kw = {}
+            if self.config.render_size is not None:
+                kw = dict(
+                    render_mode="rgb_array",
+                    width=self.config.render_size[0],
+                    height=self.config.render_size[1],
+                )
+            self.env = TaskEnv(spec, "kuka", seed=self.config.seed, control_mode="joint_position", **kw)
         self.spec = spec
         self.env.reset(variation)
         self.variation = variation
@@ -152,4 +161,30 @@ class DigitalTwin:
         return np.array(self.env.env.get_endeff_pos(), float)
 
     def render(self):
+        if self.config.render_size is None:
+            raise RuntimeError("the twin was created without render_size; it cannot render")
         return self.env.render()
+
+    def snapshot(self) -> np.ndarray:
+        """The simulator state (qpos) for rendering later: copying it costs microseconds, rendering with
+        software GL ~50-100 ms, which must not run inside the real-time loop."""
+        return self.env.env.data.qpos.copy()
+
+    def render_snapshots(self, snapshots: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames of earlier snapshots (after the run); the live state is restored afterwards."""
+        import mujoco
+
+        d, m = self.env.env.data, self.env.env.model
+        live = d.qpos.copy()
+        frames = []
+        for q in snapshots:
+            d.qpos[:] = q
+            mujoco.mj_forward(m, d)
+            frames.append(self.render())
+        d.qpos[:] = live
+        mujoco.mj_forward(m, d)
+        return frames
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()

@@ -48,10 +48,15 @@ class TwinNode(LegionNode):
         dropout = self.param("detection_dropout", 0.0, "probability a detection is missing from a frame")
         iface = self.param("command_interface", "position_array", "position_array | trajectory")
         self.real_time_factor = self.param("real_time_factor", 1.0, "simulated seconds per wall second")
+        self.video_path = self.param(
+            "video_path", "", "write an MP4 of the scene here at shutdown ('' = off)"
+        )
+        video_fps = self.param("video_fps", 10.0, "video frame rate [Hz]")
         self.log_parameters()
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
-            self.twin = DigitalTwin(cal, task, variation, TwinConfig(noise, latency, dropout, seed))
+            size = (480, 360) if self.video_path else None
+            self.twin = DigitalTwin(cal, task, variation, TwinConfig(noise, latency, dropout, seed, size))
         except (CalibrationError, UnknownTaskError, OSError, ValueError) as e:
             raise NodeStartupError(str(e)) from None
         self._JointState, self._Float64, self._Bool = JointState, Float64, Bool
@@ -72,6 +77,29 @@ class TwinNode(LegionNode):
         self.create_timer(0.1, self.on_success)
         self._success = None
         self.commands = 0
+        self.frames: list = []
+        if self.video_path:
+            self._video_timer = self.create_timer(1.0 / video_fps, self.on_frame)
+            self._video_fps = video_fps
+
+    def on_frame(self) -> None:
+        # Only the state is kept in the real-time loop; frames are rendered at shutdown.
+        self.frames.append(self.twin.snapshot())
+
+    def on_shutdown(self) -> None:
+        if self.video_path and self.frames:
+            from legion_core.video import write_video
+
+            try:
+                write_video(
+                    self.twin.render_snapshots(self.frames), self.video_path, fps=int(round(self._video_fps))
+                )
+                print(f"[twin_node] wrote {self.video_path} ({len(self.frames)} frames)", flush=True)
+            except Exception as e:  # noqa: BLE001 - a video problem must not hide the run's result
+                print(
+                    f"[twin_node] no video: rendering failed ({e}); set MUJOCO_GL=egl or osmesa", flush=True
+                )
+        self.twin.close()
 
     def _apply(self, q) -> None:
         if len(q) != 7:

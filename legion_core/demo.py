@@ -1,0 +1,160 @@
+"""`legion demo` / `make demo`: the main job.
+
+With a shipped model in models/ (issues 4 and 6):
+1. evaluate each skill of the bundle on the KUKA embodiment in simulation (numpy inference path), print
+   the success table;
+2. launch the sim-in-the-loop ROS 2 graph (twin + real2sim + policy + sim2real) with the bundle, run one
+   skill from start to success on the digital twin, print what happened (timeline), record an MCAP bag
+   of the run and write a video; exit 0 on success.
+Without a model, it falls back to evaluating Meta-World's scripted experts on the KUKA embodiment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from legion_core.ros_env import REPO
+
+DEFAULT_MODEL = REPO / "models" / "legion-kuka-3skill"
+
+
+def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> list:
+    from legion_core.bundle import load
+    from legion_core.evaluation import evaluate
+
+    b = load(bundle_path)
+    return evaluate(
+        b.skill_names, b.contract["embodiment"], policy_factory=lambda s: b.policy_fn(s.name),
+        layout=b.layout.name, episodes=episodes, seed=seed, first_variation=0, progress=False,
+    )  # fmt: skip
+
+
+def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path, timeout_s: float = 90.0,
+                    record: bool = True) -> dict:  # fmt: skip
+    """Launch the sim graph, run `skill` until the twin reports success (or timeout)."""
+    from legion_core.ros_env import child_env, ensure_workspace
+
+    ensure_workspace()
+    import rclpy
+    from legion_msgs.msg import PolicyAction, RuntimeStatus
+    from std_msgs.msg import Bool, String
+
+    from legion_ros.common import LATCHED_QOS
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video = out_dir / f"demo_{skill}.mp4"
+    log = open(out_dir / "graph.log", "w")  # noqa: SIM115 - closed below
+    args = [
+        sys.executable, "-m", "legion_ros.composed", "--nodes", "twin,real2sim,policy,sim2real",
+        "-p", f"policy.bundle:={bundle_path}", "-p", f"sim2real.bundle:={bundle_path}",
+        "-p", f"twin.task:={skill}", "-p", f"twin.variation:={variation}", "-p", f"twin.video_path:={video}",
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        args, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("legion_demo")
+    events: dict[str, float] = {}
+    state = {"success": False, "actions": 0, "holds": []}
+
+    def on_success(m):
+        if m.data and "success" not in events:
+            events["success"] = time.monotonic() - t0
+            state["success"] = True
+
+    def on_action(_m):
+        state["actions"] += 1
+        events.setdefault("first action", time.monotonic() - t0)
+
+    def on_status(m):
+        if m.level >= 2:
+            state["holds"].append(f"{m.node}: {m.message}")
+
+    node.create_subscription(Bool, "/twin/success", on_success, LATCHED_QOS)
+    node.create_subscription(PolicyAction, "/legion/action", on_action, 10)
+    node.create_subscription(RuntimeStatus, "/legion/status", on_status, 10)
+    skill_pub = node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
+    rec_thread, stop_rec, rec_stats = None, threading.Event(), {}
+    bag = out_dir / "demo_session"
+    if record:
+        try:
+            from legion_core import recording
+
+            def _rec():
+                rec_stats["stats"] = recording.record(bag, stop_event=stop_rec)
+
+            rec_thread = threading.Thread(target=_rec, daemon=True)
+            rec_thread.start()
+        except ImportError:
+            rec_thread = None
+    # Wait for the graph (discovery) before activating the skill: the latched topic reaches late joiners too.
+    end = time.monotonic() + 60
+    while time.monotonic() < end and skill_pub.get_subscription_count() < 2:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    skill_pub.publish(String(data=skill))
+    events["skill activated"] = time.monotonic() - t0
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and not state["success"]:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    # A moment after success so the video shows it, then shut everything down cleanly.
+    linger = time.monotonic() + 1.0
+    while time.monotonic() < linger:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    stop_rec.set()
+    if rec_thread is not None:
+        rec_thread.join(20)
+    node.destroy_node()
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        code = proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        code = proc.wait(5)
+    log.close()
+    return {
+        "skill": skill,
+        "variation": variation,
+        "success": state["success"],
+        "events_s": events,
+        "policy_actions": state["actions"],
+        "safety_holds": state["holds"][:10],
+        "video": str(video) if video.exists() else None,
+        "bag": str(bag) if bag.exists() else None,
+        "record": rec_stats.get("stats"),
+        "graph_exit_code": code,
+        "graph_log": str(out_dir / "graph.log"),
+    }
+
+
+def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path, variation: int = 0) -> int:
+    model = Path(model) if model else DEFAULT_MODEL
+    if not (model / "bundle.yaml").exists():
+        print(f"no shipped model at {model}: falling back to the scripted-expert demo")
+        return -1
+    from legion_core.bundle import load
+
+    b = load(model)
+    print(f"LEGION demo with {b.contract['name']} ({', '.join(b.skill_names)}) on the KUKA iiwa 7\n")
+    print(f"[1/2] each skill in simulation, {episodes} held-out placements, deterministic policy:")
+    for r in evaluate_bundle_table(model, episodes):
+        print(f"    {r.task:24s} {r.successes:2d}/{r.episodes}")
+    skill = skill or b.skill_names[0]
+    print(f"\n[2/2] sim-in-the-loop ROS 2 graph (twin -> real2sim -> policy -> sim2real): skill {skill}")
+    res = run_graph_skill(model, skill, variation, out_dir)
+    for k, v in res["events_s"].items():
+        print(f"    {v:6.2f} s  {k}")
+    print(f"    policy actions: {res['policy_actions']}; safety holds: {len(res['safety_holds'])}")
+    if res["bag"]:
+        print(f"    MCAP bag: {res['bag']}")
+    if res["video"]:
+        print(f"    video: {res['video']}")
+    print(f"\n{'SUCCESS' if res['success'] else 'FAILED'}: {skill} on the digital twin")
+    return 0 if res["success"] else 1
