@@ -13,6 +13,7 @@ simulator, and it must be bounded in time (fixed iteration cap) and report its r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,66 @@ TOOL_POINTS = {
     "hand": P_FLANGE_HAND,
     "tcp": P_FLANGE_HAND + R_FLANGE_HAND @ P_HAND_TCP,
 }
+_TOOL_POINTS_F = {k: tuple(float(x) for x in v) for k, v in TOOL_POINTS.items()}
+
+
+# -- Fast forward kinematics ----------------------------------------------------------------------------
+# Why pure-Python floats rather than numpy here: the chain is 7 tiny 3x3 products, where numpy's per-call
+# overhead (~1 us) dominates; rotating two columns of R by hand about the joint's principal axis costs a
+# few float multiplications. FK is ~5x faster this way and `tests/unit/test_kinematics.py` pins it to
+# MuJoCo at 1e-12.
+
+
+def _principal_axis(axis) -> tuple[int, float]:
+    """(index, sign) of a unit principal axis (+-x/y/z); the iiwa's joint axes all are."""
+    a = np.asarray(axis, float)
+    k = int(np.argmax(np.abs(a)))
+    if not np.isclose(abs(a[k]), 1.0) or np.count_nonzero(np.abs(a) > 1e-12) != 1:
+        raise ValueError(f"joint axis {a.tolist()} is not a principal axis; the fast FK assumes one")
+    return k, float(np.sign(a[k]))
+
+
+#: Per joint: (axis index k, sign, the two columns (i, j) that a rotation about k mixes, in cyclic order).
+_JOINTS = tuple((k, sg, (k + 1) % 3, (k + 2) % 3) for k, sg in (_principal_axis(a) for a in iiwa7.JOINT_AXES))
+_OFFSETS_F = tuple(float(v) for v in iiwa7.JOINT_OFFSETS_Z_M)
+_A7_TO_FLANGE_F = float(iiwa7.A7_TO_FLANGE_M)
+_N = iiwa7.N_JOINTS
+
+
+def _chain_lists(q) -> tuple[list, list, list, list]:
+    """FK core on Python floats: (origins [7][3], axes [7][3], p_flange [3], R columns [3][3])."""
+    cols = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # cols[c] = column c of R_base_link
+    px = py = pz = 0.0
+    origins = []
+    axes = []
+    cos, sin = math.cos, math.sin
+    for n in range(_N):
+        z = cols[2]
+        off = _OFFSETS_F[n]
+        px += z[0] * off
+        py += z[1] * off
+        pz += z[2] * off
+        origins.append([px, py, pz])
+        k, sg, i, j = _JOINTS[n]
+        ck = cols[k]
+        axes.append([sg * ck[0], sg * ck[1], sg * ck[2]])
+        # R @ Rot_k(sg*q): column i -> c*ci + s*cj, column j -> -s*ci + c*cj (k, i, j cyclic).
+        ang = sg * float(q[n])
+        c, s = cos(ang), sin(ang)
+        ci, cj = cols[i], cols[j]
+        cols[i] = [c * ci[0] + s * cj[0], c * ci[1] + s * cj[1], c * ci[2] + s * cj[2]]
+        cols[j] = [c * cj[0] - s * ci[0], c * cj[1] - s * ci[1], c * cj[2] - s * ci[2]]
+    z = cols[2]
+    px += z[0] * _A7_TO_FLANGE_F
+    py += z[1] * _A7_TO_FLANGE_F
+    pz += z[2] * _A7_TO_FLANGE_F
+    return origins, axes, [px, py, pz], cols
+
+
+def _tool_point_lists(p_flange: list, cols: list, name: str) -> list:
+    off = _TOOL_POINTS_F[name]
+    c0, c1, c2 = cols
+    return [p_flange[r] + c0[r] * off[0] + c1[r] * off[1] + c2[r] * off[2] for r in range(3)]
 
 
 @dataclass
@@ -69,33 +130,54 @@ class ChainState:
         return self.p_flange + self.R_flange @ TOOL_POINTS[name]
 
 
-def forward(q: np.ndarray) -> ChainState:
-    """Forward kinematics in the base frame."""
+def _check_q(q) -> np.ndarray:
     q = np.asarray(q, float)
     if q.shape != (iiwa7.N_JOINTS,):
         raise ValueError(f"q must have {iiwa7.N_JOINTS} joint angles [rad], got shape {q.shape}")
-    R = np.eye(3)
-    p = np.zeros(3)
-    origins = np.empty((7, 3))
-    axes = np.empty((7, 3))
-    for i in range(7):
-        p = p + R[:, 2] * _OFFSETS[i]
-        origins[i] = p
-        axes[i] = R @ _AXES[i]
-        R = R @ _axis_angle_R(_AXES[i], q[i])
-    p = p + R[:, 2] * iiwa7.A7_TO_FLANGE_M
-    return ChainState(origins, axes, p, R)
+    return q
+
+
+def forward(q: np.ndarray) -> ChainState:
+    """Forward kinematics in the base frame."""
+    q = _check_q(q)
+    origins, axes, p, cols = _chain_lists(q.tolist())
+    return ChainState(np.array(origins), np.array(axes), np.array(p), np.array(cols).T)
 
 
 def fk_point(q: np.ndarray, point: str = "hand") -> np.ndarray:
-    return forward(q).point(point)
+    """Position [m, base frame] of a tool point (`flange`, `hand`, `tcp`) at joint angles q [rad]."""
+    q = _check_q(q)
+    _, _, p, cols = _chain_lists(q.tolist())
+    return np.array(_tool_point_lists(p, cols, point))
 
 
 def jacobian(state: ChainState, point: str = "hand") -> np.ndarray:
     """Geometric Jacobian [6, 7] (linear rows of `point`, then angular rows) in the base frame."""
     p = state.point(point)
-    Jv = np.cross(state.joint_axes, p - state.joint_origins).T
-    return np.vstack([Jv, state.joint_axes.T])
+    a = state.joint_axes
+    d = p - state.joint_origins
+    J = np.empty((6, 7))
+    # a x d, written out: np.cross costs ~10 us of overhead for 7 rows.
+    J[0] = a[:, 1] * d[:, 2] - a[:, 2] * d[:, 1]
+    J[1] = a[:, 2] * d[:, 0] - a[:, 0] * d[:, 2]
+    J[2] = a[:, 0] * d[:, 1] - a[:, 1] * d[:, 0]
+    J[3:] = a.T
+    return J
+
+
+def _jacobian_lists(origins: list, axes: list, p: list) -> list:
+    """Geometric Jacobian rows [6][7] from the FK lists (the IK inner loop)."""
+    rows = [[0.0] * _N for _ in range(6)]
+    r0, r1, r2, r3, r4, r5 = rows
+    for n in range(_N):
+        a = axes[n]
+        o = origins[n]
+        dx, dy, dz = p[0] - o[0], p[1] - o[1], p[2] - o[2]
+        r0[n] = a[1] * dz - a[2] * dy
+        r1[n] = a[2] * dx - a[0] * dz
+        r2[n] = a[0] * dy - a[1] * dx
+        r3[n], r4[n], r5[n] = a
+    return rows
 
 
 def orientation_error(R: np.ndarray, R_target: np.ndarray) -> np.ndarray:
@@ -103,19 +185,32 @@ def orientation_error(R: np.ndarray, R_target: np.ndarray) -> np.ndarray:
 
     Unlike the common 0.5 * sum(r_i x r*_i) error it does not vanish at 180 deg, which matters here: two
     A7 angles pi apart both point the flange down, and only one gives Meta-World's hand orientation."""
-    E = R_target @ R.T
-    cos_a = np.clip((np.trace(E) - 1.0) * 0.5, -1.0, 1.0)
-    angle = np.arccos(cos_a)
-    v = np.array([E[2, 1] - E[1, 2], E[0, 2] - E[2, 0], E[1, 0] - E[0, 1]])
+    return np.array(
+        _orientation_error_lists(np.asarray(R, float).T.tolist(), np.asarray(R_target, float).tolist())
+    )
+
+
+def _orientation_error_lists(cols: list, Rt: list) -> list:
+    """`orientation_error` on Python floats: `cols` are the columns of R, `Rt` the rows of R_target."""
+    # E = R_target @ R^T: E[r][c] = sum_k R_target[r][k] * R[c][k]; R[c][k] = cols[k][c].
+    E = [
+        [Rt[r][0] * cols[0][c] + Rt[r][1] * cols[1][c] + Rt[r][2] * cols[2][c] for c in range(3)]
+        for r in range(3)
+    ]
+    cos_a = (E[0][0] + E[1][1] + E[2][2] - 1.0) * 0.5
+    cos_a = -1.0 if cos_a < -1.0 else (1.0 if cos_a > 1.0 else cos_a)
+    angle = math.acos(cos_a)
+    v = [E[2][1] - E[1][2], E[0][2] - E[2][0], E[1][0] - E[0][1]]
     if angle < 1e-9:
-        return 0.5 * v
-    s = np.sin(angle)
+        return [0.5 * v[0], 0.5 * v[1], 0.5 * v[2]]
+    s = math.sin(angle)
     if s > 1e-6:
-        return v * (angle / (2.0 * s))
+        f = angle / (2.0 * s)
+        return [v[0] * f, v[1] * f, v[2] * f]
     # angle ~ pi: the axis is the column of (E + I) with the largest norm.
-    B = E + np.eye(3)
+    B = np.array(E) + np.eye(3)
     axis = B[:, int(np.argmax(np.linalg.norm(B, axis=0)))]
-    return axis / np.linalg.norm(axis) * angle
+    return (axis / np.linalg.norm(axis) * angle).tolist()
 
 
 @dataclass
@@ -156,57 +251,83 @@ def solve_ik(
 ) -> IKResult:
     """Damped least squares for a position (and optionally orientation) target of a tool point, in the
     base frame, with joint limits (clamped each iteration), a null-space posture term and a bounded
-    iteration count. Always returns finite joint angles inside the limits, with the residual."""
+    iteration count. Always returns finite joint angles inside the limits, with the residual.
+
+    Non-finite inputs never reach the solver: a non-finite q_init starts from the middle of the joint
+    range, a non-finite target or q_rest is replaced by the start point/posture (a zero-motion solve)."""
     cfg = cfg or IKConfig()
-    q = np.clip(np.asarray(q_init, float), Q_LOW + cfg.limit_margin_rad, Q_HIGH - cfg.limit_margin_rad)
+    lo = Q_LOW + cfg.limit_margin_rad
+    hi = Q_HIGH - cfg.limit_margin_rad
+    q = np.asarray(q_init, float)
+    if q.shape != (_N,):
+        raise ValueError(f"q_init must have {_N} joint angles [rad], got shape {q.shape}")
+    if not np.all(np.isfinite(q)):
+        q = np.where(np.isfinite(q), q, 0.5 * (Q_LOW + Q_HIGH))
+    q = np.clip(q, lo, hi)
     q_rest = q.copy() if q_rest is None else np.asarray(q_rest, float)
+    if not np.all(np.isfinite(q_rest)):
+        q_rest = q.copy()
     p_target = np.asarray(p_target, float)
+    if p_target.shape != (3,):
+        raise ValueError(f"p_target must be a 3-vector [m], got shape {p_target.shape}")
+    if not np.all(np.isfinite(p_target)):
+        p_target = fk_point(q, point)
+    tx, ty, tz = p_target.tolist()
+    Rt = None
+    if R_target is not None:
+        R_target = np.asarray(R_target, float)
+        Rt = R_target.tolist()
     lam2 = cfg.damping**2
     w = cfg.orientation_weight
-    pos_err = ori_err = np.inf
+    m = 3 if Rt is None else 6
+    lam2I = lam2 * np.eye(m)
+    pos_tol, ori_tol = cfg.position_tol_m, cfg.orientation_tol_rad
+    pos_err = ori_err = math.inf
     it = 0
     for it in range(1, cfg.max_iterations + 1):
-        st = forward(q)
-        e_p = p_target - st.point(point)
-        J = jacobian(st, point)
-        if R_target is not None:
-            e_r = orientation_error(st.R_flange, R_target)
-            e = np.concatenate([e_p, w * e_r])
-            J = np.vstack([J[:3], w * J[3:]])
-            ori_err = float(np.linalg.norm(e_r))
+        origins, axes, pf, cols = _chain_lists(q.tolist())
+        p = _tool_point_lists(pf, cols, point)
+        ex, ey, ez = tx - p[0], ty - p[1], tz - p[2]
+        pos_err = math.sqrt(ex * ex + ey * ey + ez * ez)
+        rows = _jacobian_lists(origins, axes, p)
+        if Rt is not None:
+            e_r = _orientation_error_lists(cols, Rt)
+            ori_err = math.sqrt(e_r[0] * e_r[0] + e_r[1] * e_r[1] + e_r[2] * e_r[2])
+            e = np.array([ex, ey, ez, w * e_r[0], w * e_r[1], w * e_r[2]])
+            J = np.array(rows)
+            J[3:] *= w
         else:
-            e = e_p
-            J = J[:3]
             ori_err = 0.0
-        pos_err = float(np.linalg.norm(e_p))
-        if pos_err < cfg.position_tol_m and ori_err < cfg.orientation_tol_rad:
+            e = np.array([ex, ey, ez])
+            J = np.array(rows[:3])
+        if pos_err < pos_tol and ori_err < ori_tol:
             it -= 1
             break
-        JJt = J @ J.T
-        A = JJt + lam2 * np.eye(JJt.shape[0])
-        dq = J.T @ np.linalg.solve(A, e)
-        # Null-space posture term: (I - J^+ J) k (q_rest - q), with the damped pseudo-inverse.
-        J_pinv = J.T @ np.linalg.solve(A, np.eye(JJt.shape[0]))
-        dq += (np.eye(7) - J_pinv @ J) @ (cfg.nullspace_gain * (q_rest - q))
-        step = np.max(np.abs(dq))
+        # dq = J^+ e + (I - J^+ J) z with the damped pseudo-inverse J^+ = J^T (J J^T + lam^2 I)^-1 and the
+        # posture pull z = k (q_rest - q), rearranged as z + J^T (J J^T + lam^2 I)^-1 (e - J z): one 6x6
+        # solve per iteration instead of two (same result, less time).
+        z = cfg.nullspace_gain * (q_rest - q)
+        dq = z + J.T @ np.linalg.solve(J @ J.T + lam2I, e - J @ z)
+        step = max(map(abs, dq.tolist()))  # Python max/abs: cheaper than numpy on 7 values
         if step > cfg.max_step_rad:
             dq *= cfg.max_step_rad / step
-        q = np.clip(q + dq, Q_LOW + cfg.limit_margin_rad, Q_HIGH - cfg.limit_margin_rad)
+        q = np.minimum(np.maximum(q + dq, lo), hi)
     else:
-        st = forward(q)
-        pos_err = float(np.linalg.norm(p_target - st.point(point)))
-        ori_err = (
-            float(np.linalg.norm(orientation_error(st.R_flange, R_target))) if R_target is not None else 0.0
-        )
-    at_limit = bool(
-        np.any(q <= Q_LOW + cfg.limit_margin_rad + 1e-9) or np.any(q >= Q_HIGH - cfg.limit_margin_rad - 1e-9)
-    )
+        _, _, pf, cols = _chain_lists(q.tolist())
+        p = _tool_point_lists(pf, cols, point)
+        pos_err = math.sqrt((tx - p[0]) ** 2 + (ty - p[1]) ** 2 + (tz - p[2]) ** 2)
+        if Rt is not None:
+            e_r = _orientation_error_lists(cols, Rt)
+            ori_err = math.sqrt(e_r[0] * e_r[0] + e_r[1] * e_r[1] + e_r[2] * e_r[2])
+        else:
+            ori_err = 0.0
+    at_limit = bool(np.any(q <= lo + 1e-9) or np.any(q >= hi - 1e-9))
     return IKResult(
         q=q,
-        position_error_m=pos_err,
-        orientation_error_rad=ori_err,
+        position_error_m=float(pos_err),
+        orientation_error_rad=float(ori_err),
         iterations=it,
-        converged=bool(pos_err < cfg.position_tol_m * 10 and ori_err < cfg.orientation_tol_rad * 10),
+        converged=bool(pos_err < pos_tol * 10 and ori_err < ori_tol * 10),
         at_limit=at_limit,
     )
 

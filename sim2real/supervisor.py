@@ -138,6 +138,18 @@ class Supervisor:
             and self.mapper.ready_for_next_action(self.q_meas, now)
         )
 
+    def reset_to_measured(self, now: float) -> tuple[bool, str]:
+        """Forget the commanded trajectory and restart from the measured posture (after the digital twin
+        was reset to a new scene, or the arm was moved by hand in a compliant mode). Never clears an
+        e-stop."""
+        fresh = self.q_meas is not None and not self.q_problem and now - self.js_time <= self.config.joint_state_timeout_s
+        if not fresh:
+            return False, f"cannot reset without a fresh, valid joint state ({self.q_problem or 'stale'})"
+        self.q_sent = self.q_meas.copy()
+        self.holding = ""
+        self._restart(self.q_meas, now)
+        return self.started, "restarted from the measured posture" if self.started else self.start_error
+
     # -- control step ------------------------------------------------------------------------------------
     def _restart(self, q: np.ndarray, now: float) -> None:
         try:

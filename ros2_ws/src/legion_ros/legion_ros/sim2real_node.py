@@ -93,6 +93,7 @@ class Sim2RealNode(LegionNode):
         self.create_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
         self.create_service(Trigger, "~/rearm", self.on_rearm)
+        self.create_service(Trigger, "~/reset", self.on_reset)
         self.period = 1.0 / rate
         self.create_timer(self.period, self.on_tick)
         self.create_timer(1.0, self.on_diagnostics)
@@ -118,6 +119,11 @@ class Sim2RealNode(LegionNode):
     def on_rearm(self, _req, resp):
         resp.success, resp.message = self.sup.rearm(self.now_s())
         self.get_logger().info(f"rearm: {resp.message}")
+        return resp
+
+    def on_reset(self, _req, resp):
+        resp.success, resp.message = self.sup.reset_to_measured(self.now_s())
+        self.get_logger().info(f"reset: {resp.message}")
         return resp
 
     def on_tick(self) -> None:

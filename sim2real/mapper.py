@@ -1,0 +1,537 @@
+"""Policy action -> safe joint position command for the iiwa (issue 5 §sim2real). Pure Python, no ROS.
+
+The safety layers, outermost first (runtime-sketch.md), each reported in `Command.limits_hit` when it acts:
+
+  action clamp to [-1, 1] (non-finite xyz -> hold)                     action_clamp / action_nonfinite
+  dxyz = action * scale (0.01 m per policy step: Meta-World's action scale, sim_world axes)
+  target = reference + dxyz (reference: last target or measured tool)  target_lead (last_target leash)
+  clamp to the training workspace box (sim_world box from the bundle)   workspace_box
+  Cartesian speed bound on the target (default 0.1 m/s, the LBR twist default)   cartesian_speed
+  IK, warm-started from the measured q, a few iterations, flange down
+  IK residual check (position and orientation)                          ik_residual (hold or best effort)
+  joint position limits with a margin                                   joint_limit
+  per-joint velocity limit over the segment                             joint_velocity
+  final FK check of the emitted target (box, Cartesian step)            fk_check (step shortened / hold)
+
+Invariants (tests/unit/test_mapper_properties.py checks them on thousands of random inputs): whatever the
+action, measured joint state or time, an emitted target is finite, inside the joint limits, reached from
+the previous target within the velocity limits (also for every `interpolate` step), and puts the tool
+inside the workspace box (+ `box_tolerance_m`) with a tool step within the Cartesian speed bound
+(+ `cartesian_tolerance_m`). How: every candidate is checked by FK before it is
+emitted, and the fallback is always the previous target, which passed the same checks (induction from
+`reset`, which refuses a start posture outside the box).
+
+Timing modes:
+- `settle`: one segment per action, as fast as the limits allow; the next action is due when the arm has
+  reached the target (`ready_for_next_action`) or after `settle_timeout_s`. Slower, but the policy always
+  sees the result of its previous step, whatever the arm's dynamics (the real robot at 0.1 m/s).
+- `stream`: fixed policy period; each action's segment lasts `policy_period_s` and `interpolate(t)` gives
+  the joint targets at the command rate in between. The velocity limits then cap the motion per step.
+
+Frames: actions and the workspace box are in sim_world; joint targets in the robot's joint order (LEGION
+lbr_A1..A7; `robot_joint_names` gives the driver's names); Cartesian points in the base frame unless the
+name says `_sim`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from legion_core.robots import iiwa7
+from sim2real import kinematics
+from sim2real.calibration import Calibration
+
+TIMING_MODES = ("settle", "stream")
+TARGET_FROM = ("last_target", "measured")
+IK_SEEDS = ("reference", "measured")
+IK_UNREACHABLE = ("best_effort", "hold")
+_N = iiwa7.N_JOINTS
+
+
+class WorkspaceError(ValueError):
+    """The mapper cannot start from the given posture (outside the joint limits or the workspace box)."""
+
+
+@dataclass
+class MapperConfig:
+    action_scale_m: float = 0.01
+    """Tool displacement [m] per unit action per policy step (the bundle's action scale; Meta-World 1/100)."""
+    target_from: str = "last_target"
+    """Reference the displacement is added to: `last_target` (the previous command's tool position, as
+    Meta-World adds to the mocap position: the arm keeps full speed despite tracking lag) or `measured`
+    (the measured tool position: slower, but never leads the arm)."""
+    max_target_lead_m: float = 0.05
+    """`last_target` leash: the target may lead the measured tool by at most this [m] (a blocked arm must not
+    let the target run away)."""
+    workspace_low_m: tuple[float, float, float] = (-0.5, 0.40, 0.05)
+    """Lower corner [m, sim_world] of the training workspace box (the bundle's; Meta-World's hand box)."""
+    workspace_high_m: tuple[float, float, float] = (0.5, 1.0, 0.5)
+    """Upper corner [m, sim_world] of the training workspace box."""
+    box_tolerance_m: float = 0.002
+    """An emitted target's tool may be this far [m] outside the box (IK residual allowance)."""
+    cartesian_tolerance_m: float = 1e-4
+    """An emitted target's tool step may exceed max_tool_speed_m_s * segment by this much [m] (IK residual
+    allowance: 1e-4 m on a 1 cm step is 1 %)."""
+    ik_seed: str = "measured"
+    """IK warm start: `reference` (the posture whose tool point the displacement was added to: the last
+    target's q for target_from=last_target, the measured q otherwise; the solve is then a 1 cm step and
+    converges in 1-2 iterations) or `measured` (always the measured q: with a lagging arm and
+    last_target, the few iterations fall short and the arm moves slower than commanded)."""
+    ik_iterations: int = 5
+    """IK iteration cap per action (bounded time; warm start from the measured q needs 1-3)."""
+    ik_damping: float = 0.05
+    """DLS damping [m]."""
+    ik_orientation_weight: float = 1.0
+    """Weight [m/rad] of the flange-down orientation task against position."""
+    ik_nullspace_gain: float = 0.01
+    """Null-space pull towards `q_rest` per iteration (keeps the elbow posture of the start)."""
+    ik_max_residual_m: float = 0.01
+    """IK position residual [m] above which the target counts as unreachable (see ik_unreachable)."""
+    ik_max_orientation_err_rad: float = 0.1
+    """IK orientation residual [rad] above which the solution is refused (hold)."""
+    ik_unreachable: str = "best_effort"
+    """When the IK position residual exceeds ik_max_residual_m: `best_effort` moves to the IK solution if it
+    brings the tool closer to the target (orientation within limits), `hold` keeps the previous target."""
+    q_rest: tuple[float, ...] | None = None
+    """Null-space rest posture [rad]; None = the posture given to `reset`."""
+    joint_limit_margin_rad: float = 0.02
+    """Targets stay this far [rad] inside the datasheet joint limits."""
+    joint_vel_scale: float = 0.5
+    """Fraction of the datasheet axis speeds (iiwa7.JOINT_VEL_LIMITS_RAD_S) a target may demand."""
+    max_tool_speed_m_s: float = 0.1
+    """Cartesian speed bound [m/s] of the tool between targets (0.1: the LBR TwistController default)."""
+    command_period_s: float = 0.01
+    """Period [s] of the joint command stream (`interpolate`; FRI/ros2_control at 100 Hz)."""
+    timing: str = "settle"
+    """`settle` or `stream` (see the module docstring)."""
+    policy_period_s: float = 0.1
+    """`stream`: seconds per policy step (also the segment length). 0.1 s with 1 cm steps = 0.1 m/s."""
+    settle_tolerance_m: float = 0.002
+    """`settle`: the arm has reached the target when the measured tool is this close [m]."""
+    settle_timeout_s: float = 0.5
+    """`settle`: the next action is due after this long [s] even if not settled; also the longest segment."""
+    max_tracking_error_rad: float = 0.3
+    """Measured q further than this [rad] from the commanded one = a fault (blocked arm, wrong joint order):
+    hold."""
+    tool_point: str = "hand"
+    """Kinematic point the policy controls (Meta-World's `hand` body)."""
+
+    def __post_init__(self) -> None:
+        if self.timing not in TIMING_MODES:
+            raise ValueError(f"timing must be one of {TIMING_MODES}, got {self.timing!r}")
+        if self.target_from not in TARGET_FROM:
+            raise ValueError(f"target_from must be one of {TARGET_FROM}, got {self.target_from!r}")
+        lo, hi = np.asarray(self.workspace_low_m, float), np.asarray(self.workspace_high_m, float)
+        if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
+            raise ValueError(
+                f"workspace box needs low < high per axis, got {self.workspace_low_m}..{self.workspace_high_m}"
+            )
+        for nm in (
+            "action_scale_m",
+            "command_period_s",
+            "policy_period_s",
+            "max_tool_speed_m_s",
+            "settle_timeout_s",
+            "joint_vel_scale",
+        ):
+            v = getattr(self, nm)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{nm} must be a finite number > 0, got {v}")
+        if self.policy_period_s < self.command_period_s or self.settle_timeout_s < self.command_period_s:
+            raise ValueError("policy_period_s and settle_timeout_s must be >= command_period_s")
+        if self.tool_point not in kinematics.TOOL_POINTS:
+            raise ValueError(f"tool_point must be one of {sorted(kinematics.TOOL_POINTS)}")
+        if self.ik_unreachable not in IK_UNREACHABLE:
+            raise ValueError(f"ik_unreachable must be one of {IK_UNREACHABLE}, got {self.ik_unreachable!r}")
+        if self.ik_seed not in IK_SEEDS:
+            raise ValueError(f"ik_seed must be one of {IK_SEEDS}, got {self.ik_seed!r}")
+
+    @property
+    def joint_vel_limits_rad_s(self) -> np.ndarray:
+        return iiwa7.JOINT_VEL_LIMITS_RAD_S * self.joint_vel_scale
+
+    @property
+    def segment_max_s(self) -> float:
+        """Longest segment [s]: the budget the per-segment limits are computed for."""
+        return self.policy_period_s if self.timing == "stream" else self.settle_timeout_s
+
+
+@dataclass
+class Command:
+    q_target: np.ndarray
+    """Joint targets [rad], LEGION order, at the end of the segment."""
+    gripper: float
+    """Finger opening [m] (calibration's range)."""
+    gripper_action: float
+    """The gripper action in [-1 open, +1 close] it came from (for a twin that takes actions)."""
+    limits_hit: list[str]
+    """Every safety layer that changed the command (empty = the policy got exactly what it asked for)."""
+    ik_residual_m: float
+    """IK position residual [m] of the solve (0 when no IK ran)."""
+    ik_orientation_err_rad: float = 0.0
+    """IK orientation residual [rad]."""
+    ik_iterations: int = 0
+    hold: bool = False
+    """True when the previous target was kept (reason in `reason`)."""
+    reason: str = "ok"
+    """'ok', or why the command holds."""
+    t_start: float = 0.0
+    """Segment start time [s]."""
+    duration_s: float = 0.0
+    """Segment length [s]: `interpolate` ramps from q_start to q_target over it."""
+    q_start: np.ndarray = field(default_factory=lambda: np.zeros(_N))
+    """Commanded joint position at t_start [rad]."""
+    tool_target_sim_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    """Requested tool position after the Cartesian clamps [m, sim_world]."""
+    tool_pos_sim_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    """Tool position of q_target by FK [m, sim_world]."""
+
+
+class Sim2RealMapper:
+    """Maps policy actions to joint position commands that satisfy the invariants in the module docstring."""
+
+    def __init__(self, calibration: Calibration, config: MapperConfig | None = None) -> None:
+        self.calibration = calibration
+        self.config = cfg = config or MapperConfig()
+        T = calibration.T_sim_base
+        self._R_sim_base, self._p_sim_base = np.array(T.R), np.array(T.p)
+        self._R_base_sim = self._R_sim_base.T.copy()
+        self._R_flange = kinematics.R_base_flange_down(self._R_sim_base)
+        self._box_lo = np.asarray(cfg.workspace_low_m, float)
+        self._box_hi = np.asarray(cfg.workspace_high_m, float)
+        self._q_lo = kinematics.Q_LOW + cfg.joint_limit_margin_rad
+        self._q_hi = kinematics.Q_HIGH - cfg.joint_limit_margin_rad
+        self._v_max = cfg.joint_vel_limits_rad_s
+        self._ik_cfg = kinematics.IKConfig(
+            max_iterations=cfg.ik_iterations,
+            damping=cfg.ik_damping,
+            orientation_weight=cfg.ik_orientation_weight,
+            nullspace_gain=cfg.ik_nullspace_gain,
+            limit_margin_rad=cfg.joint_limit_margin_rad,
+        )
+        self._ready = False
+        self.last_settle_reason = ""
+
+    # -- frames --------------------------------------------------------------------------------------
+    @property
+    def robot_joint_names(self) -> tuple[str, ...]:
+        """The driver's names of the joints in `Command.q_target` order."""
+        return self.calibration.robot_joint_names
+
+    def tool_pos_sim(self, q: np.ndarray) -> np.ndarray:
+        """Tool position [m, sim_world] at joint angles q."""
+        return self._R_sim_base @ kinematics.fk_point(q, self.config.tool_point) + self._p_sim_base
+
+    def box_excess_m(self, p_sim: np.ndarray) -> float:
+        """How far [m] a sim_world point is outside the workspace box (0 inside; inf if not finite)."""
+        if not np.all(np.isfinite(p_sim)):
+            return math.inf
+        d = np.maximum(self._box_lo - p_sim, p_sim - self._box_hi)
+        return float(np.linalg.norm(np.maximum(d, 0.0)))
+
+    def _q_problem(self, q) -> str:
+        try:
+            q = np.asarray(q, float)
+        except (TypeError, ValueError):
+            return "measured q is not numeric"
+        if q.shape != (_N,):
+            return f"measured q must have {_N} angles, got shape {q.shape}"
+        if not np.all(np.isfinite(q)):
+            return f"measured q is not finite: {q.tolist()}"
+        if np.any(q < kinematics.Q_LOW - 0.1) or np.any(q > kinematics.Q_HIGH + 0.1):
+            return f"measured q is outside the joint limits: {np.round(q, 3).tolist()}"
+        return ""
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def reset(self, q_measured: Sequence[float], t: float, gripper_action: float = -1.0) -> None:
+        """Start from the measured posture at time t [s]. Raises WorkspaceError when the posture is outside
+        the joint limits or its tool outside the workspace box (+ tolerance): move the arm to its home
+        posture first; the mapper only ever emits targets it can prove safe."""
+        problem = self._q_problem(q_measured)
+        if problem:
+            raise WorkspaceError(f"cannot start: {problem}")
+        q = np.asarray(q_measured, float).copy()
+        if np.any(q < kinematics.Q_LOW) or np.any(q > kinematics.Q_HIGH):
+            raise WorkspaceError(f"cannot start: q {np.round(q, 4).tolist()} is outside the joint limits")
+        if not math.isfinite(float(t)):
+            raise WorkspaceError(f"cannot start: t={t} is not finite")
+        p_sim = self.tool_pos_sim(q)
+        excess = self.box_excess_m(p_sim)
+        if excess > self.config.box_tolerance_m:
+            raise WorkspaceError(
+                f"cannot start: the tool is at {np.round(p_sim, 3).tolist()} m (sim_world), {excess:.3f} m outside "
+                f"the workspace box {list(self.config.workspace_low_m)}..{list(self.config.workspace_high_m)}; move "
+                "the arm to the home posture first"
+            )
+        self._q_start = q.copy()
+        self._q_target = q.copy()
+        self._q_emitted = q.copy()
+        self._s_emitted = 1.0
+        self._p_target_base = kinematics.fk_point(q, self.config.tool_point)
+        self._t0 = float(t)
+        self._duration = self.config.command_period_s
+        self._t_last = float(t)
+        self._q_rest = np.asarray(self.config.q_rest, float) if self.config.q_rest is not None else q.copy()
+        self._gripper_action = (
+            float(np.clip(gripper_action, -1.0, 1.0)) if math.isfinite(gripper_action) else -1.0
+        )
+        self._ready = True
+
+    def _require_reset(self) -> None:
+        if not self._ready:
+            raise RuntimeError("Sim2RealMapper: call reset(q_measured, t) before mapping actions")
+
+    # -- interpolation -------------------------------------------------------------------------------
+    def interpolate(self, t: float) -> np.ndarray:
+        """Joint targets [rad] at time t on the current segment (linear in joint space from q_start to
+        q_target), never moving backwards along it: call at the command rate."""
+        self._require_reset()
+        t = float(t)
+        if math.isfinite(t):
+            s = 1.0 if self._duration <= 0 else (t - self._t0) / self._duration
+            s = min(1.0, max(self._s_emitted, s))
+            if s != self._s_emitted:
+                self._s_emitted = s
+                # Exactly q_target at the end (no rounding residue carried into the next segment).
+                self._q_emitted = (
+                    self._q_target.copy()
+                    if s >= 1.0
+                    else self._q_start + (self._q_target - self._q_start) * s
+                )
+        return self._q_emitted.copy()
+
+    def ready_for_next_action(self, q_measured: Sequence[float], t: float) -> bool:
+        """`settle`: True once the segment is over and the measured tool is within settle_tolerance_m of the
+        target, or settle_timeout_s after the segment started. `stream`: True once the policy period is
+        over. `last_settle_reason` says which (settled / timeout / period / waiting)."""
+        self._require_reset()
+        t = float(t)
+        cfg = self.config
+        if not math.isfinite(t):
+            self.last_settle_reason = "waiting (t not finite)"
+            return False
+        elapsed = t - self._t0
+        if cfg.timing == "stream":
+            ok = elapsed >= cfg.policy_period_s - 1e-9
+            self.last_settle_reason = "period" if ok else "waiting"
+            return ok
+        if elapsed >= cfg.settle_timeout_s - 1e-9:
+            self.last_settle_reason = "timeout"
+            return True
+        if elapsed >= self._duration - 1e-9 and not self._q_problem(q_measured):
+            err = float(
+                np.linalg.norm(
+                    kinematics.fk_point(np.asarray(q_measured, float), cfg.tool_point) - self._p_target_base
+                )
+            )
+            if err <= cfg.settle_tolerance_m:
+                self.last_settle_reason = "settled"
+                return True
+        self.last_settle_reason = "waiting"
+        return False
+
+    # -- the mapping ---------------------------------------------------------------------------------
+    def _new_segment(self, t: float, q_start: np.ndarray, q_target: np.ndarray, duration: float) -> None:
+        self._t0 = t
+        self._q_start = q_start
+        self._q_target = q_target
+        self._duration = duration
+        self._s_emitted = 0.0
+        self._q_emitted = q_start.copy()
+        self._p_target_base = kinematics.fk_point(q_target, self.config.tool_point)
+
+    def _hold(
+        self, t: float, q_cur: np.ndarray, limits: list[str], reason: str, grip: float, **kw
+    ) -> Command:
+        cfg = self.config
+        duration = cfg.policy_period_s if cfg.timing == "stream" else cfg.command_period_s
+        self._new_segment(t, q_cur, q_cur.copy(), duration)
+        return self._command(t, limits, grip, hold=True, reason=reason, **kw)
+
+    def _command(self, t: float, limits: list[str], grip: float, p_req_sim=None, **kw) -> Command:
+        p_sim = self._R_sim_base @ self._p_target_base + self._p_sim_base
+        return Command(
+            q_target=self._q_target.copy(),
+            gripper=self.calibration.gripper_opening_m(grip),
+            gripper_action=grip,
+            limits_hit=limits,
+            t_start=t,
+            duration_s=self._duration,
+            q_start=self._q_start.copy(),
+            tool_target_sim_m=p_sim if p_req_sim is None else p_req_sim,
+            tool_pos_sim_m=p_sim,
+            ik_residual_m=kw.pop("ik_residual_m", 0.0),
+            **kw,
+        )
+
+    def map(self, action: Sequence[float], q_measured: Sequence[float], t: float) -> Command:
+        """One policy action (a = [dx, dy, dz, grip] in sim_world) -> the next segment's joint targets."""
+        self._require_reset()
+        cfg = self.config
+        limits: list[str] = []
+        t = float(t)
+        if not math.isfinite(t) or t < self._t_last:
+            # Time must be finite and monotone; hold where we are, at the last valid time.
+            limits.append("invalid_time")
+            t = self._t_last
+            q_cur = self.interpolate(t)
+            return self._hold(
+                t, q_cur, limits, "time stamp not finite or going backwards", self._gripper_action
+            )
+        self._t_last = t
+        q_cur = self.interpolate(t)  # where the command stream is now: the new segment starts here
+
+        # 1. Action: shape, finiteness, clamp.
+        try:
+            a = np.asarray(action, float)
+        except (TypeError, ValueError):
+            a = np.full(1, np.nan)
+        if a.shape == (1, 4):  # a batch of one, as a policy network returns it
+            a = a[0]
+        if a.shape != (4,):
+            a = np.full(4, np.nan)
+            limits.append("action_malformed")
+        if math.isfinite(a[3]):
+            if abs(a[3]) > 1.0:
+                limits.append("gripper_clamp")
+            self._gripper_action = min(1.0, max(-1.0, float(a[3])))
+        elif "action_malformed" not in limits:
+            limits.append("gripper_nonfinite")  # keep the last gripper command
+        grip = self._gripper_action
+        dxyz = a[:3]
+        if not np.all(np.isfinite(dxyz)):
+            if "action_malformed" not in limits:
+                limits.append("action_nonfinite")
+            return self._hold(t, q_cur, limits, "action not finite", grip)
+        if np.any(np.abs(dxyz) > 1.0):
+            limits.append("action_clamp")
+            dxyz = np.clip(dxyz, -1.0, 1.0)
+
+        # 2. Measured state.
+        problem = self._q_problem(q_measured)
+        if problem:
+            limits.append("invalid_measured_q")
+            return self._hold(t, q_cur, limits, problem, grip)
+        q_meas = np.asarray(q_measured, float)
+        track_err = float(np.max(np.abs(q_meas - q_cur)))
+        if track_err > cfg.max_tracking_error_rad:
+            limits.append("tracking_error")
+            return self._hold(
+                t,
+                q_cur,
+                limits,
+                f"measured q is {track_err:.3f} rad from the command (> {cfg.max_tracking_error_rad})",
+                grip,
+            )
+        p_meas = kinematics.fk_point(q_meas, cfg.tool_point)
+        p_cur = kinematics.fk_point(q_cur, cfg.tool_point)
+
+        # 3. Cartesian target (base frame).
+        p_ref = p_cur if cfg.target_from == "last_target" else p_meas
+        p_goal = p_ref + self._R_base_sim @ (dxyz * cfg.action_scale_m)
+        if cfg.target_from == "last_target":
+            lead = p_goal - p_meas
+            n = float(np.linalg.norm(lead))
+            if n > cfg.max_target_lead_m:
+                limits.append("target_lead")
+                p_goal = p_meas + lead * (cfg.max_target_lead_m / n)
+        p_goal_sim = self._R_sim_base @ p_goal + self._p_sim_base
+        clipped = np.minimum(np.maximum(p_goal_sim, self._box_lo), self._box_hi)
+        if np.any(clipped != p_goal_sim):
+            limits.append("workspace_box")
+            p_goal_sim = clipped
+            p_goal = self._R_base_sim @ (p_goal_sim - self._p_sim_base)
+        seg_max = cfg.segment_max_s
+        max_step_m = cfg.max_tool_speed_m_s * seg_max
+        step = p_goal - p_cur
+        n = float(np.linalg.norm(step))
+        if n > max_step_m * (1.0 + 1e-9):
+            limits.append("cartesian_speed")
+            # Shrinking towards p_cur (inside the box, by induction) keeps the target inside the convex box.
+            p_goal = p_cur + step * (max_step_m / n)
+            p_goal_sim = self._R_sim_base @ p_goal + self._p_sim_base
+
+        # 4. IK from the measured posture, flange down.
+        q_seed = q_cur if (cfg.ik_seed == "reference" and cfg.target_from == "last_target") else q_meas
+        res = kinematics.solve_ik(p_goal, q_seed, self._R_flange, cfg.tool_point, self._q_rest, self._ik_cfg)
+        ik_kw = dict(
+            ik_residual_m=res.position_error_m,
+            ik_orientation_err_rad=res.orientation_error_rad,
+            ik_iterations=res.iterations,
+        )
+        if (
+            res.position_error_m > cfg.ik_max_residual_m
+            or res.orientation_error_rad > cfg.ik_max_orientation_err_rad
+        ):
+            limits.append("ik_residual")
+            # Out of reach (flange down) or a poor solve. `best_effort` keeps a solution that gets the tool
+            # closer to the target with an acceptable orientation, so the hand slides along the edge of
+            # the reachable space as the mocap weld lets it in training; anything else holds.
+            progress = res.position_error_m < float(np.linalg.norm(p_goal - p_cur)) - 1e-4
+            if not (
+                cfg.ik_unreachable == "best_effort"
+                and progress
+                and res.orientation_error_rad <= cfg.ik_max_orientation_err_rad
+            ):
+                return self._hold(
+                    t,
+                    q_cur,
+                    limits,
+                    f"IK residual {res.position_error_m * 1e3:.1f} mm / {res.orientation_error_rad:.3f} rad "
+                    f"(limits {cfg.ik_max_residual_m * 1e3:.1f} mm / {cfg.ik_max_orientation_err_rad} rad)",
+                    grip,
+                    **ik_kw,
+                )
+
+        # 5. Joint limits with margin, then the velocity limit over the segment (uniform scaling keeps the
+        # joint-space direction, hence the tool path, instead of distorting it joint by joint).
+        q_des = res.q
+        q_clip = np.minimum(np.maximum(q_des, self._q_lo), self._q_hi)
+        if res.at_limit or np.any(q_clip != q_des):
+            limits.append("joint_limit")  # the IK clamps at the same margin: its at_limit flag is the report
+        dq = q_clip - q_cur
+        ratio = float(np.max(np.abs(dq) / (self._v_max * seg_max)))
+        if ratio > 1.0:
+            limits.append("joint_velocity")
+            dq = dq / ratio
+
+        # 6. Prove the candidate safe by FK (box and Cartesian step); shorten it, or hold, if not. The joint
+        # path is not straight in Cartesian space, so the IK target's clamps alone do not guarantee this.
+        tol = cfg.box_tolerance_m
+        shortened = False
+        for _ in range(8):
+            q_new = q_cur + dq
+            p_new = kinematics.fk_point(q_new, cfg.tool_point)
+            in_box = self.box_excess_m(self._R_sim_base @ p_new + self._p_sim_base) <= tol
+            cart = float(np.linalg.norm(p_new - p_cur))
+            if in_box and cart <= max_step_m + cfg.cartesian_tolerance_m:
+                break
+            shortened = True
+            # Over the speed bound only: shrink in proportion (steps are small, FK is nearly linear);
+            # outside the box: halve (q_cur is inside, so a short enough step is too).
+            dq = dq * (0.5 if not in_box else 0.999 * max_step_m / cart)
+        else:
+            limits.append("fk_check")
+            return self._hold(t, q_cur, limits, "no safe step towards the IK solution", grip, **ik_kw)
+        if shortened:
+            limits.append("fk_check")
+        # Joint-limit invariant: q_cur and q_clip are inside the hard limits, so is every point between.
+        q_new = np.minimum(np.maximum(q_new, kinematics.Q_LOW), kinematics.Q_HIGH)
+
+        # 7. Segment timing.
+        if cfg.timing == "stream":
+            duration = cfg.policy_period_s
+        else:
+            need = max(
+                float(np.max(np.abs(q_new - q_cur) / self._v_max)),
+                float(np.linalg.norm(p_new - p_cur)) / cfg.max_tool_speed_m_s,
+                cfg.command_period_s,
+            )
+            periods = math.ceil(need / cfg.command_period_s - 1e-9)
+            duration = min(periods * cfg.command_period_s, cfg.settle_timeout_s)
+        self._new_segment(t, q_cur, q_new, duration)
+        return self._command(t, limits, grip, p_req_sim=p_goal_sim, **ik_kw)

@@ -1,0 +1,66 @@
+"""The simulated KUKA in joint_position mode, driven ONLY through the real-robot path (issue 5 §8):
+
+sim joint angles (by name) + simulated camera detections (object/goal from the simulator, expressed in the
+camera frame through the calibration) -> Real2Sim -> Meta-World's scripted expert -> Sim2RealMapper ->
+`set_joint_targets(q)` + `step([0, 0, 0, grip])`; no mocap. Success is compared per task with the same
+expert on a mocap TaskEnv over the same seeded variations (`sim2real.bench.closed_loop_report`).
+
+Bar: joint_position success >= 90 % of the mocap rate per task. Two legion-mt10 tasks miss it on the
+current twin (see KNOWN_GAPS and the issue-5 report); they are xfail with the reason, so a fix shows up
+as XPASS.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from legion_core.tasks import TASK_SETS
+from sim2real.bench import closed_loop_report
+
+FAST_TASKS = ("reach", "pick-place", "drawer-close")  # marker goal, grasp, object_offset goal
+
+KNOWN_GAPS = {
+    "door-open": (
+        "the door's final handle positions (y~0.44, z~0.16) are beyond the iiwa's reach with the flange "
+        "down: the mocap weld gets there by tilting the hand ~0.24 rad and driving joints up to ~8x faster "
+        "than the datasheet allows; the joint_position twin (flange-down IK, datasheet speeds) lands on "
+        "the door's top edge and stops short"
+    ),
+    "peg-unplug-side": (
+        "servo lag (JOINT_KV/JOINT_KP = 0.05 s: ~3 cm at full speed) makes the hand overshoot the expert's "
+        "grasp height by ~1 cm, so the 0.1-effort grasp holds the plug with one pad and the pull is slower "
+        "than with the weld; ~70-80 % of the mocap rate within 200 steps"
+    ),
+}
+
+
+def _check(task: str, episodes: int) -> None:
+    report = closed_loop_report([task], episodes)
+    r = report["tasks"][task]
+    print(
+        task, {k: r[k] for k in ("mocap_rate", "joint_position_rate", "limits_hit", "max_tracking_error_m")}
+    )
+    # The observation really came from real2sim and matched the simulator (exact twin, zero noise).
+    assert r["invalid_observations"] == 0
+    assert r["max_obs_error_m"]["hand_pos"] < 1e-9 and r["max_obs_error_m"]["obj_pos"] < 1e-9
+    assert r["max_obs_error_m"]["goal_pos"] < 1e-3
+    # The mapper kept the arm inside its limits (the servo never had to be stopped by a limit).
+    assert r["max_limit_violation_rad"] < 0.01
+    assert r["joint_position_rate"] >= 0.9 * r["mocap_rate"], r
+
+
+@pytest.mark.parametrize("task", FAST_TASKS)
+def test_closed_loop_fast_subset(task):
+    _check(task, episodes=5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task",
+    [
+        pytest.param(t, marks=pytest.mark.xfail(reason=KNOWN_GAPS[t], strict=False)) if t in KNOWN_GAPS else t
+        for t in TASK_SETS["legion-mt10"]
+    ],
+)
+def test_closed_loop_legion_mt10(task):
+    _check(task, episodes=20)
