@@ -116,7 +116,9 @@ def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=("composed
             "commands": len(cmd_t),
             "command_rate_hz": float(len(cmd_t) / seconds),
             "longest_command_gap_ms": float(np.nanmax(gaps) * 1e3),
-            "missed_cycles": int(np.sum(np.maximum(0, np.round(gaps / period) - 1))) if len(cmd_t) > 1 else None,
+            "missed_cycles": int(np.sum(np.maximum(0, np.round(gaps / period) - 1)))
+            if len(cmd_t) > 1
+            else None,
             "gaps_over_1.5_periods": int(np.sum(gaps > 1.5 * period)) if len(cmd_t) > 1 else None,
         }
     results["targets"] = {"composed_p99_ms": 2.0, "cross_process_p99_ms": 5.0, "missed_cycles": 0}

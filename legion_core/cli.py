@@ -299,6 +299,19 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_transfer(args: argparse.Namespace) -> int:
+    from legion_core.bench_transfer import run_bench
+
+    rep = run_bench(args.bundle, episodes=args.episodes)
+    for k, v in rep["skills"].items():
+        print(
+            f"{k:24s} simulator {v['sim_successes']:2d}/{rep['episodes']}  ROS graph on twin {v['graph_successes']:2d}/{rep['episodes']}  ratio {v['ratio']}"
+        )
+    print(f"min ratio {rep['min_ratio']} (target >= {rep['target_ratio']})")
+    _write_json(rep, args.output)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -510,6 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=60.0, help="measurement time per mode [s]")
     s.add_argument("-o", "--output", default="out/bench_runtime.json")
     s.set_defaults(func=cmd_bench_runtime)
+    s = bsub.add_parser(
+        "transfer", help="per skill: success in the simulator vs through the ROS graph on the twin"
+    )
+    s.add_argument("bundle", help="bundle directory")
+    s.add_argument("--episodes", type=int, default=10, help="placements per skill")
+    s.add_argument("-o", "--output", default="out/bench_transfer.json")
+    s.set_defaults(func=cmd_bench_transfer)
     s = bsub.add_parser("train", help="LEGION update rate vs stable-baselines3 SAC, env steps/s, DPMM refit")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("-o", "--output", default="out/bench_train.json")

@@ -142,7 +142,11 @@ class Supervisor:
         """Forget the commanded trajectory and restart from the measured posture (after the digital twin
         was reset to a new scene, or the arm was moved by hand in a compliant mode). Never clears an
         e-stop."""
-        fresh = self.q_meas is not None and not self.q_problem and now - self.js_time <= self.config.joint_state_timeout_s
+        fresh = (
+            self.q_meas is not None
+            and not self.q_problem
+            and now - self.js_time <= self.config.joint_state_timeout_s
+        )
         if not fresh:
             return False, f"cannot reset without a fresh, valid joint state ({self.q_problem or 'stale'})"
         self.q_sent = self.q_meas.copy()

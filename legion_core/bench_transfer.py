@@ -1,0 +1,117 @@
+"""`legion bench transfer`: per skill, success of a bundle in the training simulator (mocap, direct
+numpy inference) versus through the full ROS 2 graph on the digital twin (twin in joint_position mode ->
+real2sim -> policy -> sim2real with all its limits), on the same placements (issue 6 §Performance).
+
+The graph is started once per skill; between episodes the twin is reset to the next placement, the
+sim2real node restarts from the measured posture, and the skill is re-activated (which re-anchors
+real2sim's offset goal at the new object position). An episode on the twin succeeds when the twin's own
+Meta-World success check fires within the skill's step budget converted to wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.2,
+              log_dir: str = "out/bench_transfer") -> dict:  # fmt: skip
+    from legion_core.bundle import load
+    from legion_core.evaluation import evaluate
+    from legion_core.ros_env import child_env, ensure_workspace
+
+    ensure_workspace()
+    import rclpy
+    from legion_msgs.srv import ResetTask
+    from std_msgs.msg import Bool, String
+    from std_srvs.srv import Trigger
+
+    from legion_ros.common import LATCHED_QOS
+
+    b = load(bundle_path)
+    seed = b.contract.get("provenance", {}).get("eval_env_seed", 1) if seed is None else seed
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    sim = {
+        r.task: r.successes
+        for r in evaluate(
+            b.skill_names, b.contract["embodiment"], policy_factory=lambda s: b.policy_fn(s.name),
+            layout=b.layout.name, episodes=episodes, seed=seed, progress=False,
+        )
+    }  # fmt: skip
+    if not rclpy.ok():
+        rclpy.init()
+    out = {"bundle": str(bundle_path), "episodes": episodes, "seed": seed, "skills": {}}
+    for skill in b.skill_names:
+        budget_s = b.skills[skill].max_episode_steps * seconds_per_step
+        log = open(Path(log_dir) / f"graph_{skill}.log", "w")  # noqa: SIM115 - closed below
+        args = [
+            sys.executable, "-m", "legion_ros.composed", "--nodes", "twin,real2sim,policy,sim2real",
+            "-p", f"policy.bundle:={bundle_path}", "-p", f"sim2real.bundle:={bundle_path}",
+            "-p", f"twin.task:={skill}", "-p", f"twin.seed:={seed}",
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            args, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")
+        success = {"v": False}
+        node.create_subscription(
+            Bool, "/twin/success", lambda m: success.__setitem__("v", bool(m.data)), LATCHED_QOS
+        )
+        skill_pub = node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
+        reset_twin = node.create_client(ResetTask, "/twin_node/reset_task")
+        reset_s2r = node.create_client(Trigger, "/sim2real_node/reset")
+
+        def call(client, req, timeout=20.0, node=node):
+            end = time.monotonic() + timeout
+            while not client.service_is_ready() and time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            fut = client.call_async(req)
+            while not fut.done() and time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            return fut.result() if fut.done() else None
+
+        def spin(seconds: float, node=node) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.02)
+
+        results, durations = [], []
+        for i in range(episodes):
+            skill_pub.publish(String(data=""))
+            r = call(reset_twin, ResetTask.Request(task=skill, variation=i))
+            if r is None or not r.success:
+                results.append(False)
+                continue
+            spin(0.3)
+            success["v"] = False
+            call(reset_s2r, Trigger.Request())
+            skill_pub.publish(String(data=skill))
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < budget_s and not success["v"]:
+                rclpy.spin_once(node, timeout_sec=0.02)
+            results.append(success["v"])
+            durations.append(time.monotonic() - t0)
+        node.destroy_node()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        g = sum(results)
+        out["skills"][skill] = {
+            "sim_successes": sim[skill],
+            "graph_successes": g,
+            "ratio": (g / sim[skill]) if sim[skill] else None,
+            "graph_episode_wall_s_mean": float(sum(durations) / max(len(durations), 1)),
+            "per_episode": results,
+        }
+    ratios = [v["ratio"] for v in out["skills"].values() if v["ratio"] is not None]
+    out["min_ratio"] = min(ratios) if ratios else None
+    out["target_ratio"] = 0.95
+    out["meets_target"] = bool(ratios) and min(ratios) >= 0.95
+    return out
