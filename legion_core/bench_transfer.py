@@ -59,7 +59,10 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
         node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")
         success = {"v": False}
         node.create_subscription(
-            Bool, "/twin/success", lambda m: success.__setitem__("v", bool(m.data)), LATCHED_QOS
+            Bool,
+            "/twin/success",
+            lambda m, success=success: success.__setitem__("v", bool(m.data)),
+            LATCHED_QOS,
         )
         skill_pub = node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
         reset_twin = node.create_client(ResetTask, "/twin_node/reset_task")
