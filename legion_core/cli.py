@@ -312,6 +312,12 @@ def cmd_bench_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from legion_core import launch_runner
+
+    return launch_runner.run_from_args(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -468,6 +474,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("bundle")
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser(
+        "launch",
+        help="run a ROS 2 YAML launch file (what `ros2 launch` runs on a robot PC)",
+        formatter_class=_F,
+        description="Run launch/*.launch.yaml here, where `ros2 launch` is not installable: node processes,\n"
+        "arguments, substitutions, parameters, remaps, respawn, clean shutdown of all children.\n\n"
+        "examples:\n  legion launch launch/sim.launch.yaml bundle:=models/legion-kuka-3skill skill:=drawer-close\n"
+        "  legion launch launch/robot.launch.yaml bundle:=models/x calibration:=cell.yaml --dry-run",
+    )
+    from legion_core import launch_runner
+
+    launch_runner.add_arguments(s)
+    s.set_defaults(func=cmd_launch)
 
     s = sub.add_parser(
         "run",
