@@ -53,10 +53,11 @@ def test_sim_launch_runs_and_stops_cleanly(tmp_path):
     from tests.integration.rosutil import Probe
 
     bundle = make_tiny_bundle(tmp_path / "run", tmp_path / "tiny")[2]
+    out = open(tmp_path / "launch.out", "w")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "legion_core.cli", "launch", str(LAUNCH / "sim.launch.yaml"), f"bundle:={bundle}",
          "skill:=drawer-close", "--log-dir", str(tmp_path / "logs")],
-        env=child_env(), stdout=open(tmp_path / "launch.out", "w"), stderr=subprocess.STDOUT, start_new_session=True,  # noqa: SIM115
+        env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     probe = Probe("launch_probe")
     try:
