@@ -318,6 +318,16 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return launch_runner.run_from_args(args)
 
 
+def cmd_bench_grounding(args: argparse.Namespace) -> int:
+    from legion_core.bench_grounding import run_bench, summary_lines
+
+    rep = run_bench() if not args.path else run_bench(args.path)
+    for line in summary_lines(rep):
+        print(line)
+    _write_json(rep, args.output)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -550,6 +560,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=10, help="placements per skill")
     s.add_argument("-o", "--output", default="out/bench_transfer.json")
     s.set_defaults(func=cmd_bench_transfer)
+    s = bsub.add_parser(
+        "grounding", help="language grounding accuracy and refusals on the tune and held-out sets"
+    )
+    s.add_argument(
+        "--path", default=None, help="evaluation set YAML (default tests/data/grounding/commands.yaml)"
+    )
+    s.add_argument("-o", "--output", default="out/bench_grounding.json")
+    s.set_defaults(func=cmd_bench_grounding)
     s = bsub.add_parser("train", help="LEGION update rate vs stable-baselines3 SAC, env steps/s, DPMM refit")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("-o", "--output", default="out/bench_train.json")
