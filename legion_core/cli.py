@@ -328,6 +328,12 @@ def cmd_bench_grounding(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_command(args: argparse.Namespace) -> int:
+    from legion_core.command_client import run_command
+
+    return run_command(args.text, timeout_s=args.timeout)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -498,6 +504,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     launch_runner.add_arguments(s)
     s.set_defaults(func=cmd_launch)
+
+    s = sub.add_parser(
+        "command",
+        help="send a language command to the task sequencer and follow it live",
+        formatter_class=_F,
+        description="Ground an operator command into skills of the running bundle and execute them one after\n"
+        "another (needs the runtime with task_sequencer_node). Ctrl-C cancels: the robot holds.\n\n"
+        'examples:\n  legion command "close the drawer"\n  legion command "close the drawer, then press the button"',
+    )
+    s.add_argument("text", help="the command, in plain language")
+    s.add_argument(
+        "--timeout", type=float, default=600.0, help="give up waiting for the result after this [s]"
+    )
+    s.set_defaults(func=cmd_command)
 
     s = sub.add_parser(
         "run",

@@ -76,6 +76,7 @@ class Supervisor:
         self.ready_since = -math.inf
         self.segment_stamp = math.nan
         self.start_error = ""
+        self.active_skill: str | None = None  # None: not told (standalone); '' : no skill -> hold
 
     # -- inputs ----------------------------------------------------------------------------------------
     def on_joint_state(self, names, positions, now: float) -> None:
@@ -126,10 +127,17 @@ class Supervisor:
         self._restart(self.q_sent if self.q_sent is not None else self.q_meas, now)
         return True, "re-armed"
 
+    def set_active_skill(self, name: str) -> None:
+        """'' makes the arm hold at once (cancel, plan finished); a new skill must bring fresh actions."""
+        if name != self.active_skill:
+            self.active_skill = name
+            self.used_seq = self.action_seq  # never execute an action computed for the previous skill
+
     def wants_action(self, now: float) -> bool:
         """True when a tick now would start a new policy step (used to react to an action immediately)."""
         return (
             self.started
+            and self.active_skill != ""
             and not self.estop_reason
             and not self.holding
             and self.q_meas is not None

@@ -92,6 +92,13 @@ class Sim2RealNode(LegionNode):
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
         self.create_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
+        from std_msgs.msg import String
+
+        from legion_ros.common import LATCHED_QOS, TOPIC_ACTIVE_SKILL
+
+        self.create_subscription(
+            String, TOPIC_ACTIVE_SKILL, lambda m: self.sup.set_active_skill(m.data), LATCHED_QOS
+        )
         self.create_service(Trigger, "~/rearm", self.on_rearm)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.period = 1.0 / rate

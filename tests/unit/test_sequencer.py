@@ -1,0 +1,75 @@
+"""The sequencer state machine: preconditions, success from the observation, budgets, retries, cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from legion_core.sequencer import Sequencer, SequencerConfig, SkillSpec
+from legion_core.tasks import get_task
+
+DRAWER = SkillSpec("drawer-close", get_task("drawer-close").success, max_steps=10)
+BUTTON = SkillSpec("button-press-topdown", get_task("button-press-topdown").success, max_steps=10)
+
+
+def obs(hand=(0, 0.6, 0.2), obj=(0, 0.7, 0.1), goal=(0, 0.86, 0.05)):
+    return list(hand) + list(obj) + [0, 0, 0] + list(goal)
+
+
+def test_runs_a_plan_in_order_with_success_from_observations():
+    s = Sequencer([DRAWER, BUTTON], config=SequencerConfig(success_hold_steps=2))
+    out = s.tick(0.0)
+    assert out.active_skill == "drawer-close" and out.state == "waiting"
+    s.on_observation("drawer-close", True, "ok", obs(), 0.1)
+    assert s.tick(0.1).state == "running"
+    s.on_observation("drawer-close", True, "ok", obs(obj=(0, 0.8, 0.07)), 0.2)
+    assert 0 < s.tick(0.2).progress < 1
+    for t in (0.3, 0.4):  # two consecutive observations inside the threshold
+        s.on_observation("drawer-close", True, "ok", obs(obj=(0, 0.86, 0.05)), t)
+    out = s.tick(0.4)
+    assert out.active_skill == "button-press-topdown" and out.step_index == 2
+    # observations for another skill are ignored
+    s.on_observation("drawer-close", True, "ok", obs(), 0.5)
+    assert s.tick(0.5).state == "waiting"
+    s.on_observation("button-press-topdown", True, "ok", obs(obj=(0, 0.8, 0.2), goal=(0, 0.8, 0.1)), 0.6)
+    for t in (0.7, 0.8):
+        s.on_observation("button-press-topdown", True, "ok", obs(obj=(0, 0.8, 0.11), goal=(0, 0.8, 0.1)), t)
+    out = s.tick(0.8)
+    assert out.done and out.success and "drawer-close" in out.message and len(out.step_durations_s) == 2
+    assert out.active_skill == ""  # the robot holds after the plan
+
+
+def test_precondition_timeout_names_the_reason():
+    s = Sequencer([DRAWER], config=SequencerConfig(precondition_timeout_s=1.0))
+    s.tick(0.0)
+    s.on_observation("drawer-close", False, "object 'drawer_handle': not detected", [], 0.5)
+    out = s.tick(1.5)
+    assert out.done and not out.success
+    assert "could not start" in out.message and "drawer_handle" in out.message
+
+
+def test_step_budget_and_retries():
+    s = Sequencer([DRAWER], config=SequencerConfig(retries=1))
+    s.tick(0.0)
+    s.on_observation("drawer-close", True, "ok", obs(), 0.1)
+    for attempt in range(2):
+        for _ in range(10):
+            s.on_action("drawer-close")
+        out = s.tick(0.2 + attempt)
+    assert out.done and not out.success and "2 attempt" in out.message
+
+
+def test_cancel_holds_and_says_what_was_done():
+    s = Sequencer([DRAWER, BUTTON])
+    s.tick(0.0)
+    s.cancel(0.1)
+    out = s.tick(0.1)
+    assert out.done and not out.success and out.state == "cancelled"
+    assert out.active_skill == "" and "holds" in out.message
+
+
+def test_invalid_observation_never_counts_as_success():
+    s = Sequencer([DRAWER], config=SequencerConfig(success_hold_steps=1))
+    s.tick(0.0)
+    s.on_observation("drawer-close", False, "stale", obs(obj=(0, 0.86, 0.05)), 0.1)
+    assert not s.tick(0.1).done
+    assert np.isclose(s.tick(0.1).progress, 0.0)
