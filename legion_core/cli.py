@@ -519,6 +519,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_command)
 
+    from legion_core import recording
+
+    s = sub.add_parser(
+        "record",
+        help="record runtime topics to a ROS 2 bag (MCAP, rosbag2 layout) without a ROS install",
+        formatter_class=_F,
+        description="Record the runtime topics (or the ones given) into an MCAP bag with the standard rosbag2\n"
+        "layout; custom legion_msgs types are embedded from their .msg definitions.\n\n"
+        "example:\n  legion record -o out/session.mcap --duration 30",
+    )
+    recording.add_record_arguments(s)
+    s.set_defaults(func=recording.run_record)
+
+    s = sub.add_parser(
+        "replay",
+        help="replay a bag into the runtime; --check judges a fresh runtime against the recording",
+        formatter_class=_F,
+        description="Publish recorded sensor topics at recorded timing (or --rate/--fast, --sim-clock); with\n"
+        "--check scenario.yaml --bundle DIR run a regression check (exit 0 only if all judgements pass);\n"
+        "with --closed-loop run the runtime on the twin set up from the recorded detections.\n\n"
+        "example:\n  legion replay tests/data/replay/session --check scenarios/default.yaml --bundle models/x",
+    )
+    recording.add_replay_arguments(s)
+    s.set_defaults(func=recording.run_replay)
+
     s = sub.add_parser(
         "run",
         help="run several runtime nodes composed in one process (lowest latency)",
