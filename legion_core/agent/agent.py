@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,8 +134,6 @@ class LegionAgent:
         if cfg.fast_cpu_matmul and self.device.type == "cpu" and fast_fp32_matmul_is_exact():
             self._matmul_precision = "medium"
 
-        if dpmm_dir is None:
-            dpmm_dir = tempfile.mkdtemp(prefix="legion_dpmm_")
         self.dpmm = DPMMKnowledgeSpace.from_config(cfg.dpmm, dpmm_dir)
 
         # Forward functions actually called in `update`/`act`; optionally compiled (config.compile).

@@ -161,8 +161,8 @@ class AgentConfig:
     the agent's calls) when a one-time probe shows it is as accurate as IEEE fp32; ~2.2× faster matmuls on the
     AMD EPYC dev machines, where MKL's sgemm is slow. See `agent.fast_fp32_matmul_is_exact`."""
     compile: bool = False
-    """Wrap the networks with torch.compile. Off by default: measured by bench_train.py, it did not pay on CPU
-    (see the comment there)."""
+    """Wrap the critic, target and actor forwards with torch.compile. Off: on the CPU dev machine the compiled
+    update was 1.6× SLOWER than eager (59.7 vs 37.4 ms, 35 s warm-up; bench_train.py docstring)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.dpmm, dict):  # from a YAML / checkpoint dict

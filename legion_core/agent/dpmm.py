@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -76,7 +77,8 @@ class DPMMKnowledgeSpace:
     """DP mixture of diagonal Gaussians over latents, with warm-started refits (§3).
 
     Args:
-        work_dir: directory for bnpy's two alternating output directories (created on demand).
+        work_dir: directory for bnpy's two alternating output directories (created on demand). None: a fresh
+            temporary directory, created at the first fit.
         gamma0, sF, n_batch, n_lap, birth_kwargs, merge_kwargs: §3 hyper-parameters (see `DPMMConfig`).
 
     After the first `fit`: `K`, `means` [K,D], `variances` [K,D], `weights` [K], `K_history`, and
@@ -85,7 +87,7 @@ class DPMMKnowledgeSpace:
 
     def __init__(
         self,
-        work_dir: str | os.PathLike,
+        work_dir: str | os.PathLike | None,
         gamma0: float = 5.0,
         sF: float = 1e-5,
         n_batch: int = 5,
@@ -96,7 +98,7 @@ class DPMMKnowledgeSpace:
         from legion_core.agent.config import DPMMConfig
 
         defaults = DPMMConfig()
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir) if work_dir is not None else None
         self.gamma0 = float(gamma0)
         self.sF = float(sF)
         self.n_batch = int(n_batch)
@@ -106,7 +108,7 @@ class DPMMKnowledgeSpace:
         self._reset_posterior()
 
     @classmethod
-    def from_config(cls, cfg: Any, work_dir: str | os.PathLike) -> DPMMKnowledgeSpace:
+    def from_config(cls, cfg: Any, work_dir: str | os.PathLike | None) -> DPMMKnowledgeSpace:
         """Build from a `DPMMConfig`."""
         return cls(
             work_dir,
@@ -169,6 +171,8 @@ class DPMMKnowledgeSpace:
             init = dict(initname=self._last_output_path, K=self.K_history[-1])
         else:  # first fit, or the previous output dir is gone (e.g. checkpoint moved): restart cleanly
             init = dict(initname="randexamples", K=1)
+        if self.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="legion_dpmm_"))
         output_path = self.work_dir / str(self._next_dir)
         # Pre-create <output_path>/<taskid> so that bnpy's distutils.mkpath has nothing to create (it logs
         # "creating ..." on the root logger otherwise). bnpy empties the directory itself before writing.

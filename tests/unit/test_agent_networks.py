@@ -15,6 +15,7 @@ from legion_core.agent.networks import (
     DynamicsDecoder,
     TwinCritic,
     VAEEncoder,
+    fast_tanh,
 )
 
 
@@ -93,9 +94,10 @@ def _separate_twins(critic: TwinCritic) -> tuple[nn.Sequential, nn.Sequential]:
     return critic.to_sequential(0), critic.to_sequential(1)
 
 
-def test_fused_twin_critic_equals_two_independent_nets():
+@pytest.mark.parametrize("mode", ["batched", "grouped"])
+def test_fused_twin_critic_equals_two_independent_nets(mode):
     torch.manual_seed(1)
-    critic = TwinCritic(12, 10, 4).double()
+    critic = TwinCritic(12, 10, 4, mode=mode).double()
     with torch.no_grad():  # non-trivial LayerNorm affine and biases
         for p in critic.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -120,14 +122,33 @@ def test_fused_twin_critic_equals_two_independent_nets():
         torch.testing.assert_close(critic.ln_weight.grad[i, 0], net[1].weight.grad, rtol=1e-10, atol=1e-12)
 
 
-def test_fused_twin_critic_float32_close_to_separate_nets():
+@pytest.mark.parametrize("mode", ["batched", "grouped"])
+def test_fused_twin_critic_float32_close_to_separate_nets(mode):
     torch.manual_seed(2)
-    critic = TwinCritic(12, 10, 4)
+    critic = TwinCritic(12, 10, 4, mode=mode)
     q1_net, q2_net = _separate_twins(critic)
     x = torch.randn(512, 26)
     q = critic.forward_stacked(x)
     torch.testing.assert_close(q[0], q1_net(x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(q[1], q2_net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_twin_critic_modes_agree_and_auto_is_grouped_on_cpu():
+    torch.manual_seed(4)
+    critic = TwinCritic(12, 10, 4).double()
+    x = torch.randn(16, 26, dtype=torch.float64)
+    torch.testing.assert_close(critic._forward_batched(x), critic._forward_grouped(x), rtol=1e-12, atol=1e-12)
+    assert critic.mode == "auto"
+    with pytest.raises(ValueError):
+        TwinCritic(12, 10, 4, mode="vmap")
+
+
+def test_fast_tanh_matches_tanh():
+    x = torch.linspace(-30, 30, 20001, requires_grad=True)
+    y = fast_tanh(x)
+    torch.testing.assert_close(y, torch.tanh(x), rtol=0, atol=3e-7)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(g, 1 - torch.tanh(x.detach()) ** 2, rtol=0, atol=1e-6)
 
 
 def test_twin_critic_from_sequential_round_trip():
