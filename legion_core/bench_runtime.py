@@ -20,10 +20,8 @@ import numpy as np
 
 def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=("composed", "cross_process")) -> dict:
     """Run the sim graph in each mode for `seconds` and return the latency/gap figures."""
-    import subprocess
-    import sys
 
-    from legion_core.ros_env import child_env, ensure_workspace
+    from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
     ensure_workspace()
     import rclpy
@@ -60,16 +58,8 @@ def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=("composed
         procs = []
         for g in groups[mode]:
             names = g.split(",")
-            args = [sys.executable, "-m", "legion_ros.composed", "--nodes", g]
-            for k, v in params.items():
-                if k.split(".")[0] in names:
-                    args += ["-p", f"{k}:={v}"]
-            log = open(tmp / f"{mode}-{g.replace(',', '_')}.log", "w")  # noqa: SIM115 - lives with the process
-            procs.append(
-                subprocess.Popen(
-                    args, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
+            mine = {k: v for k, v in params.items() if k.split(".")[0] in names}
+            procs.append(start_composed(g, mine, tmp / f"{mode}-{g.replace(',', '_')}.log"))
         node = rclpy.create_node(f"bench_runtime_{mode}")
         lat: list[float] = []
         cmd_t: list[float] = []
@@ -93,16 +83,9 @@ def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=("composed
         while time.monotonic() < t_end:
             rclpy.spin_once(node, timeout_sec=0.05)
         node.destroy_node()
-        import os
-        import signal
 
         for p in procs:
-            os.killpg(p.pid, signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+            stop_process_group(p, 10)
         gaps = np.diff(np.array(cmd_t)) if len(cmd_t) > 1 else np.array([np.nan])
         l_ms = np.array(lat) * 1e3 if lat else np.array([np.nan])
         period = 0.01

@@ -10,10 +10,6 @@ Meta-World success check fires within the skill's step budget converted to wall 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +18,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
               log_dir: str = "out/bench_transfer") -> dict:  # fmt: skip
     from legion_core.bundle import load
     from legion_core.evaluation import evaluate
-    from legion_core.ros_env import child_env, ensure_workspace
+    from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
     ensure_workspace()
     import rclpy
@@ -47,15 +43,13 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
     out = {"bundle": str(bundle_path), "episodes": episodes, "seed": seed, "skills": {}}
     for skill in b.skill_names:
         budget_s = b.skills[skill].max_episode_steps * seconds_per_step
-        log = open(Path(log_dir) / f"graph_{skill}.log", "w")  # noqa: SIM115 - closed below
-        args = [
-            sys.executable, "-m", "legion_ros.composed", "--nodes", "twin,real2sim,policy,sim2real",
-            "-p", f"policy.bundle:={bundle_path}", "-p", f"sim2real.bundle:={bundle_path}",
-            "-p", f"twin.task:={skill}", "-p", f"twin.seed:={seed}",
-        ]  # fmt: skip
-        proc = subprocess.Popen(
-            args, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        params = {
+            "policy.bundle": bundle_path,
+            "sim2real.bundle": bundle_path,
+            "twin.task": skill,
+            "twin.seed": seed,
+        }
+        proc = start_composed("twin,real2sim,policy,sim2real", params, Path(log_dir) / f"graph_{skill}.log")
         node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")
         success = {"v": False}
         node.create_subscription(
@@ -99,12 +93,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             results.append(success["v"])
             durations.append(time.monotonic() - t0)
         node.destroy_node()
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop_process_group(proc)
         g = sum(results)
         out["skills"][skill] = {
             "sim_successes": sim[skill],

@@ -11,10 +11,6 @@ Without a model, it falls back to evaluating Meta-World's scripted experts on th
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,7 +34,7 @@ def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> li
 def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path, timeout_s: float = 90.0,
                     record: bool = True) -> dict:  # fmt: skip
     """Launch the sim graph, run `skill` until the twin reports success (or timeout)."""
-    from legion_core.ros_env import child_env, ensure_workspace
+    from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
     ensure_workspace()
     import rclpy
@@ -49,16 +45,12 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
 
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / f"demo_{skill}.mp4"
-    log = open(out_dir / "graph.log", "w")  # noqa: SIM115 - closed below
-    args = [
-        sys.executable, "-m", "legion_ros.composed", "--nodes", "twin,real2sim,policy,sim2real",
-        "-p", f"policy.bundle:={bundle_path}", "-p", f"sim2real.bundle:={bundle_path}",
-        "-p", f"twin.task:={skill}", "-p", f"twin.variation:={variation}", "-p", f"twin.video_path:={video}",
-    ]  # fmt: skip
+    params = {
+        "policy.bundle": bundle_path, "sim2real.bundle": bundle_path,
+        "twin.task": skill, "twin.variation": variation, "twin.video_path": video,
+    }  # fmt: skip
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        args, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    proc = start_composed("twin,real2sim,policy,sim2real", params, out_dir / "graph.log")
     if not rclpy.ok():
         rclpy.init()
     node = rclpy.create_node("legion_demo")
@@ -112,13 +104,7 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
     if rec_thread is not None:
         rec_thread.join(20)
     node.destroy_node()
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        code = proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        code = proc.wait(5)
-    log.close()
+    code = stop_process_group(proc, 30)
     return {
         "skill": skill,
         "variation": variation,

@@ -70,3 +70,33 @@ def ensure_workspace(install: Path = INSTALL) -> Path:
     if str(install) not in prefix.split(os.pathsep):
         os.environ["AMENT_PREFIX_PATH"] = str(install) + (os.pathsep + prefix if prefix else "")
     return install
+
+
+def start_composed(nodes: str, params: dict[str, object] | list[str], log_path=None):
+    """Start `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") in a child process with its own
+    process group; params as {"policy.bundle": path} or ["policy.bundle:=path", ...]. Returns the Popen."""
+    import subprocess
+
+    items = [f"{k}:={v}" for k, v in params.items()] if isinstance(params, dict) else list(params)
+    args = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
+    for it in items:
+        args += ["-p", it]
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(
+        args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_process_group(proc, timeout: float = 20.0) -> int:
+    """SIGINT to the child's process group (clean node shutdown), SIGKILL if it does not exit in time."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    return proc.returncode

@@ -113,15 +113,17 @@ class Supervisor:
         if not self.estop_reason:
             self.estop_reason = reason
 
-    def rearm(self, now: float) -> tuple[bool, str]:
-        if not self.estop_reason:
-            return True, "not latched"
-        fresh = (
+    def _joint_state_fresh(self, now: float) -> bool:
+        return (
             self.q_meas is not None
             and not self.q_problem
             and now - self.js_time <= self.config.joint_state_timeout_s
         )
-        if not fresh:
+
+    def rearm(self, now: float) -> tuple[bool, str]:
+        if not self.estop_reason:
+            return True, "not latched"
+        if not self._joint_state_fresh(now):
             return False, f"cannot re-arm without a fresh, valid joint state ({self.q_problem or 'stale'})"
         self.estop_reason = ""
         self._restart(self.q_sent if self.q_sent is not None else self.q_meas, now)
@@ -150,12 +152,7 @@ class Supervisor:
         """Forget the commanded trajectory and restart from the measured posture (after the digital twin
         was reset to a new scene, or the arm was moved by hand in a compliant mode). Never clears an
         e-stop."""
-        fresh = (
-            self.q_meas is not None
-            and not self.q_problem
-            and now - self.js_time <= self.config.joint_state_timeout_s
-        )
-        if not fresh:
+        if not self._joint_state_fresh(now):
             return False, f"cannot reset without a fresh, valid joint state ({self.q_problem or 'stale'})"
         self.q_sent = self.q_meas.copy()
         self.holding = ""

@@ -4,14 +4,10 @@ them through a probe node in the test process, waiting on conditions, never on f
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
-from legion_core.ros_env import child_env, ensure_workspace
+from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
 ensure_workspace()
 
@@ -19,25 +15,12 @@ import rclpy  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
 
-def start_nodes(nodes: str, params: dict[str, object], log_path=None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
-    for k, v in params.items():
-        args += ["-p", f"{k}:={v}"]
-    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(
-        args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+def start_nodes(nodes: str, params: dict[str, object], log_path=None):
+    return start_composed(nodes, params, log_path)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 8.0) -> int:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    return proc.returncode
+def stop(proc, timeout: float = 8.0) -> int:
+    return stop_process_group(proc, timeout)
 
 
 class Probe:
