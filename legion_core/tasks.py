@@ -284,7 +284,7 @@ _TASKS: tuple[TaskSpec, ...] = (
             "slide the window shut",
         ),
         "window_handle",
-        _offset(-0.01, 0.095, 0.0),
+        _offset(-0.21, 0.095, 0.0),
         _near(0.05, axes="x", a="obj_pos", source="window-close: |obj_x - target_x| <= 0.05"),
         hand_init_pos_m=_LOW,
     ),

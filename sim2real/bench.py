@@ -180,7 +180,14 @@ def simulated_detections(
 ) -> list:
     """What a camera would report in the twin: the task object's observed point (obs[4:7], its
     orientation obs[7:11]) and, for marker goals, the goal (obs[36:39]), in the camera frame."""
-    obs = env.observe("mw39")
+    # The simulator's own state, not the env's cached observation: Meta-World's reset observation can be
+    # stale (window-close opens the window after computing it), and a camera sees the scene as it is.
+    import mujoco
+
+    mujoco.mj_forward(env.env.model, env.env.data)
+    obs = env.observe("mw39").copy()
+    obs[4:7] = env.env._get_pos_objects()[:3]
+    obs[7:11] = env.env._get_quat_objects()[:4]
     T_cam_sim = cal.T_sim_camera.inverse()
 
     def det(label: str, p_sim, quat_sim) -> Detection:
