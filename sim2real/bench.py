@@ -245,10 +245,16 @@ def run_closed_loop_episode(
         sim39 = env.observe("mw39")
         if ob.valid:
             f = ob.fields
+            # Step 1 compares against Meta-World's reset observation, which can be stale (window-close):
+            # real2sim sees the scene as it is, so the comparison starts at step 2.
             for name, sl in (
-                ("hand_pos", slice(0, 3)),
-                ("obj_pos", slice(4, 7)),
-                ("goal_pos", slice(36, 39)),
+                ()
+                if step == 1
+                else (
+                    ("hand_pos", slice(0, 3)),
+                    ("obj_pos", slice(4, 7)),
+                    ("goal_pos", slice(36, 39)),
+                )
             ):
                 obs_err[name] = max(obs_err[name], float(np.linalg.norm(f[name] - sim39[sl])))
             obs39 = sim39.copy()
