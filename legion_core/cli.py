@@ -213,6 +213,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         eval_episodes=args.eval_episodes,
         progress=not args.quiet,
+        skills=[k.strip() for k in args.skills.split(",")] if args.skills else None,
     )
     print(inspect_text(load(out)))
     print(f"\nwrote {out}/bundle.yaml, weights.safetensors, MODEL_CARD.md, run/")
@@ -478,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="bundle name (default: the output directory's name)")
     s.add_argument("--checkpoint", default="checkpoint/agent.pt", help="agent file inside the run directory")
     s.add_argument("--eval-episodes", type=int, default=50, help="deterministic episodes per skill")
+    s.add_argument("--skills", default=None, help="comma-separated subset of the run's skills to export")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_export)
 

@@ -28,7 +28,12 @@ SIM_WORLD_DESCRIPTION = (
 
 
 def build_contract(
-    run_dir: Path, agent: LegionAgent, train_cfg: dict, report: dict, name: str
+    run_dir: Path,
+    agent: LegionAgent,
+    train_cfg: dict,
+    report: dict,
+    name: str,
+    skills: list[str] | None = None,
 ) -> tuple[dict, np.ndarray]:
     from legion_core import language
 
@@ -38,6 +43,13 @@ def build_contract(
         from legion_core.tasks import get_task_set
 
         specs = get_task_set(tasks)
+    if skills:
+        # Export a subset of the trained skills (e.g. only those that meet the success bar); the policy
+        # is the same network, it simply has fewer task embeddings to choose from.
+        unknown = [k for k in skills if k not in [s.name for s in specs]]
+        if unknown:
+            raise ValueError(f"skills {unknown} were not trained in this run ({[s.name for s in specs]})")
+        specs = [s for s in specs if s.name in skills]
     layout = get_layout(train_cfg["layout"])
     emb = language.embed_cached([s.description for s in specs]).astype(np.float32)
     from legion_core.envs.factory import env_class
@@ -52,11 +64,11 @@ def build_contract(
     hi = np.min([b[1] for b in boxes], axis=0)
     cfg = agent.config
     dp = agent.dpmm
-    skills = []
+    skill_entries = []
     for i, s in enumerate(specs):
         d = s.to_dict()
         d.pop("env_name", None)
-        skills.append(
+        skill_entries.append(
             {
                 "name": s.name,
                 "env_name": s.env_name,
@@ -116,7 +128,7 @@ def build_contract(
             "package": language.MODEL_PACKAGE,
             "embed_dim": language.EMBED_DIM,
         },
-        "skills": skills,
+        "skills": skill_entries,
         "dpmm": {
             "K": int(dp.K) if dp.fitted else 0,
             "means": np.asarray(dp.means).round(6).tolist() if dp.fitted else [],
@@ -149,6 +161,7 @@ def export_run(
     eval_episodes: int = 50,
     eval_seed: int | None = None,
     progress: bool = True,
+    skills: list[str] | None = None,
 ) -> Path:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -157,7 +170,7 @@ def export_run(
     state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
     agent = LegionAgent.from_state_dict(state, device="cpu")
     name = name or out_dir.name
-    contract, emb = build_contract(run_dir, agent, train_cfg, report, name)
+    contract, emb = build_contract(run_dir, agent, train_cfg, report, name, skills)
     B.write_bundle(out_dir, contract, B.agent_weights(agent, emb))
     # Evaluate through the bundle itself (numpy inference), on held-out placements.
     bundle = B.load(out_dir)
