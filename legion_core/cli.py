@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_F,
         description="Render one seeded episode to MP4 (or GIF).\n\n"
         "examples:\n  legion render --task drawer-close --embodiment kuka -o out.mp4\n"
-        "  legion render --task reach --policy models/legion-kuka-3skill -o reach.mp4",
+        "  legion render --task reach --policy models/legion-kuka -o reach.mp4",
     )
     s.add_argument("--task", required=True, help="registry task name, e.g. drawer-close")
     s.add_argument("--embodiment", default="kuka", choices=["kuka", "sawyer"])
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate Meta-World's scripted experts on the KUKA iiwa 7\n"
         "embodiment, print per-task success, and write a video.",
     )
-    s.add_argument("--model", default=None, help="bundle directory (default models/legion-kuka-3skill)")
+    s.add_argument("--model", default=None, help="bundle directory (default models/legion-kuka)")
     s.add_argument("--skill", default=None, help="skill run on the sim graph (default: the bundle's first)")
     s.add_argument("--variation", type=int, default=0, help="placement of the twin scene (0-49)")
     s.add_argument("--out-dir", default="out/demo", help="where the bag, video and logs go")
@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_F,
         description="Export a run's agent as a self-describing policy bundle and evaluate every skill through\n"
         "the bundle's own numpy inference path on held-out placements.\n\n"
-        "example:\n  legion export runs/kuka-3skill -o models/legion-kuka-3skill",
+        "example:\n  legion export runs/kuka-3skill -o models/legion-kuka",
     )
     s.add_argument("run_dir")
     s.add_argument("-o", "--output", required=True, help="bundle directory, e.g. models/<name>")
@@ -488,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate a policy bundle and print its contract",
         formatter_class=_F,
         description="Load a bundle with full validation (schema, shapes, hashes, version) and print what it\n"
-        "expects and can do.\n\nexample:\n  legion inspect models/legion-kuka-3skill",
+        "expects and can do.\n\nexample:\n  legion inspect models/legion-kuka",
     )
     s.add_argument("bundle")
     s.set_defaults(func=cmd_inspect)
@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_F,
         description="Run launch/*.launch.yaml here, where `ros2 launch` is not installable: node processes,\n"
         "arguments, substitutions, parameters, remaps, respawn, clean shutdown of all children.\n\n"
-        "examples:\n  legion launch launch/sim.launch.yaml bundle:=models/legion-kuka-3skill skill:=drawer-close\n"
+        "examples:\n  legion launch launch/sim.launch.yaml bundle:=models/legion-kuka skill:=drawer-close\n"
         "  legion launch launch/robot.launch.yaml bundle:=models/x calibration:=cell.yaml --dry-run",
     )
     from legion_core import launch_runner
@@ -552,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_F,
         description="Host LEGION nodes in one process on one executor (twin, real2sim, policy, sim2real,\n"
         "sequencer). Parameters as node.name:=value.\n\nexample:\n"
-        "  legion run --nodes twin,real2sim,policy,sim2real -p policy.bundle:=models/legion-kuka-3skill \\\n"
+        "  legion run --nodes twin,real2sim,policy,sim2real -p policy.bundle:=models/legion-kuka \\\n"
         "      -p policy.skill:=drawer-close -p real2sim.skill:=drawer-close -p twin.task:=drawer-close",
     )
     s.add_argument("--nodes", default="twin,real2sim,policy,sim2real")
@@ -588,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="out/bench_sim2real.json")
     s.set_defaults(func=cmd_bench_sim2real)
     s = bsub.add_parser("inference", help="batch-1 latency: original eager-torch graph vs our numpy path")
-    s.add_argument("bundle", help="bundle directory, e.g. models/legion-kuka-3skill")
+    s.add_argument("bundle", help="bundle directory, e.g. models/legion-kuka")
     s.add_argument("--calls", type=int, default=10000)
     s.add_argument("--skill", default=None)
     s.add_argument("-o", "--output", default="out/bench_inference.json")

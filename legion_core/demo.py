@@ -17,7 +17,7 @@ from pathlib import Path
 
 from legion_core.ros_env import REPO
 
-DEFAULT_MODEL = REPO / "models" / "legion-kuka-3skill"
+DEFAULT_MODEL = REPO / "models" / "legion-kuka"
 
 
 def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> list:

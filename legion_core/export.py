@@ -18,7 +18,7 @@ from legion_core.agent.agent import LegionAgent
 from legion_core.evaluation import evaluate
 from legion_core.layouts import SIM_WORLD, get_layout
 from legion_core.robots import iiwa7
-from legion_core.tasks import get_task
+from legion_core.tasks import get_task, get_task_set
 
 SIM_WORLD_DESCRIPTION = (
     "Meta-World's world frame (REP-103, metres): origin on the table top under the Sawyer's base, +x to the "
@@ -193,6 +193,16 @@ def export_run(
     }
     for s in contract["skills"]:
         s["evaluation"] = {"success": contract["evaluation"]["success"][s["name"]], "episodes": eval_episodes}
+    # Skills the run trained but this bundle does not ship, with their last in-training evaluation, so the
+    # card says what was left out and why.
+    tasks = train_cfg["tasks"]
+    trained = tasks if isinstance(tasks, list) else [t.name for t in get_task_set(tasks)]
+    left_out = [t for t in trained if t not in contract["evaluation"]["success"]]
+    if left_out and (run_dir / "eval.jsonl").exists():
+        last = [json.loads(x) for x in (run_dir / "eval.jsonl").read_text().splitlines() if x.strip()][-1]
+        contract["provenance"]["not_shipped"] = {
+            t: {"last_eval_success": last["success"].get(t)} for t in left_out
+        }
     weights = {k: v for k, v in bundle.weights.items()}
     B.write_bundle(out_dir, contract, weights)
     # Small run artefacts next to the model: metrics and plots, never checkpoints or buffers.
@@ -216,6 +226,14 @@ def model_card(b: B.Bundle) -> str:
         for s in c["skills"]
     )
     demos = p.get("demonstrations") or {}
+    ns = p.get("not_shipped") or {}
+    not_shipped = (
+        "- Trained in the same run but NOT shipped (below the 0.9 success bar at the run's last evaluation): "
+        + ", ".join(f"{k} ({B.fmt_rate(v.get('last_eval_success'))})" for k, v in ns.items())
+        + ".\n"
+        if ns
+        else ""
+    )
     demo_line = (
         f"**Yes**: {demos.get('episodes_per_task')} scripted-expert episodes per skill in a separate buffer, "
         f"{demos.get('batch_fraction')} of every batch (RLPD-style demonstration seeding)."
@@ -253,7 +271,7 @@ policy step ({c["action"]["policy_step_s"]} s in the simulator), a[3] gripper (+
 pointing down; trained inside the box {c["action"]["workspace_box_sim_m"]} (sim_world, m).
 
 ## Known limits
-- Trained and evaluated in simulation only; the real robot needs the calibrated sim2real layer
+{not_shipped}- Trained and evaluated in simulation only; the real robot needs the calibrated sim2real layer
   (`sim2real/`), which bounds speed, workspace and joint motion.
 - Objects are perceived as points (legion12 has no orientation); the policy assumes Meta-World's object
   geometry and the fixed downward gripper.
