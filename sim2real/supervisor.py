@@ -197,10 +197,13 @@ class Supervisor:
             self._restart(self.q_sent, now)
             if not self.started:
                 return self._hold(ERROR, self.start_error)
+        if self.active_skill == "":
+            return self._hold(HOLD, "no active skill (sequencer idle, finished or cancelled)")
+        if not math.isfinite(self.action_time):
+            return self._hold(HOLD, "no action yet: waiting for the policy (is a skill active?)")
         if now - self.action_time > cfg.action_timeout_s:
             return self._hold(
-                HOLD,
-                f"no action for {min(now - self.action_time, 1e9):.3f} s (timeout {cfg.action_timeout_s} s)",
+                HOLD, f"no action for {now - self.action_time:.3f} s (timeout {cfg.action_timeout_s} s)"
             )
         if self.holding:
             # The cause cleared: restart the mapper from the held command (no jump), then continue.
