@@ -48,6 +48,7 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
     params = {
         "policy.bundle": bundle_path, "sim2real.bundle": bundle_path,
         "twin.task": skill, "twin.variation": variation, "twin.video_path": video,
+        "twin.seed": 1,  # the held-out placements the bundle was evaluated on (training used seed 0)
     }  # fmt: skip
     t0 = time.monotonic()
     proc = start_composed("twin,real2sim,policy,sim2real", params, out_dir / "graph.log")
