@@ -229,21 +229,25 @@ class _SubstParser:
         parts: list[str | _Sub] = []
         buf: list[str] = []
         while self.i < len(self.s):
-            c = self.s[self.i]
-            if c == "\\" and self.i + 1 < len(self.s):
-                buf.append(self.s[self.i + 1])
-                self.i += 2
-            elif self.s.startswith("$(", self.i):
-                if buf:
-                    parts.append("".join(buf))
-                    buf = []
-                parts.append(self.substitution())
-            else:
-                buf.append(c)
-                self.i += 1
+            self._consume(buf, parts)
         if buf:
             parts.append("".join(buf))
         return tuple(parts)
+
+    def _consume(self, buf: list[str], parts: list[str | _Sub]) -> None:
+        """One unit of text at the cursor: an escaped character, a nested substitution, or a literal."""
+        c = self.s[self.i]
+        if c == "\\" and self.i + 1 < len(self.s):
+            buf.append(self.s[self.i + 1])
+            self.i += 2
+        elif self.s.startswith("$(", self.i):
+            if buf:
+                parts.append("".join(buf))
+                buf.clear()
+            parts.append(self.substitution())
+        else:
+            buf.append(c)
+            self.i += 1
 
     def substitution(self) -> _Sub:
         self.i += 2  # "$("
@@ -284,17 +288,7 @@ class _SubstParser:
                 break
             if not quote and c == "(":
                 raise self.error("unescaped '(' in a substitution argument (write \\( or quote it)")
-            if c == "\\" and self.i + 1 < len(self.s):
-                buf.append(self.s[self.i + 1])
-                self.i += 2
-            elif self.s.startswith("$(", self.i):
-                if buf:
-                    parts.append("".join(buf))
-                    buf = []
-                parts.append(self.substitution())
-            else:
-                buf.append(c)
-                self.i += 1
+            self._consume(buf, parts)
         if buf:
             parts.append("".join(buf))
         return tuple(parts) if parts else ("",)
