@@ -17,7 +17,6 @@ from pathlib import Path
 def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.2,
               log_dir: str = "out/bench_transfer") -> dict:  # fmt: skip
     from legion_core.bundle import load
-    from legion_core.evaluation import evaluate
     from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
     ensure_workspace()
@@ -31,13 +30,15 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
     b = load(bundle_path)
     seed = b.contract.get("provenance", {}).get("eval_env_seed", 1) if seed is None else seed
     Path(log_dir).mkdir(parents=True, exist_ok=True)
-    sim = {
-        r.task: r.successes
-        for r in evaluate(
-            b.skill_names, b.contract["embodiment"], policy_factory=lambda s: b.policy_fn(s.name),
-            layout=b.layout.name, episodes=episodes, seed=seed, progress=False,
-        )
-    }  # fmt: skip
+    # Simulator side, per placement (so both sides are scored on exactly the same placements).
+    from legion_core.envs.factory import TaskEnv, run_episode
+
+    sim_eps: dict[str, list[bool]] = {}
+    for skill in b.skill_names:
+        env = TaskEnv(skill, b.contract["embodiment"], seed=seed)
+        pol = b.policy_fn(skill)
+        sim_eps[skill] = [run_episode(env, pol, i, layout=b.layout.name).success for i in range(episodes)]
+        env.close()
     if not rclpy.ok():
         rclpy.init()
     out = {"bundle": str(bundle_path), "episodes": episodes, "seed": seed, "skills": {}}
@@ -76,16 +77,26 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             while time.monotonic() < end:
                 rclpy.spin_once(node, timeout_sec=0.02)
 
-        results, durations = [], []
+        results, durations, not_run = [], [], []
         for i in range(episodes):
             skill_pub.publish(String(data=""))
-            r = call(reset_twin, ResetTask.Request(task=skill, variation=i))
+            # A lost service response must not be scored as a policy failure: retry, and if the twin still
+            # cannot be reset, report the placement as not run (it counts for neither side).
+            r = None
+            for _attempt in range(3):
+                r = call(reset_twin, ResetTask.Request(task=skill, variation=i))
+                if r is not None and r.success:
+                    break
             if r is None or not r.success:
-                results.append(False)
+                not_run.append(i)
+                results.append(None)
                 continue
-            spin(0.3)
-            success["v"] = False
+            # Let sim2real receive joint states of the reset posture first (meanwhile the twin ignores the
+            # old command stream), then restart it from the measured posture, which ends the twin's guard.
+            spin(0.2)
             call(reset_s2r, Trigger.Request())
+            spin(0.2)
+            success["v"] = False
             skill_pub.publish(String(data=skill))
             t0 = time.monotonic()
             while time.monotonic() - t0 < budget_s and not success["v"]:
@@ -94,11 +105,15 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             durations.append(time.monotonic() - t0)
         node.destroy_node()
         stop_process_group(proc)
-        g = sum(results)
+        ran = [i for i, r in enumerate(results) if r is not None]
+        g = sum(1 for i in ran if results[i])
+        s_ran = sum(1 for i in ran if sim_eps[skill][i])
         out["skills"][skill] = {
-            "sim_successes": sim[skill],
+            "sim_successes": s_ran,
             "graph_successes": g,
-            "ratio": (g / sim[skill]) if sim[skill] else None,
+            "episodes_run": len(ran),
+            "not_run_reset_failed": not_run,
+            "ratio": (g / s_ran) if s_ran else None,
             "graph_episode_wall_s_mean": float(sum(durations) / max(len(durations), 1)),
             "per_episode": results,
         }

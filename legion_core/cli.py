@@ -306,7 +306,8 @@ def cmd_bench_transfer(args: argparse.Namespace) -> int:
     rep = run_bench(args.bundle, episodes=args.episodes)
     for k, v in rep["skills"].items():
         print(
-            f"{k:24s} simulator {v['sim_successes']:2d}/{rep['episodes']}  ROS graph on twin {v['graph_successes']:2d}/{rep['episodes']}  ratio {v['ratio']}"
+            f"{k:24s} simulator {v['sim_successes']:2d}/{v['episodes_run']}  ROS graph on twin "
+            f"{v['graph_successes']:2d}/{v['episodes_run']}  ratio {v['ratio']}  (not run: {v['not_run_reset_failed']})"
         )
     print(f"min ratio {rep['min_ratio']} (target >= {rep['target_ratio']})")
     _write_json(rep, args.output)

@@ -83,14 +83,28 @@ class DigitalTwin:
         self._acc = 0.0
         self.q_target = self.env.env.arm_qpos
         self.gripper_action = -1.0
+        # After a reset the arm is teleported home; a command stream that still holds the previous
+        # episode's posture would drag it back through the new scene. Until the runtime restarts from the
+        # measured posture (/sim2real_node/reset), commands far from the current posture are ignored.
+        self.reset_guard = True
         self._history.clear()
         self._record()
         self.success_latched = False
 
     # -- commands ------------------------------------------------------------------------------------------
-    def set_joint_targets(self, q: np.ndarray) -> None:
-        self.q_target = np.asarray(q, float)
+    #: A command within this distance [rad, max over joints] of the current posture ends the reset guard.
+    RESET_GUARD_RAD = 0.05
+
+    def set_joint_targets(self, q: np.ndarray) -> bool:
+        """Returns False when the command was ignored by the reset guard (see `reset`)."""
+        q = np.asarray(q, float)
+        if self.reset_guard:
+            if float(np.max(np.abs(q - self.env.env.arm_qpos))) > self.RESET_GUARD_RAD:
+                return False
+            self.reset_guard = False
+        self.q_target = q
         self.env.env.set_joint_targets(self.q_target)
+        return True
 
     def set_gripper_opening(self, opening_m: float) -> None:
         """Finger opening [m] -> Meta-World's gripper action (-1 open .. +1 closed) via the calibration's range."""

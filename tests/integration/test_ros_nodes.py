@@ -291,6 +291,13 @@ def test_twin_node_follows_commands_and_resets(probe, tmp_path):
         assert labels == {"puck", "goal_marker"}  # reach: object + marker goal
         q0 = np.array(js[-1][1].position)
         target = q0 + np.array([0.2, 0, 0, 0, 0, 0, 0])
+        # Reset guard: a command far from the posture is ignored until one close to it arrives.
+        for _ in range(20):
+            cmd.publish(Float64MultiArray(data=list(target)))
+            probe.spin_for(0.02)
+        assert abs(js[-1][1].position[0] - q0[0]) < 0.01, "the twin followed a command far from its posture"
+        cmd.publish(Float64MultiArray(data=list(q0)))
+        probe.spin_for(0.05)
         probe.wait_for(lambda: (cmd.publish(Float64MultiArray(data=list(target))),
                                 abs(js[-1][1].position[0] - target[0]) < 0.01)[1], 10, "twin tracking")  # fmt: skip
         cli = probe.node.create_client(ResetTask, "/twin_node/reset_task")

@@ -106,8 +106,14 @@ class TwinNode(LegionNode):
             self.get_logger().warn(f"ignoring joint command with {len(q)} values (need 7)")
             return
         try:
-            self.twin.set_joint_targets(q)
-            self.commands += 1
+            if self.twin.set_joint_targets(q):
+                self.commands += 1
+            else:
+                self.get_logger().warn(
+                    "ignoring joint commands far from the posture after reset; restart the runtime from the "
+                    "measured posture (/sim2real_node/reset)",
+                    throttle_duration_sec=2.0,
+                )
         except ValueError as e:
             self.get_logger().error(f"ignoring joint command: {e}")
 
