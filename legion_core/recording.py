@@ -907,20 +907,26 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
 def run_record(args: argparse.Namespace) -> int:
     """`legion record -o session.mcap [topics...] [--duration S]`: exit 0 when nothing was dropped."""
 
+    # The first SIGINT/SIGTERM only asks the write loop to stop, so the bag is closed (metadata.yaml written)
+    # on the normal path: raising KeyboardInterrupt from the handler could land inside close() and leave a
+    # bag without metadata. A second signal forces the exit.
+    stop = threading.Event()
+
     def _term(_sig, _frame):
-        raise KeyboardInterrupt
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
     if threading.current_thread() is threading.main_thread():
+        # Also covers a shell that started us in the background with SIGINT ignored.
         signal.signal(signal.SIGTERM, _term)
-        # A shell starting us in the background leaves SIGINT ignored; Ctrl-C / kill -INT must still end the
-        # recording cleanly (metadata.yaml is written on the way out).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _term)
 
     def ready(rec: Recorder) -> None:
         print(f"[legion record] ready: recording {len(rec._subs)} topic(s) into {rec.path}", flush=True)
 
     try:
-        stats = record(args.output, args.topics or None, args.duration, use_sim_time=args.use_sim_time,
+        stats = record(args.output, args.topics or None, args.duration, stop, use_sim_time=args.use_sim_time,
                        require_topics=args.require, on_ready=ready)  # fmt: skip
     except RecordingError as e:
         print(f"[legion record] {e}", file=sys.stderr)
