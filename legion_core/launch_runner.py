@@ -1230,21 +1230,24 @@ class _Evaluator:
 
     def _include_path(self, a: _IncludeAction, ctx: _Ctx, fctx: _FileCtx, *, warn: bool = True) -> Path:
         raw = self.subst(a.file, ctx, fctx, a.where, "file")
+        return self._resolve_file(raw, fctx, a.where, "file", "include file", "included file", warn)
+
+    def _resolve_file(self, raw: str, fctx: _FileCtx, where: str, key: str, what: str, missing: str,
+                      warn: bool = True) -> Path:  # fmt: skip
+        """A file named in a launch file. ros2 launch resolves a relative path against its working
+        directory; we use the launch file's directory (what the author meant) and say how to make it
+        portable."""
         path = Path(raw).expanduser()
         if not path.is_absolute():
-            # ros2 launch resolves a relative include against its working directory; we use the including
-            # file's directory (what the author meant) and say how to make it portable.
             if warn:
                 self.warnings.append(
-                    f"{fctx.path}: {a.where}: include file {raw!r} is relative: resolved against the including "
-                    f"file's directory, but ros2 launch resolves it against the working directory; write "
+                    f"{fctx.path}: {where}: {what} {raw!r} is relative: resolved against the launch file's "
+                    f"directory, but ros2 launch resolves it against the working directory; write "
                     f"'$(dirname)/{raw}' or '$(find-pkg-share <pkg>)/...'"
                 )
             path = fctx.path.parent / path
         if not path.is_file():
-            raise LaunchError(
-                f"included file {path} does not exist", file=fctx.path, entry=a.where, key="file"
-            )
+            raise LaunchError(f"{missing} {path} does not exist", file=fctx.path, entry=where, key=key)
         return path.resolve()
 
     def _do_include(self, a: _IncludeAction, ctx: _Ctx, fctx: _FileCtx) -> None:
@@ -1395,19 +1398,7 @@ class _Evaluator:
     def _param_file(self, prm: _ParamSpec, ctx: _Ctx, fctx: _FileCtx) -> str:
         assert prm.from_file is not None
         raw = self.subst(prm.from_file, ctx, fctx, prm.key_where, "from")
-        path = Path(raw).expanduser()
-        if not path.is_absolute():
-            self.warnings.append(
-                f"{fctx.path}: {prm.key_where}: parameter file {raw!r} is relative: resolved against the launch "
-                f"file's directory, but ros2 launch resolves it against the working directory; write "
-                f"'$(dirname)/{raw}' or '$(find-pkg-share <pkg>)/...'"
-            )
-            path = fctx.path.parent / path
-        if not path.is_file():
-            raise LaunchError(
-                f"parameter file {path} does not exist", file=fctx.path, entry=prm.key_where, key="from"
-            )
-        return str(path.resolve())
+        return str(self._resolve_file(raw, fctx, prm.key_where, "from", "parameter file", "parameter file"))
 
     def _param_rule(self, prm: _ParamSpec, ctx: _Ctx, fctx: _FileCtx) -> str:
         name = ".".join(self.subst(n, ctx, fctx, prm.key_where, "name") for n in prm.name)
