@@ -303,6 +303,10 @@ class Trainer:
         batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         t = {k: torch.from_numpy(v) for k, v in batch.items()}
         t["embedding"] = torch.from_numpy(self.embeddings[batch["task_id"]])
+        if n_demo:
+            mask = np.zeros((B, 1), np.float32)
+            mask[B - n_demo :] = 1.0
+            t["demo_mask"] = torch.from_numpy(mask)
         self.updates += 1
         return self.agent.update(t, self.global_step)
 

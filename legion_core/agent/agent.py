@@ -52,6 +52,7 @@ BATCH_KEYS = {
     "task_id": "[B] int64 < max_tasks",
     "embedding": "[B, embed_dim] float32, the embedding of each transition's task",
 }
+#: Optional batch keys: "demo_mask" [B, 1] float32, 1 on demonstration rows (the BC term, config.bc_weight).
 
 _STATE_FORMAT = "legion-agent/1"
 
@@ -273,7 +274,8 @@ class LegionAgent:
         self.critic_optimizer.step()
 
         # ---- 3. actor step, then temperature step (§4.3, §4.4)
-        pi_action, log_pi = self._sample_action(obs, z_pi)
+        mean_a, log_std_a = self._actor_fwd(obs, z_pi)
+        pi_action, log_pi = self._squashed_sample(mean_a, log_std_a)
         # The critic only passes the gradient through to the action: freezing its parameters skips their
         # (unused) weight gradients. The original lets them accumulate and clears them at the next critic step.
         self.critic.requires_grad_(False)
@@ -281,6 +283,11 @@ class LegionAgent:
         self.critic.requires_grad_(True)
         alpha = self.alpha(task_id)
         actor_loss = losses.actor_loss(log_pi, min_q_pi, alpha)
+        demo_mask = batch.get("demo_mask")
+        if cfg.bc_weight > 0 and demo_mask is not None and bool(demo_mask.any()):
+            l_bc = losses.bc_loss(torch.tanh(mean_a), action, demo_mask)
+            actor_loss = actor_loss + cfg.bc_weight * min_q_pi.abs().mean().detach() * l_bc
+            metrics["bc_loss"] = l_bc.item()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
@@ -308,7 +315,11 @@ class LegionAgent:
 
     def _sample_action(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """a = tanh(μ + σξ) and log π(a) [B,1] (§2.4), ξ from the agent's generator."""
-        mean, log_std = self._actor_fwd(obs, z)
+        return self._squashed_sample(*self._actor_fwd(obs, z))
+
+    def _squashed_sample(
+        self, mean: torch.Tensor, log_std: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         noise = torch.randn(mean.shape, generator=self.generator, device=mean.device, dtype=mean.dtype)
         u = mean + log_std.exp() * noise
         return torch.tanh(u), Actor.squashed_log_prob(noise, log_std, u)

@@ -148,6 +148,14 @@ class AgentConfig:
     dpmm: DPMMConfig = field(default_factory=DPMMConfig)
     """Settings of the DPMM prior."""
 
+    # ---- demonstration seeding (not in the original) ------------------------------------------------------------
+    bc_weight: float = 0.0
+    """Weight of a behaviour-cloning term on demonstration rows of the batch (rows flagged by the optional batch
+    key "demo_mask"): the actor loss becomes L_π + bc_weight·mean|Q|·mean_demo ‖tanh(μ_a(s,z)) - a_demo‖² (the
+    TD3+BC form, Fujimoto & Gu 2021, with the Q scale so that the weight is dimensionless; 0.4 = their α 2.5).
+    0 = the original LEGION actor loss (§4.3). Used only with demonstration seeding, on CPU budgets where
+    RLPD-style seeding alone leaves skills short (issue 4); the model card says so."""
+
     # ---- runtime ----------------------------------------------------------------------------------------------
     seed: int = 0
     """Seed of the initial weights and of the agent's private torch.Generator (latent ε, policy ξ)."""

@@ -130,3 +130,15 @@ def temperature_loss(alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: 
     [B, 1], carries the gradient to log_alpha.
     """
     return (alpha * (-log_pi - target_entropy).detach()).mean()
+
+
+def bc_loss(pred_action: torch.Tensor, demo_action: torch.Tensor, demo_mask: torch.Tensor) -> torch.Tensor:
+    """Behaviour cloning on demonstration rows: Σ_n m_n ‖a_pred,n - clip(a_demo,n)‖² / Σ_n m_n (not in the
+    original; config.bc_weight). pred_action, demo_action [B, A]; demo_mask [B, 1] (1 = demonstration).
+
+    Demo actions are clipped to ±0.97 because the scripted experts saturate at ±1, which tanh only reaches
+    with an unbounded pre-activation (the squashed mean would be pulled without end).
+    """
+    target = demo_action.clamp(-0.97, 0.97)
+    sq = (pred_action - target).pow(2).sum(dim=-1, keepdim=True)
+    return (demo_mask * sq).sum() / demo_mask.sum().clamp_min(1.0)

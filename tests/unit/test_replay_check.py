@@ -132,6 +132,38 @@ def test_live_divergence_names_the_first_diverging_step(rec):
     assert compare_live(rec, small, sc)[0].passed
 
 
+def test_commands_are_judged_by_tool_step_not_by_the_chained_target(rec):
+    """sim2real chains its targets: a replay whose chain drifted (the same steps from another start) passes;
+    a replay whose mapping takes bigger steps fails at the first command after the change."""
+    sc = load_scenario({"judgements": ["commands"]})
+    moving = [c for c in rec.reports if not c.hold and c.stamp_ns]
+    assert len(moving) > 10
+
+    def remap(after_s: float, scale: float, offset_rad: float):
+        """Each non-hold target rebuilt from the recorded tool step times `scale`, by Jacobian steps from
+        a start offset by offset_rad on joint 1 (a yaw of the whole arm: targets ~4 cm away for 0.05 rad,
+        steps rotated by offset_rad only, < 1 mm on a 1 cm step)."""
+        new = copy.deepcopy(rec)
+        t_cut = rec.start_ns + int(after_s * 1e9)
+        for c in new.reports:
+            c.q_requested = c.q_requested + np.r_[offset_rad, np.zeros(6)]
+        prev = new_prev = None
+        for c_new, c_old in zip(new.reports, rec.reports, strict=True):
+            if prev is not None and c_old.t_ns >= t_cut and not c_old.hold:
+                dq = c_old.q_requested - prev
+                c_new.q_requested = new_prev + dq * scale
+            prev, new_prev = c_old.q_requested, c_new.q_requested
+        return new
+
+    (drift,) = compare_live(rec, remap(0.0, 1.0, 0.05), sc)
+    assert drift.passed, drift.to_dict()
+    assert drift.metrics["max_err"] < 1e-3
+    (big,) = compare_live(rec, remap(2.0, 1.6, 0.0), sc)
+    assert not big.passed and big.failed > 0
+    assert abs(big.first_divergence.t_s - 2.0) < 0.5
+    assert "tool step" in big.first_divergence.detail
+
+
 def test_new_safety_event_and_moved_skill_switch_fail(rec):
     sc = load_scenario({"judgements": ["safety_events", "skill_switches"]})
     new = copy.deepcopy(rec)
