@@ -35,7 +35,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
 
     sim_eps: dict[str, list[bool]] = {}
     for skill in b.skill_names:
-        env = TaskEnv(skill, b.contract["embodiment"], seed=seed)
+        env = TaskEnv(skill, b.contract["embodiment"], seed=seed, scene=b.scene)
         pol = b.policy_fn(skill)
         sim_eps[skill] = [run_episode(env, pol, i, layout=b.layout.name).success for i in range(episodes)]
         env.close()
@@ -49,6 +49,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             "sim2real.bundle": bundle_path,
             "twin.task": skill,
             "twin.seed": seed,
+            "twin.scene": b.scene or "",
         }
         proc = start_composed("twin,real2sim,policy,sim2real", params, Path(log_dir) / f"graph_{skill}.log")
         node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")

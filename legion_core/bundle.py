@@ -298,6 +298,12 @@ class Bundle:
     def skill_names(self) -> list[str]:
         return list(self.skills)
 
+    @property
+    def scene(self) -> str | None:
+        """The multi-object scene the skills were trained in (legion_core.scenes), or None for Meta-World's
+        own placements. Evaluations and the twin must place objects the same way."""
+        return (self.contract.get("scene") or {}).get("name")
+
     def embedding(self, skill: str) -> np.ndarray:
         return self.weights["skills.embeddings"][self._skill(skill).index]
 

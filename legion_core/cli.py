@@ -314,6 +314,21 @@ def cmd_bench_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_longhorizon(args: argparse.Namespace) -> int:
+    from legion_core.longhorizon import run_bench
+
+    rep = run_bench(args.bundle, scenes=args.scenes, command=args.command, first_variation=args.first)
+    print(f"command: {rep['command']!r} -> plan {' -> '.join(rep['plan'])} in scene {rep['scene']}")
+    print(f"chains succeeded: {rep['successes']}/{rep['scenes']} ({rep['success_rate']:.0%}); "
+          f"chain time median {rep['chain_time_s']['median']:.1f} s, max {rep['chain_time_s']['max']:.1f} s")  # fmt: skip
+    for skill, reasons in rep["failures_by_skill"].items():
+        print(f"  failed at {skill}: {len(reasons)}")
+        for r in reasons[:5]:
+            print(f"    {r}")
+    _write_json(rep, args.output)
+    return 0
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     from legion_core import launch_runner
 
@@ -616,6 +631,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-o", "--output", default="out/bench_grounding.json")
     s.set_defaults(func=cmd_bench_grounding)
+    s = bsub.add_parser(
+        "longhorizon",
+        help="success of a 3-skill command over seeded multi-object scenes through the ROS graph",
+        formatter_class=_F,
+        description="One sim graph (twin in the bundle's scene, runtime, task sequencer); per seeded scene the\n"
+        "twin is reset, the command is sent on /legion/execute_task, and the result is scored.\n"
+        "Failures are listed by the skill that failed, with the sequencer's reason.\n\n"
+        "example:\n  legion bench longhorizon models/legion-kuka-drawer-button --scenes 20",
+    )
+    s.add_argument("bundle", help="bundle directory (trained in a multi-object scene)")
+    s.add_argument("--scenes", type=int, default=20, help="seeded scenes (placement indices) to run")
+    s.add_argument("--first", type=int, default=0, help="first placement index")
+    s.add_argument("--command", default=None, help="operator command (default: the scene's demo command)")
+    s.add_argument("-o", "--output", default="out/bench_longhorizon.json")
+    s.set_defaults(func=cmd_bench_longhorizon)
     s = bsub.add_parser("train", help="LEGION update rate vs stable-baselines3 SAC, env steps/s, DPMM refit")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("-o", "--output", default="out/bench_train.json")

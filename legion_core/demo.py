@@ -5,7 +5,9 @@ With a shipped model in models/ (issues 4 and 6):
    the success table;
 2. launch the sim-in-the-loop ROS 2 graph (twin + real2sim + policy + sim2real) with the bundle, run one
    skill from start to success on the digital twin, print what happened (timeline), record an MCAP bag
-   of the run and write a video; exit 0 on success.
+   of the run and write a video; exit 0 on success. For a bundle trained in a multi-object scene (issue 7)
+   the graph also runs the task sequencer and the job is a long-horizon command from text to success
+   ("open the drawer, then press the button and close the drawer"), with the plan and each step's timing.
 Without a model, it falls back to evaluating Meta-World's scripted experts on the KUKA embodiment.
 """
 
@@ -27,13 +29,14 @@ def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> li
     b = load(bundle_path)
     return evaluate(
         b.skill_names, b.contract["embodiment"], policy_factory=lambda s: b.policy_fn(s.name),
-        layout=b.layout.name, episodes=episodes, seed=seed, first_variation=0, progress=False,
+        layout=b.layout.name, episodes=episodes, seed=seed, first_variation=0, progress=False, scene=b.scene,
     )  # fmt: skip
 
 
 def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path, timeout_s: float = 90.0,
                     record: bool = True) -> dict:  # fmt: skip
     """Launch the sim graph, run `skill` until the twin reports success (or timeout)."""
+    from legion_core.bundle import load
     from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
     ensure_workspace()
@@ -49,6 +52,7 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
         "policy.bundle": bundle_path, "sim2real.bundle": bundle_path,
         "twin.task": skill, "twin.variation": variation, "twin.video_path": video,
         "twin.seed": 1,  # the held-out placements the bundle was evaluated on (training used seed 0)
+        "twin.scene": load(bundle_path).scene or "",  # placed as in the bundle's training scene
     }  # fmt: skip
     t0 = time.monotonic()
     proc = start_composed("twin,real2sim,policy,sim2real", params, out_dir / "graph.log")
@@ -133,6 +137,8 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
     print(f"[1/2] each skill in simulation, {episodes} held-out placements, deterministic policy:")
     for r in evaluate_bundle_table(model, episodes):
         print(f"    {r.task:24s} {r.successes:2d}/{r.episodes}")
+    if b.scene and not skill:
+        return _run_demo_chain(model, b.scene, out_dir, variation)
     skill = skill or b.skill_names[0]
     print(f"\n[2/2] sim-in-the-loop ROS 2 graph (twin -> real2sim -> policy -> sim2real): skill {skill}")
     res = run_graph_skill(model, skill, variation, out_dir)
@@ -145,3 +151,45 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
         print(f"    video: {res['video']}")
     print(f"\n{'SUCCESS' if res['success'] else 'FAILED'}: {skill} on the digital twin")
     return 0 if res["success"] else 1
+
+
+def _run_demo_chain(model: Path, scene: str, out_dir: Path, variation: int) -> int:
+    """[2/2] of the demo for a bundle trained in a multi-object scene: a long-horizon command from text to
+    success on the twin through the whole graph (with the task sequencer), recorded and filmed."""
+    from legion_core import recording
+    from legion_core.longhorizon import DEFAULT_COMMAND, ChainRunner
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video, bag = out_dir / "demo_long_horizon.mp4", out_dir / "demo_session"
+    print(
+        f"\n[2/2] sim-in-the-loop ROS 2 graph with the task sequencer, scene {scene} (placement {variation}):"
+    )
+    print(f'    operator: "{DEFAULT_COMMAND}"')
+    runner = ChainRunner(model, out_dir / "graph.log", video_path=video)
+    stop, stats = threading.Event(), {}
+    rec = threading.Thread(target=lambda: stats.update(s=recording.record(bag, stop_event=stop)), daemon=True)
+    rec.start()
+    try:
+        ok = runner.reset_scene(variation)
+        res = runner.run(DEFAULT_COMMAND, variation) if ok else None
+        runner.spin(1.0)  # a moment after the end, for the video
+    finally:
+        stop.set()
+        rec.join(20)
+        code = runner.close()
+    if res is None:
+        print("FAILED: the twin could not be reset to the scene")
+        return 1
+    print(f"    plan: {' -> '.join(res.plan) or '(none)'}")
+    for k, (skill, dur) in enumerate(zip(res.plan, res.step_durations_s)):
+        t_start = next((t for t, s in res.skill_starts_s if s == skill), float("nan"))
+        print(f"    step {k + 1}/{len(res.plan)}  {skill:24s} started {t_start:6.2f} s  took {dur:5.1f} s")
+    print(
+        f"    policy actions: {res.policy_actions}; safety holds: {len(res.safety_holds)}; graph exit code {code}"
+    )
+    if bag.exists():
+        print(f"    MCAP bag: {bag}")
+    if video.exists():
+        print(f"    video: {video}")
+    print(f"\n{'SUCCESS' if res.success else 'FAILED'}: {res.message}")
+    return 0 if res.success else 1

@@ -46,15 +46,17 @@ def evaluate(
     first_variation: int = 0,
     progress: bool = True,
     control_mode: str = "mocap",
+    scene: str | None = None,
 ) -> list[TaskResult]:
     """Success of a policy (default: Meta-World's scripted experts) over seeded episodes per task.
-    Episode i uses task variation first_variation + i of MT1(env, seed)."""
+    Episode i uses task variation first_variation + i of MT1(env, seed), moved into `scene` if given
+    (legion_core.scenes: placement offsets and hand starts)."""
     policy_factory = policy_factory or scripted_expert
     specs = [t if isinstance(t, TaskSpec) else get_task(t) for t in tasks]
     out = []
     bar = tqdm(total=len(specs) * episodes, desc=f"eval {embodiment}", unit="ep", disable=not progress)
     for spec in specs:
-        env = TaskEnv(spec, embodiment, seed=seed, control_mode=control_mode)
+        env = TaskEnv(spec, embodiment, seed=seed, control_mode=control_mode, scene=scene)
         policy = policy_factory(spec)
         t0 = time.perf_counter()
         res = []

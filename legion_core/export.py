@@ -18,6 +18,7 @@ from legion_core.agent.agent import LegionAgent
 from legion_core.evaluation import evaluate
 from legion_core.layouts import SIM_WORLD, get_layout
 from legion_core.robots import iiwa7
+from legion_core.scenes import get_scene
 from legion_core.tasks import get_task, get_task_set
 
 SIM_WORLD_DESCRIPTION = (
@@ -129,6 +130,9 @@ def build_contract(
             "embed_dim": language.EMBED_DIM,
         },
         "skills": skill_entries,
+        # Where the skills' objects were placed in training (legion_core.scenes), or null for Meta-World's own
+        # placements: the twin builds this scene, and a real cell should match it.
+        "scene": get_scene(train_cfg["scene"]).to_dict() if train_cfg.get("scene") else None,
         "dpmm": {
             "K": int(dp.K) if dp.fitted else 0,
             "means": np.asarray(dp.means).round(6).tolist() if dp.fitted else [],
@@ -183,10 +187,16 @@ def export_run(
         episodes=eval_episodes,
         seed=seed,
         progress=progress,
+        scene=train_cfg.get("scene"),
     )
     contract["evaluation"] = {
         "episodes_per_skill": eval_episodes,
-        "placements": f"metaworld.MT1(env, seed={seed}) variations 0..{eval_episodes - 1} (held out from training)",
+        "placements": f"metaworld.MT1(env, seed={seed}) variations 0..{eval_episodes - 1} (held out from training)"
+        + (
+            f", moved into scene {train_cfg['scene']!r} with its random hand starts"
+            if train_cfg.get("scene")
+            else ""
+        ),
         "deterministic": True,
         "success": {r.task: r.success_rate for r in results},
         "mean_first_success_step": {r.task: r.mean_first_success_step for r in results},

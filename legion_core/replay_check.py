@@ -925,13 +925,14 @@ def recorded_scene(rec: Session, skill: str, calibration) -> dict[str, np.ndarra
 
 
 def closest_placement(
-    skill: str, scene: dict[str, np.ndarray], calibration, seed: int = 0
+    skill: str, scene: dict[str, np.ndarray], calibration, seed: int = 0, train_scene: str | None = None
 ) -> tuple[int, float]:
-    """The seeded Meta-World placement (0-49) whose object/goal positions are closest to `scene`."""
+    """The seeded Meta-World placement (0-49) whose object/goal positions are closest to `scene` (placed as
+    in the multi-object scene `train_scene` when the bundle was trained in one)."""
     from legion_core.envs.factory import N_VARIATIONS
     from legion_core.twin import DigitalTwin, TwinConfig
 
-    twin = DigitalTwin(calibration, skill, 0, TwinConfig(seed=seed))
+    twin = DigitalTwin(calibration, skill, 0, TwinConfig(seed=seed, scene=train_scene))
     best, best_d = 0, math.inf
     try:
         for v in range(N_VARIATIONS):
@@ -978,8 +979,11 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
     if not skill:
         raise ValueError(f"{bag}: no active skill and no observation: cannot tell which task to simulate")
     cal = load_calibration(calibration) if calibration else sim_calibration()
+    from legion_core.bundle import load as load_bundle
+
+    train_scene = load_bundle(bundle).scene  # a bundle trained in a multi-object scene: place as there
     scene = recorded_scene(rec, skill, cal)
-    variation, dist = closest_placement(skill, scene, cal)
+    variation, dist = closest_placement(skill, scene, cal, train_scene=train_scene)
     recorded = _outcome(rec, skill)
     run_s = float(cl["timeout_s"])
     if recorded["success"] and recorded["time_to_success_s"] is not None:
@@ -991,7 +995,7 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
     params: dict[str, Any] = {
         "twin.task": skill, "twin.variation": variation, "policy.bundle": str(Path(bundle).resolve()),
         "sim2real.bundle": str(Path(bundle).resolve()), "real2sim.skill": skill, "policy.skill": skill,
-        "policy.z_mode": sc.z_mode,
+        "policy.z_mode": sc.z_mode, "twin.scene": train_scene or "",
     }  # fmt: skip
     if calibration:
         params.update({f"{n}.calibration": calibration for n in ("twin", "real2sim", "sim2real")})

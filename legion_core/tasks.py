@@ -113,6 +113,11 @@ class TaskSpec:
     max_episode_steps: int = DEFAULT_EPISODE_STEPS
     #: Meta-World's hand start position [m, sim_world]; the KUKA home posture is solved for it.
     hand_init_pos_m: tuple[float, float, float] = (0.0, 0.6, 0.2)
+    #: From the point a detection of `object_label` stands for (marker + calibration offset) to the point
+    #: this task's observation calls the object [m, sim_world]. Non-zero where two tasks observe one object
+    #: at different points: Meta-World's drawer-close looks 5 cm higher on the handle than drawer-open, and
+    #: one camera marker on the handle serves both (a multi-object scene has one drawer, issue 7).
+    object_point_offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
     notes: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -130,7 +135,16 @@ class TaskSpec:
             "success": self.success.to_dict() if self.success else None,
             "max_episode_steps": self.max_episode_steps,
             "hand_init_pos_m": list(self.hand_init_pos_m),
+            "object_point_offset_m": list(self.object_point_offset_m),
         }
+
+    def object_point(self, label_point_sim: np.ndarray) -> np.ndarray:
+        """This task's object point [m, sim_world] from the labelled object's point."""
+        return np.asarray(label_point_sim, float) + np.asarray(self.object_point_offset_m, float)
+
+    def label_point(self, object_point_sim: np.ndarray) -> np.ndarray:
+        """The labelled object's point [m, sim_world] from this task's observed object point."""
+        return np.asarray(object_point_sim, float) - np.asarray(self.object_point_offset_m, float)
 
 
 _TCP = (0.0, 0.0, -0.045)  # hand body -> tcp_center with the hand pointing down
@@ -144,7 +158,7 @@ def _marker(label: str = "goal_marker") -> GoalRule:
     return GoalRule("marker", marker_label=label)
 
 
-def _near(max_dist: float, axes: str = "xyz", a: str = "obj", a_offset=(0.0, 0.0, 0.0), source: str = ""):
+def _near(max_dist: float, axes: str = "xyz", a: str = "obj_pos", a_offset=(0.0, 0.0, 0.0), source: str = ""):
     return SuccessPredicate(
         a=a, b="goal_pos", max_dist_m=max_dist, axes=axes, a_offset_m=a_offset, source=source
     )
@@ -231,6 +245,8 @@ _TASKS: tuple[TaskSpec, ...] = (
         "drawer_handle",
         _offset(0.0, 0.16, -0.05),
         _near(0.055, a="obj_pos", source="drawer-close: ||obj - target|| <= TARGET_RADIUS + 0.015"),
+        # drawer_link + (0, -0.16, 0.05) here, + (0, -0.16, 0) in drawer-open (the label's point).
+        object_point_offset_m=(0.0, 0.0, 0.05),
     ),
     TaskSpec(
         "button-press-topdown",
@@ -298,8 +314,10 @@ _TASKS: tuple[TaskSpec, ...] = (
         ),
         "drawer_handle",
         _offset(0.0, -0.19, 0.0),
-        None,
-        notes="success uses the drawer joint's travel (handle_error), not visible in the observation",
+        # Meta-World's handle_error is the 3-d distance to a target 9 cm above the handle point it observes;
+        # along the pull axis alone the same 3 cm bar is what the camera can judge (checked against
+        # info['success'] on expert rollouts in tests/unit/test_tasks.py).
+        _near(0.03, axes="y", source="drawer-open: ||handle - target|| <= 0.03 (pull axis)"),
     ),
     TaskSpec(
         "peg-insert-side",

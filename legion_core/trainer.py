@@ -65,6 +65,10 @@ class TrainConfig:
     """Seed of the 50 training placements per task (metaworld.MT1 seed)."""
     eval_env_seed: int = 1
     """Seed of the evaluation placements: a different seed than training = held-out object/goal placements."""
+    scene: str | None = None
+    """Multi-object scene (legion_core.scenes) whose placements the tasks are trained on: each task's object
+    moved to where the scene puts it, the hand starting anywhere in the scene's start box. None = Meta-World's
+    own placements and home point (the paper)."""
     goal_variation: str = "random"
     """`random`: a new placement (of 50) per episode — what a robot that meets moved objects needs.
     `fixed`: the original MTRL protocol, one frozen placement per task for the whole run (§1.3)."""
@@ -224,7 +228,7 @@ class Trainer:
         seed = self.cfg.eval_env_seed if eval_env else self.cfg.env_seed
         key = (self.specs[k].name, seed)
         if key not in self._envs:
-            self._envs[key] = TaskEnv(self.specs[k], self.cfg.embodiment, seed=seed)
+            self._envs[key] = TaskEnv(self.specs[k], self.cfg.embodiment, seed=seed, scene=self.cfg.scene)
         return self._envs[key]
 
     def _next_variation(self, k: int) -> int:

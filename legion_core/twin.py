@@ -6,6 +6,11 @@ joint states by the driver's joint names, camera detections of the scene objects
 the calibration (with optional position noise, latency and drop-outs), joint position targets and a
 gripper opening command in, reset to a task/placement, and a success report from Meta-World's own task
 code.
+
+`task` may also name a multi-object scene (legion_core.scenes, issue 7): one MuJoCo world with the objects
+of all the scene's skills where the scene places them, detections for every object, and the hand at the
+scene's start point. There the skills' successes are judged by the sequencer from observations (each
+skill's goal is anchored when it starts); the twin reports the objects' joint positions instead.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
+import mujoco
 import numpy as np
 
 from legion_core.envs.factory import TaskEnv
@@ -45,6 +52,9 @@ class TwinConfig:
     """Seed of the noise/drop-out stream and of the placements (metaworld.MT1 seed)."""
     render_size: tuple[int, int] | None = None
     """(width, height) of rendered frames, or None for no rendering (offscreen GL costs CPU)."""
+    scene: str | None = None
+    """Single-task resets place the task as in this multi-object scene (offsets, hand start): what a bundle
+    trained in that scene expects. None = Meta-World's own placements."""
 
 
 class DigitalTwin:
@@ -59,25 +69,67 @@ class DigitalTwin:
         self._quat_marker_cam = tuple(R_to_quat(self._R_cam_sim).tolist())  # marker axes = sim_world axes
         self.joint_names = list(calibration.robot_joint_names)
         self.env: TaskEnv | None = None
+        self.name = ""  # the task or scene the twin was last reset to
+        self.scene = None
         self._history: deque = deque(maxlen=512)  # (sim_time, {label: p_sim})
         self.reset(task, variation)
 
     # -- scene ---------------------------------------------------------------------------------------------
     def reset(self, task: str, variation: int = 0) -> None:
+        from legion_core.scenes import SCENES
+
+        if task in SCENES:
+            self._reset_scene(SCENES[task], variation)
+            return
         spec = get_task(task)
-        if self.env is None or self.env.spec.name != spec.name:
+        if self.env is None or self.scene is not None or self.env.spec.name != spec.name:
             if self.env is not None:
                 self.env.close()
-            kw = {}
-            if self.config.render_size is not None:
-                kw = dict(
-                    render_mode="rgb_array",
-                    width=self.config.render_size[0],
-                    height=self.config.render_size[1],
-                )
-            self.env = TaskEnv(spec, "kuka", seed=self.config.seed, control_mode="joint_position", **kw)
-        self.spec = spec
+            self.env = TaskEnv(spec, "kuka", seed=self.config.seed, control_mode="joint_position",
+                               scene=self.config.scene, **self._render_kw())  # fmt: skip
+        self.spec, self.scene, self.name = spec, None, spec.name
         self.env.reset(variation)
+        self._after_reset(variation)
+
+    def _render_kw(self) -> dict:
+        if self.config.render_size is None:
+            return {}
+        return dict(
+            render_mode="rgb_array", width=self.config.render_size[0], height=self.config.render_size[1]
+        )
+
+    def _reset_scene(self, scene, variation: int) -> None:
+        """One world with every object of `scene`: the first object's first task hosts it (its task code
+        places that object and the hand); the others' bodies are placed here from their own tasks' seeded
+        placement `variation`, moved by the scene's offsets."""
+        from legion_core.envs import kuka_model
+        from legion_core.envs.factory import env_class, seeded_placement
+
+        specs = [get_task(o.tasks[0]) for o in scene.objects]
+        if self.env is None or self.scene is None or self.scene.name != scene.name:
+            if self.env is not None:
+                self.env.close()
+            xmls = [Path(env_class(s.env_name, "sawyer").model_name.fget(None)).name for s in specs]
+            path, self._scene_bodies = kuka_model.scene_xml_path(scene.name, xmls)
+            self.env = TaskEnv(specs[0], "kuka", seed=self.config.seed, control_mode="joint_position",
+                               scene=scene.name, model_xml=str(path), **self._render_kw())  # fmt: skip
+            from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+            # Each task's own code reads its object point from the shared world (bodies/sites by name).
+            self._pos_objects = {
+                t: ALL_V3_ENVIRONMENTS[get_task(t).env_name]._get_pos_objects for t in scene.tasks
+            }
+        self.spec, self.scene, self.name = specs[0], scene, scene.name
+        self.env.reset(variation)
+        env = self.env.env
+        for o, s, body in zip(scene.objects[1:], specs[1:], self._scene_bodies[1:], strict=True):
+            env.model.body(body).pos = (
+                seeded_placement(s.env_name, self.config.seed, variation)[:3] + o.offset_m
+            )
+        mujoco.mj_forward(env.model, env.data)
+        self._after_reset(variation)
+
+    def _after_reset(self, variation: int) -> None:
         self.variation = variation
         self.sim_time = 0.0
         self._acc = 0.0
@@ -127,8 +179,15 @@ class DigitalTwin:
         return n
 
     def _scene_points(self) -> dict[str, np.ndarray]:
+        """Sim-world point of every labelled object (and goal marker) the camera sees."""
+        if self.scene is not None:
+            pts = {}
+            for t, fn in self._pos_objects.items():
+                spec = get_task(t)
+                pts.setdefault(spec.object_label, spec.label_point(np.asarray(fn(self.env.env), float)[:3]))
+            return pts
         obs = self.env.env._get_obs()
-        pts = {self.spec.object_label: obs[4:7].copy()}
+        pts = {self.spec.object_label: self.spec.label_point(obs[4:7])}
         if self.spec.goal.kind == "marker":
             pts[self.spec.goal.marker_label] = obs[36:39].copy()
         return pts
@@ -163,8 +222,17 @@ class DigitalTwin:
                                      now - cfg.detection_latency_s, 1.0))  # fmt: skip
         return out
 
+    def object_joints(self) -> dict[str, float]:
+        """Position [m or rad] of every joint of the scene's objects (drawer slide, button travel, ...)."""
+        m, d = self.env.env.model, self.env.env.data
+        return {m.joint(j).name: float(d.qpos[m.jnt_qposadr[j]]) for j in range(m.njnt)
+                if m.jnt_type[j] in (2, 3) and not m.joint(j).name.startswith(("lbr_", "r_close", "l_close"))}  # fmt: skip
+
     def success(self) -> bool:
-        """Meta-World's own success check of the task on the current state (latched once reached)."""
+        """Meta-World's own success check of the task on the current state (latched once reached). In a
+        multi-object scene always False: the sequencer judges each skill from observations."""
+        if self.scene is not None:
+            return False
         obs = self.env.env._get_obs()
         _, info = self.env.env.evaluate_state(obs, np.array([0.0, 0.0, 0.0, self.gripper_action]))
         if info.get("success", 0.0) >= 1.0:

@@ -178,8 +178,8 @@ class ClosedLoopEpisode:
 def simulated_detections(
     env, spec: TaskSpec, cal: Calibration, t: float, rng=None, noise_m: float = 0.0
 ) -> list:
-    """What a camera would report in the twin: the task object's observed point (obs[4:7], its
-    orientation obs[7:11]) and, for marker goals, the goal (obs[36:39]), in the camera frame."""
+    """What a camera would report in the twin: the labelled object's point (the task's observed point
+    obs[4:7] less TaskSpec.object_point_offset_m; orientation obs[7:11]) and, for marker goals, the goal (obs[36:39]), in the camera frame."""
     # The simulator's own state, not the env's cached observation: Meta-World's reset observation can be
     # stale (window-close opens the window after computing it), and a camera sees the scene as it is.
     import mujoco
@@ -197,7 +197,7 @@ def simulated_detections(
         q = quat_sim if np.linalg.norm(quat_sim) > 0.5 else (1.0, 0.0, 0.0, 0.0)
         return Detection(label, p_cam, R_to_quat(T_cam_sim.R @ quat_to_R(q)), t, 0.95)
 
-    dets = [det(spec.object_label, obs[4:7], obs[7:11])]
+    dets = [det(spec.object_label, spec.label_point(obs[4:7]), obs[7:11])]
     if spec.goal.kind == "marker":
         dets.append(det(spec.goal.marker_label, obs[36:39], (1.0, 0.0, 0.0, 0.0)))
     return dets

@@ -419,6 +419,7 @@ class Real2Sim:
             self._obj_label, now, cfg.max_object_age_s, "object", problems
         )
         if obj is not None:
+            obj = self._task.object_point(obj)
             fields["obj_pos"] = obj
             if obj_quat is not None:
                 fields["obj_quat"] = np.array(obj_quat)
@@ -438,7 +439,7 @@ class Real2Sim:
                     problems.append(f"goal: needs a first sighting of {self._obj_label!r}")
             else:
                 stamps["goal"] = first[0]
-                goal = goal_rule.goal_from_object(first[1])
+                goal = goal_rule.goal_from_object(self._task.object_point(first[1]))
         if goal is not None:
             fields["goal_pos"] = goal
         # Gripper (optional: not in legion12).

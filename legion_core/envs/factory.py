@@ -31,6 +31,14 @@ def _variations(env_name: str, seed: int) -> tuple:
         return tuple(metaworld.MT1(env_name, seed=seed).train_tasks)
 
 
+def seeded_placement(env_name: str, seed: int, variation: int) -> np.ndarray:
+    """The seeded placement vector (`rand_vec`: object, and goal where seeded) of a task's variation."""
+    import pickle
+
+    task = _variations(env_name, seed)[int(variation) % N_VARIATIONS]
+    return np.asarray(pickle.loads(task.data)["rand_vec"], float)
+
+
 def env_class(env_name: str, embodiment: str) -> type:
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
@@ -57,11 +65,25 @@ class TaskEnv:
         camera_name: str | None = "corner",
         width: int = 480,
         height: int = 480,
+        scene: str | None = None,
+        model_xml: str | None = None,
     ) -> None:
         self.spec = task if isinstance(task, TaskSpec) else get_task(task)
+        # A multi-object scene (legion_core.scenes) moves this task's placements and randomizes the hand start.
+        self.scene = None
+        if scene:
+            from legion_core.scenes import get_scene
+
+            self.scene = get_scene(scene)
+            self._placement_offset = self.scene.offset_of(self.spec.name)
         self.embodiment = embodiment
         self.seed = seed
         cls = env_class(self.spec.env_name, embodiment)
+        if model_xml is not None:
+            # Another MJCF for this task's code (a multi-object scene built around this task's XML).
+            cls = type(
+                cls.__name__ + "InScene", (cls,), {"model_name": property(lambda _self: str(model_xml))}
+            )
         kwargs = dict(render_mode=render_mode, camera_name=camera_name, width=width, height=height)
         if embodiment == "kuka":
             kwargs["control_mode"] = control_mode
@@ -81,6 +103,11 @@ class TaskEnv:
         if variation is not None:
             self.variation = int(variation) % N_VARIATIONS
         self.env.set_task(self._variations[self.variation])
+        if self.scene is not None:
+            rv = np.asarray(self.env._last_rand_vec, float)
+            # Every 3-block of the seeded vector is a position (object, and goal where the task seeds one).
+            self.env._last_rand_vec = rv + np.tile(self._placement_offset, rv.size // 3)
+            self.env.hand_init_pos = self.scene.hand_start(self.seed, self.variation)
         obs, _ = self.env.reset()
         self.steps = 0
         self._obs39 = obs

@@ -246,3 +246,52 @@ def kuka_task_xml_path(sawyer_xml_path: str | Path) -> Path:
     if not out.exists():
         raise FileNotFoundError(f"no KUKA variant of {p.name}: the task XML does not include xyz_base.xml")
     return out
+
+
+# -------------------------------------------------------------------------------------- multi-object scenes
+_SKIP_TOP_INCLUDES = ("../scene/basic_scene.xml", "kuka_xyz_base_dependencies.xml")
+
+
+def scene_xml_path(name: str, task_xml_names: list[str]) -> tuple[Path, list[str]]:
+    """One MJCF world with the objects of several Meta-World task XMLs (KUKA variants) on one table.
+
+    The first XML is the host (its robot, actuators, weld and `goal` site are kept, so its task code runs
+    unchanged); of the others, the asset includes and the object bodies of the worldbody are added (not
+    their robot include, goal sites, actuators or welds). Returns (path, the top-level object body of each
+    XML in order): the caller places those bodies (legion_core.twin). Duplicate names across the merged
+    objects make MuJoCo refuse the file, which is the check that the objects can share a world.
+    """
+    kdir = build_assets() / "kuka_xyz"
+    roots = []
+    for fn in task_xml_names:
+        p = kdir / Path(fn).name
+        if not p.exists():
+            raise FileNotFoundError(f"no KUKA variant of {fn}")
+        roots.append(ET.fromstring(p.read_text()))
+    host = roots[0]
+    host_wb = host.find("worldbody")
+    bodies = [host_wb.find("body").get("name")]
+    for root in roots[1:]:
+        have = {inc.get("file") for inc in host.findall("include")}
+        for inc in root.findall("include"):
+            f = inc.get("file")
+            if f not in _SKIP_TOP_INCLUDES and f not in have:
+                host.insert(list(host).index(host_wb), inc)
+                have.add(f)
+        first = None
+        for child in root.find("worldbody"):
+            if child.tag == "include" or (child.tag == "site" and child.get("name") == "goal"):
+                continue
+            host_wb.append(child)
+            if child.tag == "body" and first is None:
+                first = child.get("name")
+        if first is None:
+            raise ValueError("a scene object XML has no body in its worldbody")
+        bodies.append(first)
+    text = ET.tostring(host, encoding="unicode")
+    out = kdir / f"scene_{name}.xml"
+    if not out.exists() or out.read_text() != text:
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return out, bodies

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from legion_core.launch_runner import parse_launch_file
-from legion_core.ros_env import REPO, child_env
+from legion_core.ros_env import REPO, child_env, ensure_workspace
 from tests.bundle_factory import make_tiny_bundle
+
+ensure_workspace()
 
 LAUNCH = REPO / "launch"
 
@@ -22,9 +24,9 @@ LAUNCH = REPO / "launch"
 @pytest.mark.parametrize(
     "name,args,n",
     [
-        ("sim.launch.yaml", {"bundle": "/tmp/x"}, 4),
-        ("robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml"}, 3),
-        ("runtime.launch.yaml", {"bundle": "/tmp/x"}, 3),
+        ("sim.launch.yaml", {"bundle": "/tmp/x"}, 5),
+        ("robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml"}, 4),
+        ("runtime.launch.yaml", {"bundle": "/tmp/x"}, 4),
     ],
 )
 def test_launch_files_parse(name, args, n):

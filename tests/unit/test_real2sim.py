@@ -184,13 +184,16 @@ def test_object_offset_goal_is_latched_at_the_first_sighting():
     r = fed("drawer-close", t=1.0)
     ob = r.observe(1.0)
     assert ob.valid, ob.reason
-    np.testing.assert_allclose(ob.fields["goal_pos"], OBJ + np.asarray(spec.goal.offset_m), atol=1e-12)
+    # drawer-close observes its handle 5 cm above the labelled point (TaskSpec.object_point_offset_m).
+    obj0 = spec.object_point(OBJ)
+    np.testing.assert_allclose(obj0 - OBJ, [0.0, 0.0, 0.05], atol=1e-12)
+    np.testing.assert_allclose(ob.fields["goal_pos"], obj0 + np.asarray(spec.goal.offset_m), atol=1e-12)
     # The drawer moves (closing): the goal stays where the task put it.
     r.add_detection(det("drawer_handle", OBJ + [0, 0.1, 0], 1.1))
     r.set_joint_state(NAMES, list(home_q()), 1.1)
     ob = r.observe(1.1)
-    np.testing.assert_allclose(ob.fields["obj_pos"], OBJ + [0, 0.1, 0], atol=1e-12)
-    np.testing.assert_allclose(ob.fields["goal_pos"], OBJ + np.asarray(spec.goal.offset_m), atol=1e-12)
+    np.testing.assert_allclose(ob.fields["obj_pos"], obj0 + [0, 0.1, 0], atol=1e-12)
+    np.testing.assert_allclose(ob.fields["goal_pos"], obj0 + np.asarray(spec.goal.offset_m), atol=1e-12)
     # Latched goal stamps are not live: the observation stamp is the oldest live source.
     assert ob.stamp == pytest.approx(1.1) and ob.stamps["goal"] == pytest.approx(1.0)
     # A new skill (or a restart) re-anchors at the next sighting.
@@ -200,7 +203,7 @@ def test_object_offset_goal_is_latched_at_the_first_sighting():
     r.add_detection(det("drawer_handle", OBJ + [0, 0.05, 0], 1.2))
     r.set_joint_state(NAMES, list(home_q()), 1.2)
     ob = r.observe(1.2)
-    np.testing.assert_allclose(ob.fields["goal_pos"], OBJ + [0, 0.05, 0] + np.asarray(spec.goal.offset_m))
+    np.testing.assert_allclose(ob.fields["goal_pos"], obj0 + [0, 0.05, 0] + np.asarray(spec.goal.offset_m))
 
 
 def test_reset_skill_switches_task_and_ignores_other_labels():

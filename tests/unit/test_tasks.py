@@ -76,7 +76,9 @@ def test_goal_offsets_match_simulator(name):
     env.close()
 
 
-@pytest.mark.parametrize("name", ["reach", "drawer-close", "button-press-topdown", "window-close", "push"])
+@pytest.mark.parametrize(
+    "name", ["reach", "drawer-open", "drawer-close", "button-press-topdown", "window-close", "push"]
+)
 def test_success_predicate_agrees_with_env(name):
     """The observation-level predicate (what the sequencer uses on real data) agrees with Meta-World's
     info['success'] on scripted-expert rollouts, step by step, on >= 97% of steps."""

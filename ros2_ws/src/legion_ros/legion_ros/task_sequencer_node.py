@@ -62,8 +62,9 @@ class TaskSequencerNode(LegionNode):
         self.seq = None
         self.goal_handle = None
         self.done_future = None
-        self._active = None
-        self._publish_skill("")
+        # Publish nothing until a command runs: a skill given at launch (policy/real2sim `skill` parameter, or
+        # an operator's /legion/active_skill) must not be overridden by an idle sequencer.
+        self._active = ""
         self.create_timer(1.0 / rate, self.on_tick)
         self.get_logger().info(
             f"ready: skills {self.bundle.skill_names}; action {ACTION_NAME}, topic {TOPIC_COMMAND_TEXT}"

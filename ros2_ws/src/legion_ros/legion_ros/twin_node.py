@@ -38,7 +38,12 @@ class TwinNode(LegionNode):
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
 
         cal_path = self.param("calibration", "", "calibration YAML of the simulated cell ('' = built-in)")
-        task = self.param("task", "drawer-close", "task scene (registry name)")
+        task = self.param(
+            "task", "drawer-close", "task (registry name) or multi-object scene (legion_core.scenes)"
+        )
+        scene = self.param(
+            "scene", "", "for a single task: place it as in this scene ('' = Meta-World's placements)"
+        )
         variation = self.param("variation", 0, "placement index 0-49 of the seeded Meta-World variations")
         seed = self.param("seed", 0, "seed of the placements and of the sensor noise")
         js_rate = self.param("joint_state_rate_hz", 200.0, "joint state publishing rate [Hz]")
@@ -56,7 +61,9 @@ class TwinNode(LegionNode):
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
             size = (480, 360) if self.video_path else None
-            self.twin = DigitalTwin(cal, task, variation, TwinConfig(noise, latency, dropout, seed, size))
+            self.twin = DigitalTwin(
+                cal, task, variation, TwinConfig(noise, latency, dropout, seed, size, scene or None)
+            )
         except (CalibrationError, UnknownTaskError, OSError, ValueError) as e:
             raise NodeStartupError(str(e)) from None
         self._JointState, self._Float64, self._Bool = JointState, Float64, Bool
@@ -140,8 +147,8 @@ class TwinNode(LegionNode):
         from legion_core.tasks import UnknownTaskError
 
         try:
-            self.twin.reset(req.task or self.twin.spec.name, int(req.variation))
-            resp.success, resp.message = True, f"reset to {self.twin.spec.name} variation {req.variation}"
+            self.twin.reset(req.task or self.twin.name, int(req.variation))
+            resp.success, resp.message = True, f"reset to {self.twin.name} variation {req.variation}"
             self._success = None
         except (UnknownTaskError, ValueError) as e:
             resp.success, resp.message = False, str(e)
@@ -185,12 +192,11 @@ class TwinNode(LegionNode):
         if s != self._success:
             self.success_pub.publish(self._Bool(data=bool(s)))
             if s:
-                self.get_logger().info(
-                    f"task {self.twin.spec.name} succeeded at t={self.twin.sim_time:.2f} s"
-                )
+                self.get_logger().info(f"task {self.twin.name} succeeded at t={self.twin.sim_time:.2f} s")
             self._success = s
-        self.publish_diagnostics(0, "running", {"task": self.twin.spec.name, "sim_time_s": round(self.twin.sim_time, 3),
-                                                "success": s, "commands": self.commands})  # fmt: skip
+        joints = {f"joint {k}": round(v, 5) for k, v in self.twin.object_joints().items()}
+        self.publish_diagnostics(0, "running", {"task": self.twin.name, "sim_time_s": round(self.twin.sim_time, 3),
+                                                "success": s, "commands": self.commands, **joints})  # fmt: skip
 
 
 def main(args=None) -> int:
