@@ -113,6 +113,7 @@ class DigitalTwin:
             path, self._scene_bodies = kuka_model.scene_xml_path(scene.name, xmls)
             self.env = TaskEnv(specs[0], "kuka", seed=self.config.seed, control_mode="joint_position",
                                scene=scene.name, model_xml=str(path), **self._render_kw())  # fmt: skip
+            self.env.task_hand_starts = False  # a chain starts in the scene's start box
             from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
             # Each task's own code reads its object point from the shared world (bodies/sites by name).

@@ -76,6 +76,9 @@ class TaskEnv:
 
             self.scene = get_scene(scene)
             self._placement_offset = self.scene.offset_of(self.spec.name)
+        #: Hand starts of a scene: the task's own start boxes (training, evaluation), or False for the
+        #: scene's start box only (the twin's whole-scene reset, where a chain begins).
+        self.task_hand_starts = True
         self.embodiment = embodiment
         self.seed = seed
         cls = env_class(self.spec.env_name, embodiment)
@@ -107,7 +110,8 @@ class TaskEnv:
             rv = np.asarray(self.env._last_rand_vec, float)
             # Every 3-block of the seeded vector is a position (object, and goal where the task seeds one).
             self.env._last_rand_vec = rv + np.tile(self._placement_offset, rv.size // 3)
-            self.env.hand_init_pos = self.scene.hand_start(self.seed, self.variation)
+            task = self.spec.name if self.task_hand_starts else None
+            self.env.hand_init_pos = self.scene.hand_start(self.seed, self.variation, task)
         obs, _ = self.env.reset()
         self.steps = 0
         self._obs39 = obs

@@ -30,12 +30,21 @@ def test_scene_moves_placements_and_randomizes_the_hand_start():
             o_plain, o_moved = plain.reset(v), moved.reset(v)
             np.testing.assert_allclose(moved.env.obj_init_pos[:2] - plain.env.obj_init_pos[:2],
                                        sc.offset_of(task)[:2], atol=1e-6)  # fmt: skip
-            hand = sc.hand_start(1, v)
-            assert np.all(hand >= sc.hand_start_low_m) and np.all(hand <= sc.hand_start_high_m)
+            hand = sc.hand_start(1, v, task)
+            assert any(np.all(hand >= lo) and np.all(hand <= hi) for lo, hi in sc.start_boxes(task))
             np.testing.assert_allclose(moved.env.hand_init_pos, hand)
             assert np.linalg.norm(o_moved[:3] - o_plain[:3]) > 1e-3  # the hand starts elsewhere too
         # Deterministic per (seed, variation): a resumed run or a re-evaluation sees the same start.
-        np.testing.assert_allclose(sc.hand_start(1, 2), sc.hand_start(1, 2))
+        np.testing.assert_allclose(sc.hand_start(1, 2, task), sc.hand_start(1, 2, task))
+    # A skill never starts inside its own object's hand-over box, and every other object's box is used.
+    for task in sc.tasks:
+        own = sc.object_of(task)
+        starts = np.array([sc.hand_start(0, v, task) for v in range(200)])
+        inside_own = np.all((starts >= own.end_low_m) & (starts <= own.end_high_m), axis=1)
+        assert not inside_own.any()
+        for o in sc.objects:
+            if o is not own:
+                assert np.all((starts >= o.end_low_m) & (starts <= o.end_high_m), axis=1).sum() > 50
         plain.close()
         moved.close()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from legion_ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
-    TOPIC_ACTION,
     TOPIC_ACTIVE_SKILL,
+    TOPIC_COMMAND_REPORT,
     TOPIC_COMMAND_TEXT,
     TOPIC_OBSERVATION,
     LegionNode,
@@ -25,7 +25,7 @@ class TaskSequencerNode(LegionNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("task_sequencer_node", **kwargs)
         from legion_msgs.action import ExecuteTask
-        from legion_msgs.msg import Observation, PolicyAction
+        from legion_msgs.msg import CommandReport, Observation
         from rclpy.action import ActionServer, CancelResponse, GoalResponse
         from std_msgs.msg import String
 
@@ -52,7 +52,10 @@ class TaskSequencerNode(LegionNode):
         self._ExecuteTask, self._String = ExecuteTask, String
         self.skill_pub = self.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
         self.create_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
-        self.create_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
+        # A skill's step budget counts the steps the arm was commanded (sim2real's non-hold reports), not the
+        # policy's actions: the policy acts on every observation (50 Hz) while sim2real's settle gate takes
+        # one action per reached target (~10 Hz), so counting actions would spend the budget 5x too fast.
+        self.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, self.on_command_report, RELIABLE_QOS)
         self.create_subscription(String, TOPIC_COMMAND_TEXT, self.on_command_text, RELIABLE_QOS)
         self._server = ActionServer(
             self, ExecuteTask, ACTION_NAME, execute_callback=self.execute,
@@ -75,9 +78,9 @@ class TaskSequencerNode(LegionNode):
         if self.seq is not None:
             self.seq.on_observation(msg.skill, msg.valid, msg.reason, msg.values, self.now_s())
 
-    def on_action(self, msg) -> None:
-        if self.seq is not None:
-            self.seq.on_action(msg.skill)
+    def on_command_report(self, msg) -> None:
+        if self.seq is not None and not msg.hold and self._active:
+            self.seq.on_action(self._active)
 
     def _begin(self, text: str):
         """Ground and start; returns (ok, message, plan)."""
