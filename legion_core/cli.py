@@ -638,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="One sim graph (twin in the bundle's scene, runtime, task sequencer); per seeded scene the\n"
         "twin is reset, the command is sent on /legion/execute_task, and the result is scored.\n"
         "Failures are listed by the skill that failed, with the sequencer's reason.\n\n"
-        "example:\n  legion bench longhorizon models/legion-kuka-drawer-button --scenes 20",
+        "example:\n  legion bench longhorizon models/legion-kuka --scenes 20",
     )
     s.add_argument("bundle", help="bundle directory (trained in a multi-object scene)")
     s.add_argument("--scenes", type=int, default=20, help="seeded scenes (placement indices) to run")
