@@ -905,7 +905,7 @@ def recorded_scene(rec: Session, skill: str, calibration) -> dict[str, np.ndarra
     from legion_core.tasks import get_task
 
     spec = get_task(skill)
-    labels = [spec.object_label] + ([spec.goal.marker_label] if spec.goal.kind == "marker" else [])
+    labels = [spec.object_label] + ([spec.goal.marker_label] if spec.goal.marker_label else [])
     t_skill = next((t for t, s in rec.skills if s == skill), rec.start_ns)
     T = calibration.T_sim_camera
     found: dict[str, np.ndarray] = {}

@@ -33,20 +33,34 @@ class GoalRule:
 
     kind "marker": the goal is a detected marker (label `marker_label`), as in reach/push where Meta-World
     samples a free goal. kind "object_offset": goal = first seen object position + `offset_m` (sim_world
-    axes), as the task code does for articulated objects (drawer, window, button...).
+    axes), as the task code does for articulated objects (button, window...). kind "anchor_offset": goal =
+    first seen position of a static marker `marker_label` (e.g. on the drawer's cabinet) + `offset_m`: for
+    objects whose start state varies in a chain (a drawer a previous skill left half open, issue 7), where
+    anchoring on the moving part would put the goal wherever that part happened to be.
+    `anchor_body` names the simulator body that marker is fixed to (the digital twin reports it).
     """
 
     kind: str
     offset_m: tuple[float, float, float] | None = None
     marker_label: str | None = None
+    anchor_body: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("marker", "object_offset"):
-            raise ValueError(f"goal rule kind must be 'marker' or 'object_offset', got {self.kind!r}")
-        if self.kind == "object_offset" and (self.offset_m is None or len(self.offset_m) != 3):
-            raise ValueError("an object_offset goal rule needs offset_m: [dx, dy, dz] in metres")
-        if self.kind == "marker" and not self.marker_label:
-            raise ValueError("a marker goal rule needs marker_label")
+        if self.kind not in ("marker", "object_offset", "anchor_offset"):
+            raise ValueError(
+                f"goal rule kind must be 'marker', 'object_offset' or 'anchor_offset', got {self.kind!r}"
+            )
+        if self.kind in ("object_offset", "anchor_offset") and (
+            self.offset_m is None or len(self.offset_m) != 3
+        ):
+            raise ValueError(f"an {self.kind} goal rule needs offset_m: [dx, dy, dz] in metres")
+        if self.kind in ("marker", "anchor_offset") and not self.marker_label:
+            raise ValueError(f"a {self.kind} goal rule needs marker_label")
+
+    def goal_from_anchor(self, anchor_pos: np.ndarray) -> np.ndarray:
+        if self.kind != "anchor_offset":
+            raise ValueError("goal_from_anchor only applies to anchor_offset rules")
+        return np.asarray(anchor_pos, float) + np.asarray(self.offset_m, float)
 
     def goal_from_object(self, obj_init_pos: np.ndarray) -> np.ndarray:
         if self.kind != "object_offset":
@@ -59,6 +73,8 @@ class GoalRule:
             d["offset_m"] = list(self.offset_m)
         if self.marker_label:
             d["marker_label"] = self.marker_label
+        if self.anchor_body:
+            d["anchor_body"] = self.anchor_body
         return d
 
 
@@ -154,6 +170,12 @@ def _offset(*xyz: float) -> GoalRule:
     return GoalRule("object_offset", offset_m=tuple(float(v) for v in xyz))
 
 
+def _anchor(label: str, body: str, *xyz: float) -> GoalRule:
+    return GoalRule(
+        "anchor_offset", offset_m=tuple(float(v) for v in xyz), marker_label=label, anchor_body=body
+    )
+
+
 def _marker(label: str = "goal_marker") -> GoalRule:
     return GoalRule("marker", marker_label=label)
 
@@ -243,7 +265,8 @@ _TASKS: tuple[TaskSpec, ...] = (
             "shut the drawer",
         ),
         "drawer_handle",
-        _offset(0.0, 0.16, -0.05),
+        # Meta-World: target = drawer body + (0, -0.16, 0.09), the handle of the closed drawer.
+        _anchor("drawer_cabinet", "drawer", 0.0, -0.16, 0.09),
         _near(0.055, a="obj_pos", source="drawer-close: ||obj - target|| <= TARGET_RADIUS + 0.015"),
         # drawer_link + (0, -0.16, 0.05) here, + (0, -0.16, 0) in drawer-open (the label's point).
         object_point_offset_m=(0.0, 0.0, 0.05),
@@ -313,7 +336,8 @@ _TASKS: tuple[TaskSpec, ...] = (
             "pull the drawer out",
         ),
         "drawer_handle",
-        _offset(0.0, -0.19, 0.0),
+        # Meta-World: target = drawer body + (0, -0.16 - maxDist 0.2, 0.09), the fully pulled handle.
+        _anchor("drawer_cabinet", "drawer", 0.0, -0.36, 0.09),
         # Meta-World's handle_error is the 3-d distance to a target 9 cm above the handle point it observes;
         # along the pull axis alone the same 3 cm bar is what the camera can judge (checked against
         # info['success'] on expert rollouts in tests/unit/test_tasks.py).

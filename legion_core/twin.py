@@ -186,12 +186,19 @@ class DigitalTwin:
             for t, fn in self._pos_objects.items():
                 spec = get_task(t)
                 pts.setdefault(spec.object_label, spec.label_point(np.asarray(fn(self.env.env), float)[:3]))
+                self._add_anchor(spec, pts)
             return pts
         obs = self.env.env._get_obs()
         pts = {self.spec.object_label: self.spec.label_point(obs[4:7])}
         if self.spec.goal.kind == "marker":
             pts[self.spec.goal.marker_label] = obs[36:39].copy()
+        self._add_anchor(self.spec, pts)
         return pts
+
+    def _add_anchor(self, spec, pts: dict) -> None:
+        """The static marker of an anchor_offset goal: the origin of the body it is fixed to."""
+        if spec.goal.kind == "anchor_offset":
+            pts[spec.goal.marker_label] = self.env.env.data.body(spec.goal.anchor_body).xpos.copy()
 
     def _record(self) -> None:
         self._history.append((self.sim_time, self._scene_points()))

@@ -200,6 +200,9 @@ def simulated_detections(
     dets = [det(spec.object_label, spec.label_point(obs[4:7]), obs[7:11])]
     if spec.goal.kind == "marker":
         dets.append(det(spec.goal.marker_label, obs[36:39], (1.0, 0.0, 0.0, 0.0)))
+    elif spec.goal.kind == "anchor_offset":
+        anchor = env.env.data.body(spec.goal.anchor_body).xpos
+        dets.append(det(spec.goal.marker_label, anchor, (1.0, 0.0, 0.0, 0.0)))
     return dets
 
 

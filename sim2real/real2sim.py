@@ -217,7 +217,7 @@ class Real2Sim:
             self._task = get_task(task_spec) if isinstance(task_spec, str) else task_spec
         spec = self._task
         self._obj_label = spec.object_label
-        self._goal_label = spec.goal.marker_label if spec.goal.kind == "marker" else None
+        self._goal_label = spec.goal.marker_label if spec.goal.kind in ("marker", "anchor_offset") else None
         # Fail at skill start, not at the first detection, when the calibration lacks an offset.
         self._offsets = {lb: self.calibration.marker(lb) for lb in (self._obj_label, self._goal_label) if lb}
         n = self.config.median_window if self.config.detection_filter == "median" else 1
@@ -429,6 +429,15 @@ class Real2Sim:
             goal, _, stamps["goal"] = self._track_value(
                 self._goal_label, now, cfg.max_goal_age_s, "goal marker", problems
             )
+        elif goal_rule.kind == "anchor_offset":
+            # A static marker (the drawer's cabinet): latched at its first sighting since the skill started.
+            first = self._tracks[self._goal_label].first
+            goal = None
+            if first is None:
+                problems.append(f"goal: anchor {self._goal_label!r} not detected since the skill started")
+            else:
+                stamps["goal"] = first[0]
+                goal = goal_rule.goal_from_anchor(first[1])
         else:
             first = self._tracks[self._obj_label].first
             if first is None:

@@ -179,31 +179,51 @@ def test_stamp_is_the_oldest_live_source():
 
 
 def test_object_offset_goal_is_latched_at_the_first_sighting():
-    spec = get_task("drawer-close")
+    spec = get_task("button-press-topdown")
     assert spec.goal.kind == "object_offset"
-    r = fed("drawer-close", t=1.0)
+    r = fed("button-press-topdown", t=1.0)
     ob = r.observe(1.0)
     assert ob.valid, ob.reason
-    # drawer-close observes its handle 5 cm above the labelled point (TaskSpec.object_point_offset_m).
-    obj0 = spec.object_point(OBJ)
-    np.testing.assert_allclose(obj0 - OBJ, [0.0, 0.0, 0.05], atol=1e-12)
-    np.testing.assert_allclose(ob.fields["goal_pos"], obj0 + np.asarray(spec.goal.offset_m), atol=1e-12)
-    # The drawer moves (closing): the goal stays where the task put it.
-    r.add_detection(det("drawer_handle", OBJ + [0, 0.1, 0], 1.1))
+    np.testing.assert_allclose(ob.fields["goal_pos"], OBJ + np.asarray(spec.goal.offset_m), atol=1e-12)
+    # The button moves (pressed): the goal stays where the task put it.
+    r.add_detection(det("button", OBJ + [0, 0, -0.05], 1.1))
     r.set_joint_state(NAMES, list(home_q()), 1.1)
     ob = r.observe(1.1)
-    np.testing.assert_allclose(ob.fields["obj_pos"], obj0 + [0, 0.1, 0], atol=1e-12)
-    np.testing.assert_allclose(ob.fields["goal_pos"], obj0 + np.asarray(spec.goal.offset_m), atol=1e-12)
+    np.testing.assert_allclose(ob.fields["obj_pos"], OBJ + [0, 0, -0.05], atol=1e-12)
+    np.testing.assert_allclose(ob.fields["goal_pos"], OBJ + np.asarray(spec.goal.offset_m), atol=1e-12)
     # Latched goal stamps are not live: the observation stamp is the oldest live source.
     assert ob.stamp == pytest.approx(1.1) and ob.stamps["goal"] == pytest.approx(1.0)
     # A new skill (or a restart) re-anchors at the next sighting.
     r.reset_skill()
     ob = r.observe(1.1)
     assert not ob.valid and "not detected since the skill started" in ob.reason
-    r.add_detection(det("drawer_handle", OBJ + [0, 0.05, 0], 1.2))
+    r.add_detection(det("button", OBJ + [0, 0.05, 0], 1.2))
     r.set_joint_state(NAMES, list(home_q()), 1.2)
     ob = r.observe(1.2)
-    np.testing.assert_allclose(ob.fields["goal_pos"], obj0 + [0, 0.05, 0] + np.asarray(spec.goal.offset_m))
+    np.testing.assert_allclose(ob.fields["goal_pos"], OBJ + [0, 0.05, 0] + np.asarray(spec.goal.offset_m))
+
+
+def test_anchor_goal_comes_from_the_static_marker_whatever_the_handle_does():
+    """drawer-close in a chain: the drawer may start half open (a previous skill pushed it). The goal is the
+    closed handle, from the cabinet's marker; the handle's own point is 5 cm above its marker."""
+    spec = get_task("drawer-close")
+    assert spec.goal.kind == "anchor_offset" and spec.goal.marker_label == "drawer_cabinet"
+    cabinet = np.array([-0.24, 0.85, 0.0])
+    r = fed("drawer-close", t=1.0)  # handle seen at OBJ, no cabinet yet
+    ob = r.observe(1.0)
+    assert not ob.valid and "anchor 'drawer_cabinet' not detected" in ob.reason
+    r.add_detection(det("drawer_cabinet", cabinet, 1.0))
+    ob = r.observe(1.0)
+    assert ob.valid, ob.reason
+    np.testing.assert_allclose(ob.fields["goal_pos"], cabinet + np.asarray(spec.goal.offset_m), atol=1e-9)
+    np.testing.assert_allclose(ob.fields["obj_pos"], OBJ + [0.0, 0.0, 0.05], atol=1e-9)
+    # The cabinet marker is latched; a later (noisy) sighting does not move the goal.
+    r.add_detection(det("drawer_cabinet", cabinet + [0.01, 0, 0], 1.1))
+    r.add_detection(det("drawer_handle", OBJ + [0, 0.1, 0], 1.1))
+    r.set_joint_state(NAMES, list(home_q()), 1.1)
+    ob = r.observe(1.1)
+    np.testing.assert_allclose(ob.fields["goal_pos"], cabinet + np.asarray(spec.goal.offset_m), atol=1e-9)
+    assert ob.stamps["goal"] == pytest.approx(1.0)
 
 
 def test_reset_skill_switches_task_and_ignores_other_labels():
