@@ -72,8 +72,12 @@ class ChainRunner:
         b = str(Path(bundle_path).resolve())
         params = {"policy.bundle": b, "sim2real.bundle": b, "sequencer.bundle": b, "twin.task": self.scene,
                   "twin.seed": seed, **(extra_params or {})}  # fmt: skip
+        self._video = bool(video_path)
         if video_path:
+            # Frames are rendered at shutdown from snapshots (software GL, ~50-100 ms each): a minute-long
+            # chain at 5 fps renders in well under the shutdown timeout below.
             params["twin.video_path"] = str(video_path)
+            params.setdefault("twin.video_fps", 5.0)
         self.proc = start_composed("twin,real2sim,policy,sim2real,sequencer", params, log_path)
         if not rclpy.ok():
             rclpy.init()
@@ -211,7 +215,7 @@ class ChainRunner:
 
         with contextlib.suppress(Exception):  # best effort at shutdown
             self.node.destroy_node()
-        return stop_process_group(self.proc, 30)
+        return stop_process_group(self.proc, 120 if self._video else 30)
 
 
 # ------------------------------------------------------------------------------------------------ bench

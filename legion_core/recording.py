@@ -270,6 +270,30 @@ def _open_writer(path: Path):
     return _Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
 
 
+def copy_topics(src: str | Path, dst: str | Path, topics: Sequence[str]) -> dict[str, int]:
+    """Copy the messages of `topics` from bag `src` into a new bag `dst` (same definitions, QoS and stamps):
+    e.g. a regression fixture with only the runtime's decisions. Returns the message count per topic."""
+    from rosbags.rosbag2 import Reader
+
+    keep, counts = set(topics), {}
+    with Reader(resolve_bag(src)) as r:
+        w = _open_writer(Path(dst))
+        w.open()
+        try:
+            conns = {}
+            for c in r.connections:
+                if c.topic in keep:
+                    conns[c.id] = w.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest,
+                                                   serialization_format=c.ext.serialization_format,
+                                                   offered_qos_profiles=c.ext.offered_qos_profiles)  # fmt: skip
+            for c, t, raw in r.messages([c for c in r.connections if c.id in conns]):
+                w.write(conns[c.id], t, raw)
+                counts[c.topic] = counts.get(c.topic, 0) + 1
+        finally:
+            w.close()
+    return counts
+
+
 class _RenamedDir:
     """Stands in for the bag directory in McapWriter.__init__, which only does `path / f'{path.name}.mcap'`:
     returns the rosbag2 split file name instead."""

@@ -203,3 +203,14 @@ def test_closed_loop_scene_is_the_recorded_placement(rec):
     v, d = closest_placement("drawer-close", scene, cal)
     assert v == MANIFEST["twin"]["variation"] and d < 1e-3
     assert np.all(np.isfinite(scene["drawer_handle"]))
+
+
+def test_copy_topics_makes_a_smaller_bag_with_the_same_decisions(tmp_path, rec):
+    from legion_core.recording import copy_topics
+
+    keep = ["/legion/observation", "/legion/action", "/legion/active_skill"]
+    counts = copy_topics(BAG, tmp_path / "small", keep)
+    assert set(counts) == set(keep) and counts["/legion/action"] == MANIFEST["counts"]["/legion/action"]
+    small = read_session(tmp_path / "small")
+    assert [a.action.tolist() for a in small.actions] == [a.action.tolist() for a in rec.actions]
+    assert not small.reports and small.topics.keys() <= set(keep)

@@ -1,7 +1,11 @@
 """Regression fixture from the shipped demo (issue 8): a session recorded by `make demo` (models/legion-kuka
-running drawer-close on the twin through the ROS graph) is replayed offline through the shipped bundle; the
-policy must reproduce every recorded action. Regenerate after a model change with `make demo` and copy
-out/demo/demo_session here."""
+running the long-horizon chain drawer-open -> button-press-topdown -> drawer-close on the twin through the
+ROS graph) is replayed offline through the shipped bundle; the policy must reproduce every recorded action.
+Regenerate after a model change with `make demo`, then keep the runtime's decision topics only:
+    .venv/bin/python -c "from legion_core.recording import copy_topics; copy_topics('out/demo/demo_session',
+        'tests/data/replay/shipped_demo/demo_session', ['/legion/observation', '/legion/action',
+        '/legion/active_skill', '/legion/command_sent', '/legion/status', '/twin/success'])"
+"""
 
 from __future__ import annotations
 
