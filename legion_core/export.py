@@ -149,7 +149,10 @@ def build_contract(
             "env_steps": report.get("env_steps"),
             "gradient_updates": report.get("gradient_updates"),
             "wall_time_s": round(float(report.get("wall_time_s", 0.0)), 1),
-            "demonstrations": report.get("demonstrations"),
+            "demonstrations": {
+                **(report.get("demonstrations") or {}),
+                "bc_weight": float((train_cfg.get("agent") or {}).get("bc_weight", 0.0)),
+            },  # fmt: skip
             "replay": {k: v for k, v in report.get("replay", {}).items() if k != "per_task"},
             "goal_variation": train_cfg["goal_variation"],
         },
@@ -246,9 +249,25 @@ def model_card(b: B.Bundle) -> str:
     )
     demo_line = (
         f"**Yes**: {demos.get('episodes_per_task')} scripted-expert episodes per skill in a separate buffer, "
-        f"{demos.get('batch_fraction')} of every batch (RLPD-style demonstration seeding)."
+        f"{demos.get('batch_fraction')} of every batch (RLPD-style demonstration seeding)"
+        + (
+            f", plus a behaviour-cloning term on those rows (agent.bc_weight = {demos['bc_weight']}, TD3+BC form; "
+            "not in the original LEGION actor loss)."
+            if demos.get("bc_weight")
+            else "."
+        )
         if demos.get("used")
         else "No."
+    )
+    sc = c.get("scene")
+    scene_line = (
+        f"- Scene `{sc['name']}` (legion_core/scenes.py): {sc['description']} Objects placed as there: "
+        + "; ".join(
+            f"{o['name']} ({', '.join(o['tasks'])}) moved by {o['offset_m']} m" for o in sc["objects"]
+        )
+        + ". Hand starts: the scene's start box or where a skill on another object ends (chain hand-over).\n"
+        if sc
+        else ""
     )
     return f"""# Model card: {c["name"]}
 
@@ -270,7 +289,7 @@ bundle's numpy inference path in the MuJoCo KUKA simulation (mocap control).
 - Env steps {p.get("env_steps")}, gradient updates {p.get("gradient_updates")}, wall time {p.get("wall_time_s")} s
   on a 2-core CPU machine; git commit `{p.get("git_commit")}`
 - Demonstrations used: {demo_line}
-- Replay: `{p.get("replay", {}).get("policy")}` (capacity {p.get("replay", {}).get("capacity")}). {p.get("replay", {}).get("note", "")}
+{scene_line}- Replay: `{p.get("replay", {}).get("policy")}` (capacity {p.get("replay", {}).get("capacity")}). {p.get("replay", {}).get("note", "")}
 - DPMM knowledge space at export: K = {c["dpmm"]["K"]} clusters.
 - Metrics and plots of the run: `run/metrics.json`, `run/plots/`.
 
