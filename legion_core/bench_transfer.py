@@ -5,7 +5,9 @@ real2sim -> policy -> sim2real with all its limits), on the same placements (iss
 The graph is started once per skill; between episodes the twin is reset to the next placement, the
 sim2real node restarts from the measured posture, and the skill is re-activated (which re-anchors
 real2sim's offset goal at the new object position). An episode on the twin succeeds when the twin's own
-Meta-World success check fires within the skill's step budget converted to wall time.
+Meta-World success check fires within the skill's step budget, counted as on the simulator side: policy
+steps the arm executed (sim2real's non-hold commands; its settle gate takes one action per reached target),
+with a wall-time cap of `seconds_per_step` per step as a backstop.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import time
 from pathlib import Path
 
 
-def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.2,
+def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.5,
               log_dir: str = "out/bench_transfer") -> dict:  # fmt: skip
     from legion_core.bundle import load
     from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
     ensure_workspace()
     import rclpy
+    from legion_msgs.msg import CommandReport
     from legion_msgs.srv import ResetTask
     from std_msgs.msg import Bool, String
     from std_srvs.srv import Trigger
@@ -60,6 +63,13 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             lambda m, success=success: success.__setitem__("v", bool(m.data)),
             LATCHED_QOS,
         )
+        steps = {"n": 0}
+        node.create_subscription(
+            CommandReport,
+            "/legion/command_sent",
+            lambda m, steps=steps: steps.__setitem__("n", steps["n"] + (0 if m.hold else 1)),
+            10,
+        )
         skill_pub = node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
         reset_twin = node.create_client(ResetTask, "/twin_node/reset_task")
         reset_s2r = node.create_client(Trigger, "/sim2real_node/reset")
@@ -78,7 +88,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             while time.monotonic() < end:
                 rclpy.spin_once(node, timeout_sec=0.02)
 
-        results, durations, not_run = [], [], []
+        results, durations, not_run, episode_steps = [], [], [], []
         for i in range(episodes):
             skill_pub.publish(String(data=""))
             # A lost service response must not be scored as a policy failure: retry, and if the twin still
@@ -98,10 +108,15 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             call(reset_s2r, Trigger.Request())
             spin(0.2)
             success["v"] = False
+            steps["n"] = 0
             skill_pub.publish(String(data=skill))
             t0 = time.monotonic()
-            while time.monotonic() - t0 < budget_s and not success["v"]:
+            max_steps = b.skills[skill].max_episode_steps
+            while time.monotonic() - t0 < budget_s and not success["v"] and steps["n"] < max_steps:
                 rclpy.spin_once(node, timeout_sec=0.02)
+            if not success["v"]:  # the step that reached the budget may still bring success: settle
+                rclpy.spin_once(node, timeout_sec=0.2)
+            episode_steps.append(steps["n"])
             results.append(success["v"])
             durations.append(time.monotonic() - t0)
         node.destroy_node()
@@ -116,6 +131,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             "not_run_reset_failed": not_run,
             "ratio": (g / s_ran) if s_ran else None,
             "graph_episode_wall_s_mean": float(sum(durations) / max(len(durations), 1)),
+            "graph_episode_steps": episode_steps,
             "per_episode": results,
         }
     ratios = [v["ratio"] for v in out["skills"].values() if v["ratio"] is not None]
