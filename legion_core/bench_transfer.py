@@ -52,8 +52,11 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             "sim2real.bundle": bundle_path,
             "twin.task": skill,
             "twin.seed": seed,
-            "twin.scene": b.scene or "",
         }
+        if (
+            b.scene
+        ):  # placed as in the bundle's training scene (an empty string would leave the parameter unset)
+            params["twin.scene"] = b.scene
         proc = start_composed("twin,real2sim,policy,sim2real", params, Path(log_dir) / f"graph_{skill}.log")
         node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")
         success = {"v": False}

@@ -905,7 +905,10 @@ def recorded_scene(rec: Session, skill: str, calibration) -> dict[str, np.ndarra
     from legion_core.tasks import get_task
 
     spec = get_task(skill)
-    labels = [spec.object_label] + ([spec.goal.marker_label] if spec.goal.marker_label else [])
+    # Required: the object, and a marker goal. A static anchor (drawer_cabinet) is used when the bag has it
+    # (bags recorded before anchor goals do not).
+    labels = [spec.object_label] + ([spec.goal.marker_label] if spec.goal.kind == "marker" else [])
+    optional = [spec.goal.marker_label] if spec.goal.kind == "anchor_offset" else []
     t_skill = next((t for t, s in rec.skills if s == skill), rec.start_ns)
     T = calibration.T_sim_camera
     found: dict[str, np.ndarray] = {}
@@ -913,11 +916,11 @@ def recorded_scene(rec: Session, skill: str, calibration) -> dict[str, np.ndarra
         if t < t_skill:
             continue
         for label, p_cam, conf in dets:
-            if label in labels and label not in found and conf >= 0.5:
+            if label in labels + optional and label not in found and conf >= 0.5:
                 found[label] = T.R @ p_cam + T.p
-        if len(found) == len(labels):
+        if len(found) == len(labels) + len(optional):
             break
-    if len(found) < len(labels):
+    if not set(labels) <= set(found):
         raise ValueError(
             f"the bag has no detection of {sorted(set(labels) - set(found))} after skill {skill!r} started"
         )
@@ -995,8 +998,10 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
     params: dict[str, Any] = {
         "twin.task": skill, "twin.variation": variation, "policy.bundle": str(Path(bundle).resolve()),
         "sim2real.bundle": str(Path(bundle).resolve()), "real2sim.skill": skill, "policy.skill": skill,
-        "policy.z_mode": sc.z_mode, "twin.scene": train_scene or "",
+        "policy.z_mode": sc.z_mode,
     }  # fmt: skip
+    if train_scene:
+        params["twin.scene"] = train_scene
     if calibration:
         params.update({f"{n}.calibration": calibration for n in ("twin", "real2sim", "sim2real")})
     params.update({k: v for k, v in sc.runtime_params.items() if not k.endswith("use_sim_time")})

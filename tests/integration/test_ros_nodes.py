@@ -109,7 +109,7 @@ def test_real2sim_node_builds_valid_observation_and_names_wrong_joints(probe, tm
 
     from sim2real.calibration import sim_calibration
 
-    proc = start_nodes("real2sim", {"real2sim.skill": "drawer-close"}, tmp_path / "log")
+    proc = start_nodes("real2sim", {"real2sim.skill": "button-press-topdown"}, tmp_path / "log")
     try:
         obs = probe.record("/legion/observation", Observation)
         js_pub = probe.node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
@@ -125,7 +125,7 @@ def test_real2sim_node_builds_valid_observation_and_names_wrong_joints(probe, tm
             arr = ObjectDetectionArray()
             d = ObjectDetection()
             d.header.stamp = probe.node.get_clock().now().to_msg()
-            d.label, d.confidence = "drawer_handle", 1.0
+            d.label, d.confidence = "button", 1.0
             d.pose.position.x, d.pose.position.y, d.pose.position.z = (float(v) for v in p_cam)
             d.pose.orientation.w = 1.0
             arr.detections = [d]
@@ -135,8 +135,8 @@ def test_real2sim_node_builds_valid_observation_and_names_wrong_joints(probe, tm
         v = np.array(obs[-1][1].values)
         np.testing.assert_allclose(v[3:6], p_obj_sim, atol=1e-6)  # camera -> base -> sim_world round trip
         np.testing.assert_allclose(
-            v[9:12], p_obj_sim + np.array([0.0, 0.16, -0.05]), atol=1e-6
-        )  # offset goal
+            v[9:12], p_obj_sim + np.array([0.0, 0.0, -0.0935]), atol=1e-6
+        )  # offset goal (button-press-topdown: the pressed button's height)
         wrong = ["A1", "A2", "A3", "A4", "A5", "A6", "A7"]
         probe.wait_for(
             lambda: (send(wrong), not obs[-1][1].valid and "lbr_A1" in obs[-1][1].reason)[1],
@@ -306,7 +306,9 @@ def test_twin_node_follows_commands_and_resets(probe, tmp_path):
         probe.wait_for(lambda: fut.done(), 20, "reset")
         assert fut.result().success
         probe.wait_for(
-            lambda: {d.label for d in dets[-1][1].detections} == {"drawer_handle"}, 10, "new scene"
+            lambda: {d.label for d in dets[-1][1].detections} == {"drawer_handle", "drawer_cabinet"},
+            10,
+            "new scene",
         )
     finally:
         stop(proc)

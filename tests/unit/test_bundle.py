@@ -10,6 +10,7 @@ import yaml
 
 from legion_core import bundle as B
 from legion_core.export import inspect_text, model_card
+from legion_core.tasks import get_task
 from tests.bundle_factory import make_tiny_bundle
 
 
@@ -44,7 +45,7 @@ def test_contract_content_and_inspect(exported):
     c = b.contract
     assert c["observation"]["frame"] == "sim_world" and c["action"]["delta_xyz_scale_m_per_step"] == 0.01
     assert c["dpmm"]["K"] == 2 and len(c["dpmm"]["means"]) == 2
-    assert c["skills"][1]["goal"]["kind"] == "object_offset"
+    assert c["skills"][1]["goal"] == get_task(c["skills"][1]["name"]).goal.to_dict()  # the registry's rule
     text = inspect_text(b)
     assert "drawer-close" in text and "legion12" in text
     assert "Demonstrations used" in model_card(b)

@@ -74,6 +74,7 @@ class Real2SimNode(LegionNode):
             self.on_skill(String(data=skill))
         self._period = 1.0 / rate
         self._last_pub = -1e18
+        self._last_slot = None
         self.create_timer(0.1, self.on_tick)
         self._last_reason = ""
 
@@ -103,7 +104,14 @@ class Real2SimNode(LegionNode):
         if self.r2s is not None:
             self.r2s.set_joint_state(*js)
             now = self.now_s()
-            if now - self._last_pub >= self._period * 0.95:
+            # Decimate on the joint states' own stamps, on a fixed grid (one observation per rate_hz slot of
+            # stamp time): a replay of the same bag picks the same samples, whatever the delivery timing, so
+            # the same inputs give the same observations (issue 8's determinism judgement). Unstamped joint
+            # states fall back to the node clock.
+            t = js[2] if js[2] > 0 else now
+            slot = int(t // self._period)
+            if slot != self._last_slot:
+                self._last_slot = slot
                 self._publish(now)
 
     def on_gripper(self, msg) -> None:
