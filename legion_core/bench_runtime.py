@@ -51,9 +51,8 @@ def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=("composed
         "policy.skill": skill,
         "real2sim.skill": skill,
         "twin.task": skill,
+        "twin.scene": b.scene or "",  # placed as in the bundle's training scene
     }
-    if b.scene:  # (an empty string would leave the ROS parameter unset)
-        params["twin.scene"] = b.scene
     groups = {
         "composed": ["twin", "real2sim,policy,sim2real"],
         "cross_process": ["twin", "real2sim", "policy", "sim2real"],

@@ -19,7 +19,12 @@ from pathlib import Path
 def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.5,
               log_dir: str = "out/bench_transfer") -> dict:  # fmt: skip
     from legion_core.bundle import load
-    from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
+    from legion_core.ros_env import (
+        ensure_workspace,
+        reset_twin_and_runtime,
+        start_composed,
+        stop_process_group,
+    )
 
     ensure_workspace()
     import rclpy
@@ -52,11 +57,8 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             "sim2real.bundle": bundle_path,
             "twin.task": skill,
             "twin.seed": seed,
+            "twin.scene": b.scene or "",  # placed as in the bundle's training scene
         }
-        if (
-            b.scene
-        ):  # placed as in the bundle's training scene (an empty string would leave the parameter unset)
-            params["twin.scene"] = b.scene
         proc = start_composed("twin,real2sim,policy,sim2real", params, Path(log_dir) / f"graph_{skill}.log")
         node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")
         success = {"v": False}
@@ -77,39 +79,14 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
         reset_twin = node.create_client(ResetTask, "/twin_node/reset_task")
         reset_s2r = node.create_client(Trigger, "/sim2real_node/reset")
 
-        def call(client, req, timeout=20.0, node=node):
-            end = time.monotonic() + timeout
-            while not client.service_is_ready() and time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.05)
-            fut = client.call_async(req)
-            while not fut.done() and time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.05)
-            return fut.result() if fut.done() else None
-
-        def spin(seconds: float, node=node) -> None:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.02)
-
         results, durations, not_run, episode_steps = [], [], [], []
         for i in range(episodes):
             skill_pub.publish(String(data=""))
-            # A lost service response must not be scored as a policy failure: retry, and if the twin still
-            # cannot be reset, report the placement as not run (it counts for neither side).
-            r = None
-            for _attempt in range(3):
-                r = call(reset_twin, ResetTask.Request(task=skill, variation=i))
-                if r is not None and r.success:
-                    break
-            if r is None or not r.success:
+            # A placement whose twin cannot be reset is reported as not run (it counts for neither side).
+            if not reset_twin_and_runtime(node, reset_twin, reset_s2r, skill, i):
                 not_run.append(i)
                 results.append(None)
                 continue
-            # Let sim2real receive joint states of the reset posture first (meanwhile the twin ignores the
-            # old command stream), then restart it from the measured posture, which ends the twin's guard.
-            spin(0.2)
-            call(reset_s2r, Trigger.Request())
-            spin(0.2)
             success["v"] = False
             steps["n"] = 0
             skill_pub.publish(String(data=skill))

@@ -52,9 +52,8 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
         "policy.bundle": bundle_path, "sim2real.bundle": bundle_path,
         "twin.task": skill, "twin.variation": variation, "twin.video_path": video,
         "twin.seed": 1,  # the held-out placements the bundle was evaluated on (training used seed 0)
+        "twin.scene": load(bundle_path).scene or "",  # placed as in the bundle's training scene
     }  # fmt: skip
-    if load(bundle_path).scene:  # placed as in the bundle's training scene
-        params["twin.scene"] = load(bundle_path).scene
     t0 = time.monotonic()
     proc = start_composed("twin,real2sim,policy,sim2real", params, out_dir / "graph.log")
     if not rclpy.ok():

@@ -63,7 +63,7 @@ class ChainRunner:
         from legion_ros.common import SENSOR_QOS
 
         self.bundle = load(bundle_path)
-        self.scene = scene or (self.bundle.contract.get("scene") or {}).get("name")
+        self.scene = scene or self.bundle.scene
         if not self.scene:
             raise ValueError(
                 f"bundle {bundle_path} was not trained in a multi-object scene (contract field 'scene' is null) "
@@ -82,7 +82,7 @@ class ChainRunner:
         if not rclpy.ok():
             rclpy.init()
         self._rclpy = rclpy
-        self._ExecuteTask, self._ResetTask, self._Trigger = ExecuteTask, ResetTask, Trigger
+        self._ExecuteTask = ExecuteTask
         self.node = rclpy.create_node(f"legion_operator_{int(time.time() * 1e3) % 100000}")
         self.client = ActionClient(self.node, ExecuteTask, "/legion/execute_task")
         self.reset_twin = self.node.create_client(ResetTask, "/twin_node/reset_task")
@@ -123,36 +123,15 @@ class ChainRunner:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self._rclpy.spin_once(self.node, timeout_sec=0.02)
+        from legion_core.ros_env import spin_for
 
-    def _call(self, client, req, timeout: float = 20.0):
-        end = time.monotonic() + timeout
-        while not client.service_is_ready() and time.monotonic() < end:
-            self._rclpy.spin_once(self.node, timeout_sec=0.05)
-        fut = client.call_async(req)
-        while not fut.done() and time.monotonic() < end:
-            self._rclpy.spin_once(self.node, timeout_sec=0.05)
-        return fut.result() if fut.done() else None
+        spin_for(self.node, seconds)
 
     def reset_scene(self, variation: int) -> bool:
-        """Twin to seeded scene `variation`; sim2real restarts from the measured posture (ends the twin's
-        reset guard). A lost service response is retried; False if the twin could not be reset."""
-        ok = False
-        for _ in range(3):
-            r = self._call(
-                self.reset_twin, self._ResetTask.Request(task=self.scene, variation=int(variation))
-            )
-            if r is not None and r.success:
-                ok = True
-                break
-        if not ok:
-            return False
-        self.spin(0.3)
-        self._call(self.reset_s2r, self._Trigger.Request())
-        self.spin(0.3)
-        return True
+        """Twin to seeded scene `variation`, sim2real restarted from the measured posture (ros_env)."""
+        from legion_core.ros_env import reset_twin_and_runtime
+
+        return reset_twin_and_runtime(self.node, self.reset_twin, self.reset_s2r, self.scene, variation, 0.3)
 
     def arm_motion_rad(self, since: float) -> float:
         """Largest joint excursion [rad] of the measured arm since monotonic time `since`."""

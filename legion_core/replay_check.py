@@ -998,10 +998,8 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
     params: dict[str, Any] = {
         "twin.task": skill, "twin.variation": variation, "policy.bundle": str(Path(bundle).resolve()),
         "sim2real.bundle": str(Path(bundle).resolve()), "real2sim.skill": skill, "policy.skill": skill,
-        "policy.z_mode": sc.z_mode,
+        "policy.z_mode": sc.z_mode, "twin.scene": train_scene or "",
     }  # fmt: skip
-    if train_scene:
-        params["twin.scene"] = train_scene
     if calibration:
         params.update({f"{n}.calibration": calibration for n in ("twin", "real2sim", "sim2real")})
     params.update({k: v for k, v in sc.runtime_params.items() if not k.endswith("use_sim_time")})

@@ -100,3 +100,51 @@ def stop_process_group(proc, timeout: float = 20.0) -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
     return proc.returncode
+
+
+# -------------------------------------------------------------------- driving a sim graph from a test/bench
+def spin_for(node, seconds: float) -> None:
+    """Spin `node` for `seconds` of wall time."""
+    import time
+
+    import rclpy
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.02)
+
+
+def call_service(node, client, request, timeout_s: float = 20.0):
+    """Call a service from `node`, waiting for it to appear; the response, or None after timeout_s."""
+    import time
+
+    import rclpy
+
+    end = time.monotonic() + timeout_s
+    while not client.service_is_ready() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    fut = client.call_async(request)
+    while not fut.done() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return fut.result() if fut.done() else None
+
+
+def reset_twin_and_runtime(node, twin_client, s2r_client, task: str, variation: int, settle_s: float = 0.2,
+                           attempts: int = 3) -> bool:  # fmt: skip
+    """Twin to `task` (a task or scene) placement `variation` (retried: a lost service response must not
+    count as a policy failure), then let sim2real see joint states of the reset posture (meanwhile the
+    twin ignores the old command stream) and restart it from the measured posture, which ends the twin's
+    reset guard. False if the twin could not be reset."""
+    from legion_msgs.srv import ResetTask
+    from std_srvs.srv import Trigger
+
+    for _ in range(attempts):
+        r = call_service(node, twin_client, ResetTask.Request(task=task, variation=int(variation)))
+        if r is not None and r.success:
+            break
+    else:
+        return False
+    spin_for(node, settle_s)
+    call_service(node, s2r_client, Trigger.Request())
+    spin_for(node, settle_s)
+    return True

@@ -8,7 +8,7 @@ starts where the previous one left the hand, not at Meta-World's home point.
 
 The same scene is used for training (`TrainConfig.scene`: every episode of a skill sees its object where
 the scene puts it, from a random hand start), for evaluation, and by the digital twin, which builds one
-MuJoCo world with all of the scene's objects (`legion_core.scene_world`). A skill trained without a scene
+MuJoCo world with all of the scene's objects (`kuka_model.scene_xml_path`, `legion_core.twin`). A skill trained without a scene
 has only seen Meta-World's own placements and would be asked to act out of its training distribution.
 """
 
@@ -94,7 +94,7 @@ class SceneSpec:
                     "end_high_m": list(o.end_high_m),
                 }
                 for o in self.objects
-            ],  # fmt: skip
+            ],
             "hand_start_low_m": list(self.hand_start_low_m),
             "hand_start_high_m": list(self.hand_start_high_m),
         }
@@ -125,7 +125,7 @@ _register(
                 (-0.24, -0.05, 0.0),
                 end_low_m=(-0.36, 0.44, 0.06),
                 end_high_m=(-0.12, 0.66, 0.16),
-            ),  # fmt: skip
+            ),
             # Button box x in [0.14, 0.34] m (half-width 0.12 m: left edge >= 0.02 m), y in [0.70, 0.80] m.
             # Pressing ends with the hand on the button top (z ~0.28 m over its footprint).
             SceneObject(
@@ -134,7 +134,7 @@ _register(
                 (0.24, -0.10, 0.0),
                 end_low_m=(0.12, 0.66, 0.26),
                 end_high_m=(0.36, 0.82, 0.36),
-            ),  # fmt: skip
+            ),
         ),
         # Above the table between and in front of the objects, clear of both (their tops are below 0.2 m).
         hand_start_low_m=(-0.15, 0.42, 0.20),

@@ -21,9 +21,11 @@ NODE_CLASSES = {
 
 
 def _value(text: str):
+    """`name:=value` as YAML (numbers, booleans, lists), except that an empty value is the empty string, as
+    in `ros2 run ... -p name:=` (YAML would make it null, which leaves a ROS parameter unset)."""
     import yaml
 
-    return yaml.safe_load(text)
+    return "" if text == "" else yaml.safe_load(text)
 
 
 def parse_params(items: list[str]) -> dict[str, dict]:
