@@ -287,15 +287,18 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
     from legion_core.bench_runtime import run_bench
 
     rep = run_bench(args.bundle, seconds=args.seconds)
-    for mode in ("composed", "cross_process"):
+    for mode in ("composed", "composed_dds", "cross_process"):
         r = rep.get(mode)
         if r:
-            lm = r["latency_ms"]
+            lm, ls = r["latency_ms"], r["stamp_to_command_sent_ms"]
+            sent = f"median {ls['median']:.2f} p99 {ls['p99']:.2f} max {ls['max']:.2f}" if ls["n"] else "n/a"
             print(
-                f"{mode:14s} latency median {lm['median']:.2f} ms  p99 {lm['p99']:.2f} ms  max {lm['max']:.2f} ms  "
-                f"({r['policy_steps']} steps); commands {r['command_rate_hz']:.1f} Hz, longest gap "
-                f"{r['longest_command_gap_ms']:.1f} ms, missed cycles {r['missed_cycles']}"
+                f"{mode:14s} stamp -> command sent: {sent} ms | -> received by a subscriber: median "
+                f"{lm['median']:.2f} p99 {lm['p99']:.2f} max {lm['max']:.2f} ms ({r['policy_steps']} steps); "
+                f"commands {r['command_rate_hz']:.1f} Hz; missed 100 Hz cycles as sent {r['sent']['missed_cycles']}, "
+                f"as received {r['missed_cycles']} (longest gap {r['longest_command_gap_ms']:.1f} ms)"
             )
+    print(f"targets met: {rep['targets_met']}")
     _write_json(rep, args.output)
     return 0
 

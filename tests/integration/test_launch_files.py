@@ -36,6 +36,24 @@ def test_launch_files_parse(name, args, n):
         assert p.env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
 
 
+def test_robot_launch_composed_hosts_the_runtime_in_one_process():
+    """composed:=true: one `composed` process (real2sim, policy, sim2real) + the sequencer; remaps and params
+    reach it, and it carries no node name (that would rename all three nodes)."""
+    desc = parse_launch_file(
+        LAUNCH / "robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml", "composed": "true"}
+    )
+    assert len(desc.processes) == 2
+    comp = next(p for p in desc.processes if Path(p.executable).name == "composed")
+    argv = comp.argv
+    assert argv[argv.index("--nodes") + 1] == "real2sim,policy,sim2real"
+    assert argv.index("--nodes") < argv.index("--ros-args")
+    assert not any(a.startswith("__node:=") for a in argv)
+    joined = " ".join(argv)
+    for rule in ("/joint_states:=/lbr/joint_states", "/joint_command:=/lbr/forward_position_controller/commands",
+                 "/detections:=/detections", "bundle:=/tmp/x", "calibration:=/tmp/c.yaml"):  # fmt: skip
+        assert rule in joined
+
+
 def test_robot_launch_requires_calibration():
     with pytest.raises(Exception, match="calibration"):
         parse_launch_file(LAUNCH / "robot.launch.yaml", {"bundle": "/tmp/x"})
@@ -49,7 +67,8 @@ def test_robot_launch_remaps_to_the_lbr_driver():
 
 
 @pytest.mark.ros
-def test_sim_launch_runs_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("composed", ["false", "true"])
+def test_sim_launch_runs_and_stops_cleanly(tmp_path, composed):
     from legion_msgs.msg import PolicyAction
 
     from tests.integration.rosutil import Probe
@@ -58,7 +77,7 @@ def test_sim_launch_runs_and_stops_cleanly(tmp_path):
     out = open(tmp_path / "launch.out", "w")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "legion_core.cli", "launch", str(LAUNCH / "sim.launch.yaml"), f"bundle:={bundle}",
-         "skill:=drawer-close", "--log-dir", str(tmp_path / "logs")],
+         "skill:=drawer-close", f"composed:={composed}", "--log-dir", str(tmp_path / "logs")],
         env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     probe = Probe("launch_probe")

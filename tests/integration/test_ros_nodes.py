@@ -315,15 +315,18 @@ def test_twin_node_follows_commands_and_resets(probe, tmp_path):
 
 
 def test_composed_graph_streams_end_to_end(tiny_bundle, probe, tmp_path):
-    """The whole runtime in one process: twin -> real2sim -> policy -> sim2real -> twin moves."""
+    """The whole runtime in one process: twin -> real2sim -> policy -> sim2real -> twin moves. The control
+    path is handed over in process, and observations and actions are still published for observers."""
+    latency_log = tmp_path / "latency.json"
     proc = start_nodes(
         "twin,real2sim,policy,sim2real",
         {"policy.bundle": tiny_bundle, "twin.task": "drawer-close", "real2sim.skill": "drawer-close",
-         "policy.skill": "drawer-close"},
+         "policy.skill": "drawer-close", "sim2real.latency_log": str(latency_log)},
         tmp_path / "log",
     )  # fmt: skip
     try:
         js = probe.record("/joint_states", JointState, qos_profile_sensor_data)
+        obs = probe.record("/legion/observation", Observation)
         acts = probe.record("/legion/action", PolicyAction)
         probe.wait_for(lambda: len(acts) > 20 and len(js) > 20, 30, "actions flowing")
         q_first = np.array(js[0][1].position)
@@ -333,6 +336,63 @@ def test_composed_graph_streams_end_to_end(tiny_bundle, probe, tmp_path):
     finally:
         assert stop(proc) == 0
     assert proc.returncode == 0
+    log = (tmp_path / "log").read_text()
+    assert "hand-off /legion/observation: real2sim_node -> policy_node in process" in log
+    assert "hand-off /legion/action: policy_node -> sim2real_node in process" in log
+    # Every action the observer saw answers an observation it saw (same stamp), and no action twice: the
+    # policy did not also get a DDS copy of its in-process observations.
+    obs_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in obs if m.valid}
+    act_stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in acts]
+    assert len(set(act_stamps)) == len(act_stamps)
+    assert set(act_stamps[2:-2]) <= obs_stamps  # the recorder may join or leave mid-step
+    # sim2real's latency log: stamp -> command sent per policy step, sane and finite.
+    import json
+
+    rec = json.loads(latency_log.read_text())
+    lat = np.array(rec["stamp_to_command_s"])
+    assert lat.size >= 3 and np.all(np.isfinite(lat)) and np.all(lat > 0) and np.all(lat < 0.5), lat
+    assert len(rec["command_times_s"]) > 20 and np.all(np.diff(rec["command_times_s"]) >= 0)
+
+
+def test_in_process_handoff_calls_the_consumer_once_and_still_publishes(probe):
+    """connect_in_process: the consumer gets the message synchronously from publish_handoff, never a second
+    copy over DDS (its subscription is gone), and a subscriber outside the process still receives it."""
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    from legion_ros.common import RELIABLE_QOS, LegionNode, connect_in_process
+
+    prod, cons, other = (
+        LegionNode("handoff_producer"),
+        LegionNode("handoff_consumer"),
+        LegionNode("handoff_other"),
+    )
+    try:
+        pub = prod.handoff_publisher(String, "/legion_test/handoff", RELIABLE_QOS)
+        got: list[str] = []
+        cons.handoff_subscription(String, "/legion_test/handoff", lambda m: got.append(m.data), RELIABLE_QOS)
+        # A node subscribing to another topic is left alone.
+        other.handoff_subscription(String, "/legion_test/unrelated", lambda m: None, RELIABLE_QOS)
+        assert connect_in_process([prod, cons, other]) == [
+            "/legion_test/handoff: handoff_producer -> handoff_consumer in process"
+        ]
+        assert "/legion_test/handoff" not in {s.topic_name for s in cons.subscriptions}
+        assert "/legion_test/unrelated" in {s.topic_name for s in other.subscriptions}
+        seen = probe.record("/legion_test/handoff", String, RELIABLE_QOS)
+        probe.wait_for(lambda: pub.get_subscription_count() == 1, 10, "the outside subscriber matched")
+        prod.publish_handoff(pub, String(data="step 1"))
+        assert got == ["step 1"]  # before anything spun: a direct call
+        probe.wait_for(lambda: len(seen) == 1, 5, "the outside subscriber received it")
+        ex = SingleThreadedExecutor()
+        for n in (prod, cons, other):
+            ex.add_node(n)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.02)
+        assert got == ["step 1"] and seen[0][1].data == "step 1"
+    finally:
+        for n in (prod, cons, other):
+            n.destroy_node()
 
 
 def test_sigterm_shuts_down_cleanly(tiny_bundle, tmp_path):

@@ -6,6 +6,7 @@ Only rclpy APIs that Humble (Python 3.10), Jazzy (3.12) and Kilted share are use
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -78,6 +79,32 @@ class LegionNode(Node):
         self._param_names: list[str] = []
         self._status_pub = None
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+        # In-process hand-off (composed mode, `connect_in_process`): resolved topic -> the local callbacks
+        # that get a message before it is published, and resolved topic -> (subscription, callback) of the
+        # inputs that a node in the same process may feed directly.
+        self._handoff_sinks: dict[str, list[Callable[[Any], None]]] = {}
+        self._handoff_inputs: dict[str, tuple[Any, Callable[[Any], None]]] = {}
+        self._handoff_outputs: set[str] = set()
+
+    def handoff_publisher(self, msg_type, topic: str, qos):
+        """A publisher whose messages `publish_handoff` may also hand to consumers in this process."""
+        pub = self.create_publisher(msg_type, topic, qos)
+        self._handoff_outputs.add(pub.topic_name)
+        return pub
+
+    def handoff_subscription(self, msg_type, topic: str, callback, qos):
+        """A subscription that `connect_in_process` may replace by a direct call from a publisher of the
+        same resolved topic in this process (the control path real2sim -> policy -> sim2real)."""
+        sub = self.create_subscription(msg_type, topic, callback, qos)
+        self._handoff_inputs[sub.topic_name] = (sub, callback)
+        return sub
+
+    def publish_handoff(self, publisher, msg) -> None:
+        """Hand `msg` to the in-process consumers of its topic first (the control step continues at once,
+        without a DDS round trip), then publish it for every other subscriber (recorders, observers)."""
+        for sink in self._handoff_sinks.get(publisher.topic_name, ()):
+            sink(msg)
+        publisher.publish(msg)
 
     def param(self, name: str, default: Any, description: str) -> Any:
         """Declare a parameter with its description (shown by `ros2 param describe`) and return its value."""
@@ -122,9 +149,38 @@ class NodeStartupError(RuntimeError):
     """A node refuses to start (invalid bundle, calibration, parameters); the message says why and how to fix."""
 
 
-def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None = None) -> int:
+def connect_in_process(nodes: Sequence[Node]) -> list[str]:
+    """Composed mode: wherever one node publishes a topic (through `publish_handoff`) that another node in
+    this process takes through `handoff_subscription`, call the consumer directly and drop its DDS
+    subscription. rclpy has no intra-process transport, so every hop between composed nodes would
+    otherwise cost a serialise + loopback + executor wake-up (~0.3-0.5 ms each, issue 6 §Performance).
+    The topics are still published for everything outside the process. Returns one line per hand-off."""
+    out = []
+    for consumer in nodes:
+        inputs = getattr(consumer, "_handoff_inputs", {})
+        for topic, (sub, callback) in list(inputs.items()):
+            producers = [
+                n for n in nodes if n is not consumer and topic in getattr(n, "_handoff_outputs", ())
+            ]
+            if not producers:
+                continue
+            for prod in producers:
+                prod._handoff_sinks.setdefault(topic, []).append(callback)
+            consumer.destroy_subscription(sub)
+            del inputs[topic]
+            names = ", ".join(p.get_name() for p in producers)
+            out.append(f"{topic}: {names} -> {consumer.get_name()} in process")
+    return out
+
+
+def spin_nodes(
+    factories: Sequence[Callable[[], Node]],
+    args: list[str] | None = None,
+    handoff: bool = False,
+) -> int:
     """Create the nodes, spin them on one SingleThreadedExecutor (the safe executor here: the
     multi-threaded one misses timer deadlines, environment.md), and shut down cleanly on SIGINT/SIGTERM.
+    `handoff`: connect the composed nodes' control path in process (`connect_in_process`).
     Returns the process exit code (1 when a node refused to start)."""
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: list[Node] = []
@@ -140,6 +196,14 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
             node = make()
             nodes.append(node)
             executor.add_node(node)
+        if handoff:
+            for line in connect_in_process(nodes):
+                nodes[0].get_logger().info(f"hand-off {line}")
+        # Everything built so far (modules, bundle weights, messages) lives for the whole run: move it out
+        # of the collector's generations so that a full collection during control stays short (a gen-2
+        # pass over torch/numpy/rclpy objects was the longest pause in a 100 Hz cycle).
+        gc.collect()
+        gc.freeze()
         executor.spin()
     except NodeStartupError as e:
         print(f"[legion] refusing to start: {e}", file=sys.stderr, flush=True)

@@ -1,7 +1,13 @@
-"""Several LEGION nodes in one process on one SingleThreadedExecutor (lowest latency: intra-process hops
-avoid the DDS loopback). `legion run` and the `composed` executable use it.
+"""Several LEGION nodes in one process on one SingleThreadedExecutor, for the lowest latency: the control
+path real2sim -> policy -> sim2real is handed over in process (a direct call per control step instead of
+two DDS loopback hops; rclpy has no intra-process transport), while /legion/observation and
+/legion/action are still published for recorders and observers. `--no-handoff` keeps every hop on DDS
+(for comparison, `legion bench runtime`). `legion run` and the `composed` executable use it.
 
     composed --nodes twin,real2sim,policy,sim2real -p policy.bundle:=models/x -p twin.task:=drawer-close
+
+ROS arguments after `--ros-args` (a params file keyed by node name, `-p name:=value`, remaps) apply to every
+node in the process, as `ros2 launch` passes them (runtime.launch.yaml with `composed:=true`).
 """
 
 from __future__ import annotations
@@ -65,9 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--nodes", default="twin,real2sim,policy,sim2real", help="comma-separated nodes to host")
     p.add_argument("-p", "--param", action="append", default=[], help="node.name:=value (repeatable)")
-    args, ros_args = p.parse_known_args(sys.argv[1:] if argv is None else argv)
+    p.add_argument(
+        "--handoff",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hand observations and actions to the composed consumers in process (default: on)",
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything from `--ros-args` on is rclpy's (ros2 launch appends params files, `-p` and remaps there;
+    # they apply to every node of this process), the rest is ours.
+    cut = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    args, extra = p.parse_known_args(argv[:cut])
+    ros_args = [*extra, *argv[cut:]]
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
-    return spin_nodes(factories(nodes, parse_params(args.param)), [sys.argv[0], *ros_args])
+    return spin_nodes(
+        factories(nodes, parse_params(args.param)), [sys.argv[0], *ros_args], handoff=args.handoff
+    )
 
 
 if __name__ == "__main__":

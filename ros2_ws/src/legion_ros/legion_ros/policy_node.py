@@ -44,8 +44,8 @@ class PolicyNode(LegionNode):
         self.runner = PolicyRunner(bundle, max_obs_age_s=max_age, z_mode=z_mode)
         self.get_logger().info(f"loaded bundle {bundle.contract['name']} with skills {bundle.skill_names}")
         self._PolicyAction = PolicyAction
-        self.pub = self.create_publisher(PolicyAction, TOPIC_ACTION, RELIABLE_QOS)
-        self.create_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
+        self.pub = self.handoff_publisher(PolicyAction, TOPIC_ACTION, RELIABLE_QOS)
+        self.handoff_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
         self._last_reason = ""
         self._seq = 0
@@ -82,7 +82,7 @@ class PolicyNode(LegionNode):
         out.action = [float(v) for v in d.action]
         self._seq += 1
         out.sequence = self._seq
-        self.pub.publish(out)
+        self.publish_handoff(self.pub, out)
 
     def _diagnostics(self) -> None:
         self.publish_diagnostics(

@@ -63,7 +63,7 @@ class Real2SimNode(LegionNode):
         self.r2s = None
         self.layout = layout
         self._Observation = Observation
-        self.pub = self.create_publisher(Observation, TOPIC_OBSERVATION, RELIABLE_QOS)
+        self.pub = self.handoff_publisher(Observation, TOPIC_OBSERVATION, RELIABLE_QOS)
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
         self.create_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)
         self.create_subscription(Float64, TOPIC_GRIPPER_STATE, self.on_gripper, SENSOR_QOS)
@@ -156,7 +156,7 @@ class Real2SimNode(LegionNode):
         m.valid = bool(ob.valid)
         m.reason = ob.reason
         m.values = [float(v) for v in ob.vector] if ob.vector is not None else []
-        self.pub.publish(m)
+        self.publish_handoff(self.pub, m)
         if ob.reason != self._last_reason:
             (self.get_logger().info if ob.valid else self.get_logger().warn)(f"observation: {ob.reason}")
             self.publish_status(0 if ob.valid else 1, f"observation: {ob.reason}", ob.skill)

@@ -8,6 +8,8 @@ position controller), the gripper opening, and a CommandReport with what was req
 
 from __future__ import annotations
 
+from collections import deque
+
 from legion_ros.common import (
     COMMAND_QOS,
     RELIABLE_QOS,
@@ -54,6 +56,12 @@ class Sim2RealNode(LegionNode):
             "joint_state_timeout_s", 0.1, "hold when joint states are older than this [s]"
         )
         act_timeout = self.param("action_timeout_s", 0.3, "hold when no new action for this long [s]")
+        self.latency_log = self.param(
+            "latency_log",
+            "",
+            "benchmarks: JSON file written at shutdown with every stamp->command latency and command "
+            "publish time [s] ('' = off)",
+        )
         self.log_parameters()
         if self.interface not in INTERFACES:
             raise NodeStartupError(f"command_interface must be one of {INTERFACES}, got {self.interface!r}")
@@ -90,7 +98,7 @@ class Sim2RealNode(LegionNode):
         self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_COMMAND, COMMAND_QOS)
         self.report_pub = self.create_publisher(CommandReport, TOPIC_COMMAND_REPORT, RELIABLE_QOS)
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
-        self.create_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
+        self.handoff_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
         from std_msgs.msg import String
 
@@ -106,6 +114,11 @@ class Sim2RealNode(LegionNode):
         self.create_timer(1.0, self.on_diagnostics)
         self._last_level, self._last_reason = -1, ""
         self.commands_sent = 0
+        # stamp -> command sent per new policy step [s]: the last 1000 for diagnostics, all of them only
+        # when a latency log is asked for (a day at 10 steps/s would otherwise keep ~1M floats).
+        self._latency_recent: deque[float] = deque(maxlen=1000)
+        self._latency_all: list[float] | None = [] if self.latency_log else None
+        self._command_times: list[float] | None = [] if self.latency_log else None  # publish times [s]
 
     def on_joint_state(self, msg) -> None:
         self.sup.on_joint_state(list(msg.name), list(msg.position), self.now_s())
@@ -146,10 +159,16 @@ class Sim2RealNode(LegionNode):
         if tk.q_cmd is None:
             return
         self._publish_command(tk.q_cmd, tk.source_stamp)
-        if tk.gripper_m is not None:
-            self.grip_pub.publish(self._msgs["Float64"](data=float(tk.gripper_m)))
+        if tk.new_command is not None and tk.source_stamp == tk.source_stamp:
+            # Control latency as the robot sees it: sensor stamp -> this new policy step's command sent.
+            lat = self.now_s() - tk.source_stamp
+            self._latency_recent.append(lat)
+            if self._latency_all is not None:
+                self._latency_all.append(lat)
         if tk.new_command is not None or tk.level:
             self._publish_report(tk)
+        if tk.gripper_m is not None:
+            self.grip_pub.publish(self._msgs["Float64"](data=float(tk.gripper_m)))
 
     def _publish_command(self, q, source_stamp: float) -> None:
         if self.interface == "trajectory":
@@ -166,6 +185,8 @@ class Sim2RealNode(LegionNode):
             m = self._msgs["Float64MultiArray"](data=[float(v) for v in q])
         self.cmd_pub.publish(m)
         self.commands_sent += 1
+        if self._command_times is not None:
+            self._command_times.append(self.now_s())
 
     def _publish_report(self, tk) -> None:
         from legion_ros.common import s_to_stamp
@@ -194,8 +215,27 @@ class Sim2RealNode(LegionNode):
                 "commands_sent": self.commands_sent,
                 "estop": self.sup.estop_reason or "no",
                 "interface": self.interface,
+                "stamp_to_command_ms": self._latency_summary(self._latency_recent),
             },
         )
+
+    @staticmethod
+    def _latency_summary(lat_s) -> str:
+        if not lat_s:
+            return "no policy step yet"
+        import numpy as np
+
+        ms = np.percentile(lat_s, [50, 99]) * 1e3
+        return f"p50 {ms[0]:.2f} p99 {ms[1]:.2f} max {max(lat_s) * 1e3:.2f} over the last {len(lat_s)} steps"
+
+    def on_shutdown(self) -> None:
+        if self.latency_log:
+            import json
+
+            with open(self.latency_log, "w") as f:
+                json.dump(
+                    {"stamp_to_command_s": self._latency_all, "command_times_s": self._command_times}, f
+                )
 
 
 def main(args=None) -> int:
