@@ -27,8 +27,11 @@ MODES = ("composed", "composed_dds", "cross_process")
 PERIOD_S = 0.01  # the command stream's period (100 Hz)
 
 
-def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=MODES) -> dict:
-    """Run the sim graph in each mode for `seconds` and return the latency/gap figures."""
+def run_bench(
+    bundle: str | None = None, seconds: float = 60.0, modes=MODES, realtime_priority: int = 0
+) -> dict:
+    """Run the sim graph in each mode for `seconds` and return the latency/gap figures. `realtime_priority`
+    > 0 runs the runtime processes (not the twin: it stands in for the driver) with SCHED_FIFO."""
 
     from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
@@ -64,7 +67,8 @@ def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=MODES) -> 
         "composed_dds": ["twin", "real2sim,policy,sim2real"],
         "cross_process": ["twin", "real2sim", "policy", "sim2real"],
     }
-    results: dict = {"bundle": bundle, "skill": skill, "seconds_per_mode": seconds}
+    results: dict = {"bundle": bundle, "skill": skill, "seconds_per_mode": seconds, "log_dir": str(tmp),
+                     "runtime_scheduling": f"SCHED_FIFO {realtime_priority}" if realtime_priority > 0 else "normal"}  # fmt: skip
     if not rclpy.ok():
         rclpy.init()
     for mode in modes:
@@ -75,7 +79,8 @@ def run_bench(bundle: str | None = None, seconds: float = 60.0, modes=MODES) -> 
             if "sim2real" in names:
                 mine["sim2real.latency_log"] = str(tmp / f"{mode}-latency.json")
             log = tmp / f"{mode}-{g.replace(',', '_')}.log"
-            procs.append(start_composed(g, mine, log, handoff=mode != "composed_dds"))
+            rt = realtime_priority if g != "twin" else 0
+            procs.append(start_composed(g, mine, log, handoff=mode != "composed_dds", realtime_priority=rt))
         node = rclpy.create_node(f"bench_runtime_{mode}")
         lat: list[float] = []
         cmd_t: list[float] = []

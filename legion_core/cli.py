@@ -286,11 +286,14 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
 def cmd_bench_runtime(args: argparse.Namespace) -> int:
     from legion_core.bench_runtime import run_bench
 
-    rep = run_bench(args.bundle, seconds=args.seconds)
+    rep = run_bench(args.bundle, seconds=args.seconds, realtime_priority=args.realtime_priority)
     for mode in ("composed", "composed_dds", "cross_process"):
         r = rep.get(mode)
         if r:
             lm, ls = r["latency_ms"], r["stamp_to_command_sent_ms"]
+            if not r["policy_steps"]:
+                print(f"{mode:14s} no policy step measured (node logs in {rep['log_dir']})")
+                continue
             sent = f"median {ls['median']:.2f} p99 {ls['p99']:.2f} max {ls['max']:.2f}" if ls["n"] else "n/a"
             print(
                 f"{mode:14s} stamp -> command sent: {sent} ms | -> received by a subscriber: median "
@@ -617,6 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--bundle", default=None, help="bundle directory (default: an untrained test bundle)")
     s.add_argument("--seconds", type=float, default=60.0, help="measurement time per mode [s]")
+    s.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the runtime processes with SCHED_FIFO priority N, as on a robot PC (0 = normal)",
+    )
     s.add_argument("-o", "--output", default="out/bench_runtime.json")
     s.set_defaults(func=cmd_bench_runtime)
     s = bsub.add_parser(

@@ -72,16 +72,25 @@ def ensure_workspace(install: Path = INSTALL) -> Path:
     return install
 
 
-def start_composed(nodes: str, params: dict[str, object] | list[str], log_path=None, handoff: bool = True):
+def start_composed(
+    nodes: str,
+    params: dict[str, object] | list[str],
+    log_path=None,
+    handoff: bool = True,
+    realtime_priority: int = 0,
+):
     """Start `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") in a child process with its own
     process group; params as {"policy.bundle": path} or ["policy.bundle:=path", ...]; `handoff=False` keeps
-    the control path on DDS (`composed --no-handoff`). Returns the Popen."""
+    the control path on DDS (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO.
+    Returns the Popen."""
     import subprocess
 
     items = [f"{k}:={v}" for k, v in params.items()] if isinstance(params, dict) else list(params)
     args = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
     if not handoff:
         args.append("--no-handoff")
+    if realtime_priority > 0:
+        args += ["--realtime-priority", str(realtime_priority)]
     for it in items:
         args += ["-p", it]
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process

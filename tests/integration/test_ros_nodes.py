@@ -400,3 +400,20 @@ def test_sigterm_shuts_down_cleanly(tiny_bundle, tmp_path):
     time.sleep(3.0)  # let it come up fully (nodes construct, timers run)
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_realtime_priority_is_applied_or_explained(tmp_path):
+    """`composed --realtime-priority`: SCHED_FIFO where permitted, otherwise a warning that says how to
+    allow it, and the node runs anyway (never a crash: the robot must not depend on the permission)."""
+    code = (
+        "import os; from legion_ros.common import set_realtime_priority as s; "
+        "print(s(0)); print(s(7)); print(os.sched_getscheduler(0) == os.SCHED_FIFO)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60
+    ).stdout.split("\n")
+    assert out[0] == "normal scheduling"
+    if out[1] == "SCHED_FIFO priority 7":
+        assert out[2] == "True"
+    else:
+        assert "could not set SCHED_FIFO priority 7" in out[1] and "rtprio" in out[1] and out[2] == "False"

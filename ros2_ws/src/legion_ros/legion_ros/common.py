@@ -173,15 +173,36 @@ def connect_in_process(nodes: Sequence[Node]) -> list[str]:
     return out
 
 
+def set_realtime_priority(priority: int) -> str:
+    """SCHED_FIFO at `priority` (1-99) for this thread and every thread started after it (call it before
+    rclpy.init so that the DDS receive threads inherit it): the control path then preempts ordinary
+    processes on wake-up instead of waiting for a time slice (issue 6: missed 100 Hz cycles on a loaded
+    machine). Returns what happened, for the log; never raises (no permission = normal scheduling)."""
+    if priority <= 0:
+        return "normal scheduling"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+    except (AttributeError, OSError, ValueError) as e:
+        return (
+            f"could not set SCHED_FIFO priority {priority} ({e}); running with normal scheduling. Fix: allow "
+            "real-time priorities for this user (e.g. '@realtime - rtprio 99' in /etc/security/limits.conf "
+            "and add the user to group realtime, as for the lbr_fri_ros2_stack driver)"
+        )
+    return f"SCHED_FIFO priority {priority}"
+
+
 def spin_nodes(
     factories: Sequence[Callable[[], Node]],
     args: list[str] | None = None,
     handoff: bool = False,
+    realtime_priority: int = 0,
 ) -> int:
     """Create the nodes, spin them on one SingleThreadedExecutor (the safe executor here: the
     multi-threaded one misses timer deadlines, environment.md), and shut down cleanly on SIGINT/SIGTERM.
     `handoff`: connect the composed nodes' control path in process (`connect_in_process`).
+    `realtime_priority` > 0: run the process with SCHED_FIFO at that priority (`set_realtime_priority`).
     Returns the process exit code (1 when a node refused to start)."""
+    scheduling = set_realtime_priority(realtime_priority)
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: list[Node] = []
     code = 0
@@ -196,6 +217,11 @@ def spin_nodes(
             node = make()
             nodes.append(node)
             executor.add_node(node)
+        if nodes:
+            log = nodes[0].get_logger()
+            (log.info if realtime_priority <= 0 or scheduling.startswith("SCHED") else log.warn)(
+                f"scheduling: {scheduling}"
+            )
         if handoff:
             for line in connect_in_process(nodes):
                 nodes[0].get_logger().info(f"hand-off {line}")

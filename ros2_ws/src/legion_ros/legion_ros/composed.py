@@ -77,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="hand observations and actions to the composed consumers in process (default: on)",
     )
+    p.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the process with SCHED_FIFO priority N (1-99; needs rtprio permission; 0 = normal)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything from `--ros-args` on is rclpy's (ros2 launch appends params files, `-p` and remaps there;
     # they apply to every node of this process), the rest is ours.
@@ -85,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     ros_args = [*extra, *argv[cut:]]
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
     return spin_nodes(
-        factories(nodes, parse_params(args.param)), [sys.argv[0], *ros_args], handoff=args.handoff
+        factories(nodes, parse_params(args.param)),
+        [sys.argv[0], *ros_args],
+        handoff=args.handoff,
+        realtime_priority=args.realtime_priority,
     )
 
 
