@@ -239,6 +239,11 @@ class IKConfig:
     """Solutions are clamped this far inside the joint limits."""
     max_step_rad: float = 0.3
     """Largest joint change per iteration (keeps DLS from jumping branches)."""
+    max_tilt_rad: float = 0.0
+    """0: the stacked (weighted) position + orientation solve. > 0: position first, orientation second
+    (issue 5): the orientation error may grow up to this bound [rad] where the target cannot be reached
+    with R_target inside the joint limits (the iiwa's A4 limit near its base), and joints pinned at a limit
+    are taken out of the Jacobian so that the others make up for them."""
 
 
 def solve_ik(
@@ -277,6 +282,8 @@ def solve_ik(
     if R_target is not None:
         R_target = np.asarray(R_target, float)
         Rt = R_target.tolist()
+    if Rt is not None and cfg.max_tilt_rad > 0:
+        return _solve_ik_position_first(p_target, q, R_target, point, q_rest, cfg, lo, hi)
     lam2 = cfg.damping**2
     w = cfg.orientation_weight
     m = 3 if Rt is None else 6
@@ -328,6 +335,82 @@ def solve_ik(
         orientation_error_rad=float(ori_err),
         iterations=it,
         converged=bool(pos_err < pos_tol * 10 and ori_err < ori_tol * 10),
+        at_limit=at_limit,
+    )
+
+
+def _damped_pinv(J: np.ndarray, lam2: float) -> np.ndarray:
+    return J.T @ np.linalg.solve(J @ J.T + lam2 * np.eye(J.shape[0]), np.eye(J.shape[0]))
+
+
+def _solve_ik_position_first(p_target, q, R_target, point, q_rest, cfg, lo, hi) -> IKResult:
+    """Task-priority DLS (issue 5, `IKConfig.max_tilt_rad`): the position is the primary task and the
+    orientation the secondary one in its null space, then the posture pull; while the orientation error
+    exceeds max_tilt_rad the priorities swap (bring the tilt back to the bound first, position second), so
+    a solution that reaches its target is within the bound (far out of reach with joints pinned it may not
+    be: callers check the orientation residual, as Sim2RealMapper does). Joints at a limit that the step would push
+    further out are locked (their Jacobian column zeroed) and the step recomputed: clamping alone leaves
+    the rest of the arm waiting for a joint that cannot move (door-open: A4 at -120 deg)."""
+    lam2 = cfg.damping**2
+    eye = np.eye(_N)
+    bound = cfg.max_tilt_rad
+    pos_err = ori_err = math.inf
+    it = 0
+
+    def errors(q):
+        origins, axes, pf, cols = _chain_lists(q.tolist())
+        p = _tool_point_lists(pf, cols, point)
+        e_p = p_target - np.array(p)
+        e_o = np.array(_orientation_error_lists(cols, Rt))
+        return origins, axes, p, e_p, e_o
+
+    Rt = R_target.tolist()
+    for it in range(1, cfg.max_iterations + 1):
+        origins, axes, p, e_p, e_o = errors(q)
+        pos_err, ori_err = float(np.linalg.norm(e_p)), float(np.linalg.norm(e_o))
+        if pos_err < cfg.position_tol_m and ori_err < cfg.orientation_tol_rad:
+            it -= 1
+            break
+        J = np.array(_jacobian_lists(origins, axes, p))
+        Jp, Jo = J[:3], J[3:]
+        if ori_err > bound:
+            # Over the tilt bound: remove the excess first (the bound is a hard limit), position second.
+            tasks = ((Jo, e_o * (1.0 - bound / ori_err)), (Jp, e_p))
+        else:
+            tasks = ((Jp, e_p), (Jo, e_o))
+        z = cfg.nullspace_gain * (q_rest - q)
+        free = np.ones(_N)
+        for _ in range(3):
+            (J1, e1), (J2, e2) = tasks
+            J1f, J2f = J1 * free, J2 * free
+            P1 = _damped_pinv(J1f, lam2)
+            dq = P1 @ e1
+            # The exact null space of the primary task: the damped one leaks the secondary task into it
+            # (door-open: position residuals of 5 cm remained with a DLS projector).
+            N1 = eye - np.linalg.pinv(J1f, rcond=1e-3) @ J1f
+            J2n = J2f @ N1
+            dq = dq + N1 @ (_damped_pinv(J2n, lam2) @ (e2 - J2f @ dq))
+            Jall = np.vstack((J1f, J2f))
+            dq = dq + (eye - _damped_pinv(Jall, lam2) @ Jall) @ (z * free)
+            dq *= free
+            pinned = ((q <= lo + 1e-9) & (dq < 0)) | ((q >= hi - 1e-9) & (dq > 0))
+            if not np.any(pinned & (free > 0)):
+                break
+            free[pinned] = 0.0
+        step = float(np.max(np.abs(dq)))
+        if step > cfg.max_step_rad:
+            dq *= cfg.max_step_rad / step
+        q = np.minimum(np.maximum(q + dq, lo), hi)
+    else:
+        _, _, _, e_p, e_o = errors(q)
+        pos_err, ori_err = float(np.linalg.norm(e_p)), float(np.linalg.norm(e_o))
+    at_limit = bool(np.any(q <= lo + 1e-9) or np.any(q >= hi - 1e-9))
+    return IKResult(
+        q=q,
+        position_error_m=pos_err,
+        orientation_error_rad=ori_err,
+        iterations=it,
+        converged=bool(pos_err < cfg.position_tol_m * 10 and ori_err < cfg.orientation_tol_rad * 10),
         at_limit=at_limit,
     )
 

@@ -46,10 +46,12 @@ from sim2real import kinematics
 from sim2real.calibration import Calibration
 
 TIMING_MODES = ("settle", "stream")
-TARGET_FROM = ("last_target", "measured")
+TARGET_FROM = ("last_target", "measured", "last_goal")
 IK_SEEDS = ("reference", "measured")
 IK_UNREACHABLE = ("best_effort", "hold")
 _N = iiwa7.N_JOINTS
+#: Upper bound [rad] of MapperConfig.ik_max_tilt_rad: a tilted gripper must still approach from above.
+MAX_TILT_RAD = 0.8
 
 
 class WorkspaceError(ValueError):
@@ -93,6 +95,11 @@ class MapperConfig:
     """IK position residual [m] above which the target counts as unreachable (see ik_unreachable)."""
     ik_max_orientation_err_rad: float = 0.1
     """IK orientation residual [rad] above which the solution is refused (hold)."""
+    ik_max_tilt_rad: float = 0.0
+    """Orientation freedom [rad] for targets the flange-down IK cannot reach (issue 5): 0 keeps the flange
+    down (the real-robot default); > 0 solves position first with the flange-down orientation as the
+    secondary task, the hand tilting at most this far (hard bound, at most MAX_TILT_RAD). A command whose
+    solution is tilted reports `ik_tilt`."""
     ik_unreachable: str = "best_effort"
     """When the IK position residual exceeds ik_max_residual_m: `best_effort` moves to the IK solution if it
     brings the tool closer to the target (orientation within limits), `hold` keeps the previous target."""
@@ -147,6 +154,8 @@ class MapperConfig:
             raise ValueError(f"tool_point must be one of {sorted(kinematics.TOOL_POINTS)}")
         if self.ik_unreachable not in IK_UNREACHABLE:
             raise ValueError(f"ik_unreachable must be one of {IK_UNREACHABLE}, got {self.ik_unreachable!r}")
+        if not (math.isfinite(self.ik_max_tilt_rad) and 0.0 <= self.ik_max_tilt_rad <= MAX_TILT_RAD):
+            raise ValueError(f"ik_max_tilt_rad must be in [0, {MAX_TILT_RAD}] rad, got {self.ik_max_tilt_rad}")
         if self.ik_seed not in IK_SEEDS:
             raise ValueError(f"ik_seed must be one of {IK_SEEDS}, got {self.ik_seed!r}")
 
@@ -212,7 +221,10 @@ class Sim2RealMapper:
             orientation_weight=cfg.ik_orientation_weight,
             nullspace_gain=cfg.ik_nullspace_gain,
             limit_margin_rad=cfg.joint_limit_margin_rad,
+            max_tilt_rad=cfg.ik_max_tilt_rad,
         )
+        # The orientation residual a solution may have: the tilt allowance where one is configured.
+        self._max_ori_err = max(cfg.ik_max_orientation_err_rad, cfg.ik_max_tilt_rad)
         self._ready = False
         self.last_settle_reason = ""
 
@@ -272,6 +284,7 @@ class Sim2RealMapper:
         self._q_emitted = q.copy()
         self._s_emitted = 1.0
         self._p_target_base = kinematics.fk_point(q, self.config.tool_point)
+        self._p_goal_base = self._p_target_base.copy()
         self._t0 = float(t)
         self._duration = self.config.command_period_s
         self._t_last = float(t)
@@ -431,9 +444,9 @@ class Sim2RealMapper:
         p_cur = kinematics.fk_point(q_cur, cfg.tool_point)
 
         # 3. Cartesian target (base frame).
-        p_ref = p_cur if cfg.target_from == "last_target" else p_meas
+        p_ref = {"last_target": p_cur, "measured": p_meas, "last_goal": self._p_goal_base}[cfg.target_from]
         p_goal = p_ref + self._R_base_sim @ (dxyz * cfg.action_scale_m)
-        if cfg.target_from == "last_target":
+        if cfg.target_from != "measured":
             lead = p_goal - p_meas
             n = float(np.linalg.norm(lead))
             if n > cfg.max_target_lead_m:
@@ -445,6 +458,7 @@ class Sim2RealMapper:
             limits.append("workspace_box")
             p_goal_sim = clipped
             p_goal = self._R_base_sim @ (p_goal_sim - self._p_sim_base)
+        self._p_goal_base = p_goal.copy()
         seg_max = cfg.segment_max_s
         max_step_m = cfg.max_tool_speed_m_s * seg_max
         step = p_goal - p_cur
@@ -456,17 +470,16 @@ class Sim2RealMapper:
             p_goal_sim = self._R_sim_base @ p_goal + self._p_sim_base
 
         # 4. IK from the measured posture, flange down.
-        q_seed = q_cur if (cfg.ik_seed == "reference" and cfg.target_from == "last_target") else q_meas
+        q_seed = q_cur if (cfg.ik_seed == "reference" and cfg.target_from != "measured") else q_meas
         res = kinematics.solve_ik(p_goal, q_seed, self._R_flange, cfg.tool_point, self._q_rest, self._ik_cfg)
         ik_kw = dict(
             ik_residual_m=res.position_error_m,
             ik_orientation_err_rad=res.orientation_error_rad,
             ik_iterations=res.iterations,
         )
-        if (
-            res.position_error_m > cfg.ik_max_residual_m
-            or res.orientation_error_rad > cfg.ik_max_orientation_err_rad
-        ):
+        if cfg.ik_max_tilt_rad > 0 and res.orientation_error_rad > 10 * self._ik_cfg.orientation_tol_rad:
+            limits.append("ik_tilt")
+        if res.position_error_m > cfg.ik_max_residual_m or res.orientation_error_rad > self._max_ori_err:
             limits.append("ik_residual")
             # Out of reach (flange down) or a poor solve. `best_effort` keeps a solution that gets the tool
             # closer to the target with an acceptable orientation, so the hand slides along the edge of
@@ -475,14 +488,14 @@ class Sim2RealMapper:
             if not (
                 cfg.ik_unreachable == "best_effort"
                 and progress
-                and res.orientation_error_rad <= cfg.ik_max_orientation_err_rad
+                and res.orientation_error_rad <= self._max_ori_err
             ):
                 return self._hold(
                     t,
                     q_cur,
                     limits,
                     f"IK residual {res.position_error_m * 1e3:.1f} mm / {res.orientation_error_rad:.3f} rad "
-                    f"(limits {cfg.ik_max_residual_m * 1e3:.1f} mm / {cfg.ik_max_orientation_err_rad} rad)",
+                    f"(limits {cfg.ik_max_residual_m * 1e3:.1f} mm / {self._max_ori_err} rad)",
                     grip,
                     **ik_kw,
                 )

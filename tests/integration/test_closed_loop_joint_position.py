@@ -21,10 +21,12 @@ FAST_TASKS = ("reach", "pick-place", "drawer-close")  # marker goal, grasp, obje
 
 KNOWN_GAPS = {
     "door-open": (
-        "the door's final handle positions (y~0.44, z~0.16) are beyond the iiwa's reach with the flange "
-        "down: the mocap weld gets there by tilting the hand ~0.24 rad and driving joints up to ~8x faster "
-        "than the datasheet allows; the joint_position twin (flange-down IK, datasheet speeds) lands on "
-        "the door's top edge and stops short"
+        "two causes (issue-5 report): (1) the final hand positions (y 0.41-0.51, z 0.14-0.18) need A4 past "
+        "its -120 deg limit with the flange down (353 of 1382 mocap hand positions; the weld tilts the hand "
+        "up to 0.40 rad); MapperConfig.ik_max_tilt_rad reaches all of them with <= 0.44 rad; (2) the expert "
+        "only clears the door's top edge because the weld lets the hand lag ~2.5 cm behind the mocap and "
+        "moves joints up to 8x the datasheet speeds: at datasheet speeds the twin's fingers land on the "
+        "door edge (best twin setting found: 0.70 vs 0.90, target_from=last_goal, 0.1 m leash, tilt 0.6)"
     ),
     "peg-unplug-side": (
         "servo lag (JOINT_KV/JOINT_KP = 0.05 s: ~3 cm at full speed) makes the hand overshoot the expert's "

@@ -287,3 +287,42 @@ def test_fk_check_shortens_steps_whose_joint_path_leaves_the_box(home):
         step_ok(c, m.config)
         assert m.box_excess_m(m.tool_pos_sim(q)) <= 1e-7
     assert "fk_check" in seen and "workspace_box" in seen
+
+
+def test_tilt_allowance_is_off_by_default_bounded_and_reported(home):
+    """Issue 5: near the base the flange-down IK runs into A4's limit; with ik_max_tilt_rad the hand tilts
+    (at most that far, reported as ik_tilt) and gets closer to the target."""
+    assert MapperConfig().ik_max_tilt_rad == 0.0
+    with pytest.raises(ValueError):
+        MapperConfig(ik_max_tilt_rad=1.0)
+    with pytest.raises(ValueError):
+        MapperConfig(ik_max_tilt_rad=float("nan"))
+    ends = {}
+    for tilt in (0.0, 0.6):
+        m = mapper(home, timing="stream", max_tool_speed_m_s=1.0, ik_max_tilt_rad=tilt)
+        q, seen = home, set()
+        for k in range(40):
+            c = m.map([0.0, -1.0, -0.3, 0.0], q, 0.1 * k)  # towards the robot base, down to y 0.40 z ~0.1
+            step_ok(c, m.config)
+            seen.update(c.limits_hit)
+            assert c.ik_orientation_err_rad <= max(tilt, m.config.ik_max_orientation_err_rad) + 1e-9 or c.hold
+            q = c.q_target
+        ends[tilt] = (m.tool_pos_sim(q), seen)
+    assert "ik_tilt" not in ends[0.0][1] and "ik_tilt" in ends[0.6][1]
+    assert ends[0.6][0][1] < ends[0.0][0][1] - 0.01  # closer to the base than with the flange down
+
+
+def test_last_goal_integrates_actions_like_the_mocap(home):
+    """target_from='last_goal': actions add to the previous goal, not to the (speed-limited) last target,
+    so the arm keeps moving to where the actions put the goal, as Meta-World's mocap body does."""
+    ends = {}
+    for mode in ("last_target", "last_goal"):
+        m = mapper(home, timing="stream", max_tool_speed_m_s=0.05, max_target_lead_m=0.1, target_from=mode)
+        q, p0 = home, m.tool_pos_sim(home)
+        for k in range(12):
+            c = m.map([1.0 if k < 4 else 0.0, 0.0, 0.0, 0.0], q, 0.1 * k)  # 4 cm asked, 0.5 cm per step
+            step_ok(c, m.config)
+            q = c.q_target
+        ends[mode] = m.tool_pos_sim(q)[0] - p0[0]
+    assert ends["last_target"] == pytest.approx(0.02, abs=2e-3)
+    assert ends["last_goal"] == pytest.approx(0.04, abs=2e-3)

@@ -37,6 +37,19 @@ CONFIGS = {
         joint_vel_scale=1.0,
         max_tool_speed_m_s=2.0,
     ),
+    # Issue 5: the bounded tilt allowance (position-first IK) and the mocap-like goal reference must keep
+    # every invariant too.
+    "twin_80hz_tilt_last_goal": MapperConfig(
+        timing="stream",
+        policy_period_s=0.0125,
+        command_period_s=0.0125,
+        joint_vel_scale=1.0,
+        max_tool_speed_m_s=2.0,
+        target_from="last_goal",
+        max_target_lead_m=0.1,
+        ik_max_tilt_rad=0.6,
+    ),
+    "settle_tilt_hold": MapperConfig(ik_max_tilt_rad=0.3, ik_unreachable="hold"),
     "measured_hold_small_box": MapperConfig(
         timing="stream",
         policy_period_s=0.05,
