@@ -29,9 +29,11 @@ KNOWN_GAPS = {
         "door edge (best twin setting found: 0.70 vs 0.90, target_from=last_goal, 0.1 m leash, tilt 0.6)"
     ),
     "peg-unplug-side": (
-        "servo lag (JOINT_KV/JOINT_KP = 0.05 s: ~3 cm at full speed) makes the hand overshoot the expert's "
-        "grasp height by ~1 cm, so the 0.1-effort grasp holds the plug with one pad and the pull is slower "
-        "than with the weld; ~70-80 % of the mocap rate within 200 steps"
+        "the expert stops descending within 2 cm of z 0.15; under the weld the hand lags ~2.6 cm behind the "
+        "mocap target and so grasps at z ~0.145, while the twin's hand follows its target and grasps ~2.5 "
+        "cm higher (z ~0.17): a weaker grasp, a slower pull, successes at steps 180-199 vs 104-176 with the "
+        "weld (200-step episodes); velocity feed-forward reaches 0.85-0.90 here but breaks push and "
+        "pick-place, which rely on the servo lag (issue-5 report)"
     ),
 }
 
