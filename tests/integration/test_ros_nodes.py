@@ -351,6 +351,7 @@ def test_composed_graph_streams_end_to_end(tiny_bundle, probe, tmp_path):
     rec = json.loads(latency_log.read_text())
     lat = np.array(rec["stamp_to_command_s"])
     assert lat.size >= 3 and np.all(np.isfinite(lat)) and np.all(lat > 0) and np.all(lat < 0.5), lat
+    assert len(rec["stamp_to_command_sent_at_s"]) == lat.size
     assert len(rec["command_times_s"]) > 20 and np.all(np.diff(rec["command_times_s"]) >= 0)
 
 

@@ -24,5 +24,5 @@ def test_latency_log_and_stats(tmp_path):
     s = _stats_ms(log["stamp_to_command_s"])
     assert s["n"] == 3 and abs(s["median"] - 2.0) < 1e-9 and abs(s["max"] - 3.0) < 1e-9
     missing = _read_latency_log(tmp_path / "none.json")
-    assert missing == {"stamp_to_command_s": [], "command_times_s": []}
+    assert missing == {"stamp_to_command_s": [], "stamp_to_command_sent_at_s": [], "command_times_s": []}
     assert _stats_ms([])["n"] == 0

@@ -118,6 +118,7 @@ class Sim2RealNode(LegionNode):
         # when a latency log is asked for (a day at 10 steps/s would otherwise keep ~1M floats).
         self._latency_recent: deque[float] = deque(maxlen=1000)
         self._latency_all: list[float] | None = [] if self.latency_log else None
+        self._latency_t: list[float] = []
         self._command_times: list[float] | None = [] if self.latency_log else None  # publish times [s]
 
     def on_joint_state(self, msg) -> None:
@@ -165,6 +166,7 @@ class Sim2RealNode(LegionNode):
             self._latency_recent.append(lat)
             if self._latency_all is not None:
                 self._latency_all.append(lat)
+                self._latency_t.append(lat + tk.source_stamp)  # when it was sent [s, system clock]
         if tk.new_command is not None or tk.level:
             self._publish_report(tk)
         if tk.gripper_m is not None:
@@ -234,7 +236,12 @@ class Sim2RealNode(LegionNode):
 
             with open(self.latency_log, "w") as f:
                 json.dump(
-                    {"stamp_to_command_s": self._latency_all, "command_times_s": self._command_times}, f
+                    {
+                        "stamp_to_command_s": self._latency_all,
+                        "stamp_to_command_sent_at_s": self._latency_t,
+                        "command_times_s": self._command_times,
+                    },
+                    f,
                 )
 
 
