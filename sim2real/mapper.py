@@ -155,7 +155,9 @@ class MapperConfig:
         if self.ik_unreachable not in IK_UNREACHABLE:
             raise ValueError(f"ik_unreachable must be one of {IK_UNREACHABLE}, got {self.ik_unreachable!r}")
         if not (math.isfinite(self.ik_max_tilt_rad) and 0.0 <= self.ik_max_tilt_rad <= MAX_TILT_RAD):
-            raise ValueError(f"ik_max_tilt_rad must be in [0, {MAX_TILT_RAD}] rad, got {self.ik_max_tilt_rad}")
+            raise ValueError(
+                f"ik_max_tilt_rad must be in [0, {MAX_TILT_RAD}] rad, got {self.ik_max_tilt_rad}"
+            )
         if self.ik_seed not in IK_SEEDS:
             raise ValueError(f"ik_seed must be one of {IK_SEEDS}, got {self.ik_seed!r}")
 

@@ -214,7 +214,9 @@ def test_position_first_ik_respects_the_tilt_bound_limits_and_finiteness():
         bound = float(rng.uniform(0.05, 0.8))
         cfg = kin.IKConfig(max_iterations=30, max_tilt_rad=bound)
         seed = kin.solve_ik(
-            rng.uniform([0.2, -0.4, 0.0], [0.8, 0.4, 0.6]), np.asarray(iiwa7.HOME_SEED_Q_RAD), R_DOWN,
+            rng.uniform([0.2, -0.4, 0.0], [0.8, 0.4, 0.6]),
+            np.asarray(iiwa7.HOME_SEED_Q_RAD),
+            R_DOWN,
             cfg=kin.IKConfig(max_iterations=50, orientation_weight=1.0),
         ).q
         target = rng.uniform(-1.2, 1.2, 3)
