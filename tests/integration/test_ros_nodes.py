@@ -418,3 +418,22 @@ def test_realtime_priority_is_applied_or_explained(tmp_path):
         assert out[2] == "True"
     else:
         assert "could not set SCHED_FIFO priority 7" in out[1] and "rtprio" in out[1] and out[2] == "False"
+
+
+def test_a_fault_in_a_callback_still_fails_the_process():
+    """spin_nodes treats a RuntimeError from rclpy as a clean stop only after SIGINT/SIGTERM (the signal can
+    land inside rclpy's message conversion); the same error with no stop request must fail the process."""
+    code = (
+        "from legion_ros.common import LegionNode, spin_nodes\n"
+        "class Faulty(LegionNode):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('faulty_node')\n"
+        "        self.create_timer(0.05, self.tick)\n"
+        "    def tick(self):\n"
+        "        raise RuntimeError('Unable to convert call argument (simulated fault)')\n"
+        "raise SystemExit(spin_nodes([Faulty]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode != 0 and "simulated fault" in r.stderr, (r.returncode, r.stderr[-1500:])
