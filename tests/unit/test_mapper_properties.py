@@ -13,6 +13,7 @@ NaN/huge joint states, lagging/tracking arms, and irregular, repeated, backwards
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -27,24 +28,21 @@ from sim2real.mapper import MapperConfig, Sim2RealMapper
 CAL = sim_calibration()
 P_BASE, R_SIM_BASE = CAL.T_sim_base.p, CAL.T_sim_base.R
 
+TWIN_80HZ = MapperConfig(
+    timing="stream",
+    policy_period_s=0.0125,
+    command_period_s=0.0125,
+    joint_vel_scale=1.0,
+    max_tool_speed_m_s=2.0,
+)
 CONFIGS = {
     "settle_default": MapperConfig(),
     "stream_10hz": MapperConfig(timing="stream", policy_period_s=0.1),
-    "twin_80hz": MapperConfig(
-        timing="stream",
-        policy_period_s=0.0125,
-        command_period_s=0.0125,
-        joint_vel_scale=1.0,
-        max_tool_speed_m_s=2.0,
-    ),
+    "twin_80hz": TWIN_80HZ,
     # Issue 5: the bounded tilt allowance (position-first IK) and the mocap-like goal reference must keep
     # every invariant too.
-    "twin_80hz_tilt_last_goal": MapperConfig(
-        timing="stream",
-        policy_period_s=0.0125,
-        command_period_s=0.0125,
-        joint_vel_scale=1.0,
-        max_tool_speed_m_s=2.0,
+    "twin_80hz_tilt_last_goal": dataclasses.replace(
+        TWIN_80HZ,
         target_from="last_goal",
         max_target_lead_m=0.1,
         ik_max_tilt_rad=0.6,
