@@ -306,7 +306,7 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
             print(
                 f"{mode:14s} stamp -> command sent: {sent} | -> received by a subscriber: {got} "
                 f"({r['policy_steps']} steps); missed 100 Hz cycles as sent {r['sent']['missed_cycles']} "
-                f"(longest gap {gap:.1f} ms), as received {r['missed_cycles']}"
+                f"(longest gap {gap:.1f} ms), as received {r['received']['missed_cycles']}"
             )
     print(f"targets met: {rep['targets_met']}")
     _write_json(rep, args.output)
