@@ -291,6 +291,7 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         realtime_priority=args.realtime_priority,
         subscriber=args.subscriber,
+        runtime_cpus=args.runtime_cpus,
     )
     for mode in ("composed", "composed_dds", "cross_process"):
         r = rep.get(mode)
@@ -302,11 +303,14 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
             sent = f"median {ls['median']:.2f} p99 {ls['p99']:.2f} max {ls['max']:.2f} ms"
             got = (f"median {lm['median']:.2f} p99 {lm['p99']:.2f} max {lm['max']:.2f} ms" if lm["n"]
                    else "not measured (--no-subscriber)")  # fmt: skip
-            gap = r["sent"]["longest_gap_ms"]
+            rs, rr = r["sent"], r["received"]
+            late = rs["tick_late_ms"]
             print(
                 f"{mode:14s} stamp -> command sent: {sent} | -> received by a subscriber: {got} "
-                f"({r['policy_steps']} steps); missed 100 Hz cycles as sent {r['sent']['missed_cycles']} "
-                f"(longest gap {gap:.1f} ms), as received {r['received']['missed_cycles']}"
+                f"({r['policy_steps']} steps)\n{'':14s} 100 Hz command cycles missed {rs['missed_cycles']} of "
+                f"{rs['timer_ticks']}, timer late p99 {late['p99'] or 0:.2f} max {late['max'] or 0:.2f} ms; "
+                f"longest gap between commands {rs['longest_gap_ms'] or 0:.1f} ms as sent, "
+                f"{rr['longest_gap_ms'] or 0:.1f} ms as received"
             )
     print(f"targets met: {rep['targets_met']}")
     _write_json(rep, args.output)
@@ -640,6 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="also measure at a subscriber in this process (--no-subscriber: only the runtime's own figures,"
         " without a third busy process on the cores)",
+    )
+    s.add_argument(
+        "--runtime-cpus",
+        default="all",
+        metavar="CPUS",
+        help="pin the runtime processes to these CPUs (e.g. 1) and the twin and the probe to the others, as "
+        "`composed --cpu-affinity` / cpu_affinity:= on a robot PC (default: all, no pinning)",
     )
     s.add_argument("-o", "--output", default="out/bench_runtime.json")
     s.set_defaults(func=cmd_bench_runtime)

@@ -78,11 +78,12 @@ def start_composed(
     log_path=None,
     handoff: bool = True,
     realtime_priority: int = 0,
+    cpu_affinity: str = "all",
 ):
     """Start `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") in a child process with its own
     process group; params as {"policy.bundle": path} or ["policy.bundle:=path", ...]; `handoff=False` keeps
-    the control path on DDS (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO.
-    Returns the Popen."""
+    the control path on DDS (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO;
+    `cpu_affinity` pins it to CPUs ("1", "2-3"). Returns the Popen."""
     import subprocess
 
     items = [f"{k}:={v}" for k, v in params.items()] if isinstance(params, dict) else list(params)
@@ -91,6 +92,8 @@ def start_composed(
         args.append("--no-handoff")
     if realtime_priority > 0:
         args += ["--realtime-priority", str(realtime_priority)]
+    if cpu_affinity not in ("", "all"):
+        args += ["--cpu-affinity", cpu_affinity]
     for it in items:
         args += ["-p", it]
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process

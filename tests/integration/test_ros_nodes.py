@@ -353,6 +353,11 @@ def test_composed_graph_streams_end_to_end(tiny_bundle, probe, tmp_path):
     assert lat.size >= 3 and np.all(np.isfinite(lat)) and np.all(lat > 0) and np.all(lat < 0.5), lat
     assert len(rec["stamp_to_command_sent_at_s"]) == lat.size
     assert len(rec["command_times_s"]) > 20 and np.all(np.diff(rec["command_times_s"]) >= 0)
+    # The command timer's own record: one entry per tick, never early, skipped periods counted.
+    late, skipped = np.array(rec["tick_late_s"]), np.array(rec["tick_skipped"])
+    assert late.size > 20 and late.size == len(rec["tick_time_s"]) == skipped.size
+    assert np.all(late >= 0) and np.all(skipped >= 0) and rec["command_cycles_missed"] == skipped.sum()
+    assert np.all(np.diff(rec["tick_time_s"]) > 0)
 
 
 def test_in_process_handoff_calls_the_consumer_once_and_still_publishes(probe):
@@ -418,6 +423,32 @@ def test_realtime_priority_is_applied_or_explained(tmp_path):
         assert out[2] == "True"
     else:
         assert "could not set SCHED_FIFO priority 7" in out[1] and "rtprio" in out[1] and out[2] == "False"
+
+
+def test_cpu_affinity_pins_or_explains(tmp_path):
+    """`composed --cpu-affinity`: the process runs on the CPUs asked for; a malformed list is refused with
+    the format, one the machine lacks is explained and the process runs unpinned."""
+    from legion_ros.common import parse_cpu_list
+
+    assert parse_cpu_list("all") is None and parse_cpu_list("") is None
+    assert parse_cpu_list("0,2-3") == {0, 2, 3}
+    with pytest.raises(ValueError, match="cpu_affinity '1-x' is not a CPU list: use e.g."):
+        parse_cpu_list("1-x")
+    first = min(os.sched_getaffinity(0))
+    code = (
+        "import os; from legion_ros.common import set_cpu_affinity as s; "
+        f"print(s('{first}')); print(sorted(os.sched_getaffinity(0))); print(s('4095'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60
+    ).stdout.split("\n")
+    assert out[0] == f"pinned to CPUs [{first}]" and out[1] == f"[{first}]"
+    assert out[2].startswith("could not pin to CPUs [4095]") and out[2].endswith("running on all CPUs")
+    bad = subprocess.run(
+        [sys.executable, "-m", "legion_ros.composed", "--nodes", "policy", "--cpu-affinity", "one"],
+        env=child_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "is not a CPU list" in bad.stderr
 
 
 def test_a_fault_in_a_callback_still_fails_the_process():

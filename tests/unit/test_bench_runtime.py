@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 
-from legion_core.bench_runtime import PERIOD_S, _gap_stats, _read_latency_log, _stats_ms
+from legion_core.bench_runtime import LOG_KEYS, PERIOD_S, _cycle_stats, _gap_stats, _read_latency_log, _stats_ms
 
 
-def test_gap_stats_counts_missed_100hz_cycles():
+def test_gap_stats_longest_gap_and_late_commands():
     t = [i * PERIOD_S for i in range(100)]
-    assert _gap_stats(t, PERIOD_S)["missed_cycles"] == 0
-    late = t[:50] + [x + 0.012 for x in t[50:]]  # one gap of 22 ms: 2 periods rounded -> 1 cycle missed
+    r = _gap_stats(t, PERIOD_S)
+    assert r["gaps_over_1.5_periods"] == 0 and abs(r["longest_gap_ms"] - 10.0) < 1e-6
+    late = t[:50] + [x + 0.012 for x in t[50:]]  # one gap of 22 ms
     r = _gap_stats(late, PERIOD_S)
-    assert r["missed_cycles"] == 1 and abs(r["longest_gap_ms"] - 22.0) < 1e-6
-    assert r["gaps_over_1.5_periods"] == 1
-    assert _gap_stats([0.0], PERIOD_S)["missed_cycles"] is None
+    assert r["gaps_over_1.5_periods"] == 1 and abs(r["longest_gap_ms"] - 22.0) < 1e-6
+    assert _gap_stats([0.0], PERIOD_S)["longest_gap_ms"] is None
+
+
+def test_cycle_stats_counts_the_timer_periods_skipped():
+    """Missed cycles come from sim2real's timer record: periods rcl skipped, not gaps between messages (a
+    command 6 ms late leaves a 16 ms gap but misses no cycle)."""
+    ticks = [(0.0002, 0)] * 98 + [(0.006, 0), (0.0003, 2)]
+    r = _cycle_stats(ticks)
+    assert r["timer_ticks"] == 100 and r["missed_cycles"] == 2
+    assert abs(r["tick_late_ms"]["max"] - 6.0) < 1e-9 and abs(r["tick_late_ms"]["median"] - 0.2) < 1e-9
+    assert _cycle_stats([])["missed_cycles"] is None
 
 
 def test_latency_log_and_stats(tmp_path):
@@ -24,5 +34,5 @@ def test_latency_log_and_stats(tmp_path):
     s = _stats_ms(log["stamp_to_command_s"])
     assert s["n"] == 3 and abs(s["median"] - 2.0) < 1e-9 and abs(s["max"] - 3.0) < 1e-9
     missing = _read_latency_log(tmp_path / "none.json")
-    assert missing == {"stamp_to_command_s": [], "stamp_to_command_sent_at_s": [], "command_times_s": []}
+    assert missing == {k: [] for k in LOG_KEYS}
     assert _stats_ms([])["n"] == 0

@@ -191,17 +191,55 @@ def set_realtime_priority(priority: int) -> str:
     return f"SCHED_FIFO priority {priority}"
 
 
+def parse_cpu_list(text: str) -> set[int] | None:
+    """'1', '0-1', '0,2-3' -> the CPU numbers; '' or 'all' -> None (no pinning). ValueError names the format."""
+    text = text.strip()
+    if text in ("", "all"):
+        return None
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi or lo)
+            if first < 0 or last < first:
+                raise ValueError
+            cpus.update(range(first, last + 1))
+    except ValueError:
+        raise ValueError(
+            f"cpu_affinity {text!r} is not a CPU list: use e.g. '1', '2-3' or '0,2' (or 'all' for no pinning)"
+        ) from None
+    return cpus
+
+
+def set_cpu_affinity(cpus: str) -> str:
+    """Pin this process (and the threads it starts later: call before rclpy.init) to `cpus` ('2-3'), so that
+    the control path keeps its cores instead of sharing them with the driver, a simulator or the desktop
+    (issue 6: the command stream's tail is time spent not running). Returns what happened, for the log;
+    never raises for a CPU set the machine cannot give (no pinning then)."""
+    wanted = parse_cpu_list(cpus)
+    if wanted is None:
+        return "all CPUs"
+    try:
+        os.sched_setaffinity(0, wanted)
+    except (AttributeError, OSError) as e:
+        return f"could not pin to CPUs {sorted(wanted)} ({e}); running on all CPUs"
+    return f"pinned to CPUs {sorted(os.sched_getaffinity(0))}"
+
+
 def spin_nodes(
     factories: Sequence[Callable[[], Node]],
     args: list[str] | None = None,
     handoff: bool = False,
     realtime_priority: int = 0,
+    cpu_affinity: str = "",
 ) -> int:
     """Create the nodes, spin them on one SingleThreadedExecutor (the safe executor here: the
     multi-threaded one misses timer deadlines, environment.md), and shut down cleanly on SIGINT/SIGTERM.
     `handoff`: connect the composed nodes' control path in process (`connect_in_process`).
     `realtime_priority` > 0: run the process with SCHED_FIFO at that priority (`set_realtime_priority`).
+    `cpu_affinity`: pin the process to these CPUs ('1', '2-3'; '' or 'all' = no pinning).
     Returns the process exit code (1 when a node refused to start)."""
+    pinning = set_cpu_affinity(cpu_affinity)
     scheduling = set_realtime_priority(realtime_priority)
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: list[Node] = []
@@ -225,6 +263,7 @@ def spin_nodes(
             (log.info if realtime_priority <= 0 or scheduling.startswith("SCHED") else log.warn)(
                 f"scheduling: {scheduling}"
             )
+            (log.warn if pinning.startswith("could not") else log.info)(f"CPU affinity: {pinning}")
         if handoff:
             for line in connect_in_process(nodes):
                 nodes[0].get_logger().info(f"hand-off {line}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from legion_ros.common import spin_nodes
+from legion_ros.common import parse_cpu_list, spin_nodes
 
 NODE_CLASSES = {
     "twin": ("legion_ros.twin_node", "TwinNode"),
@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="run the process with SCHED_FIFO priority N (1-99; needs rtprio permission; 0 = normal)",
     )
+    p.add_argument(
+        "--cpu-affinity",
+        default="all",
+        metavar="CPUS",
+        help="pin the process to these CPUs, e.g. 1, 2-3 or 0,2 (keeps the control path off the cores of the "
+        "driver or a simulator; default: all)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything from `--ros-args` on is rclpy's (ros2 launch appends params files, `-p` and remaps there;
     # they apply to every node of this process), the rest is ours.
@@ -91,11 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = p.parse_known_args(argv[:cut])
     ros_args = [*extra, *argv[cut:]]
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    try:
+        parse_cpu_list(args.cpu_affinity)
+    except ValueError as e:
+        p.error(str(e))
     return spin_nodes(
         factories(nodes, parse_params(args.param)),
         [sys.argv[0], *ros_args],
         handoff=args.handoff,
         realtime_priority=args.realtime_priority,
+        cpu_affinity=args.cpu_affinity,
     )
 
 

@@ -110,7 +110,14 @@ class Sim2RealNode(LegionNode):
         self.create_service(Trigger, "~/rearm", self.on_rearm)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.period = 1.0 / rate
-        self.create_timer(self.period, self.on_tick)
+        self._timer = self.create_timer(self.period, self.on_timer)
+        # Command cycles on the timer's own grid (rcl keeps the phase and skips periods it could not run):
+        # a missed cycle is a period the timer skipped, a late one ran after its scheduled time.
+        self._next_call_ns: int | None = None
+        self.cycles_missed = 0
+        self._tick_late_recent: deque[float] = deque(maxlen=1000)  # [s]
+        # Latency log only: per timer tick, when it ran [s], how late [s] and how many periods it skipped.
+        self._ticks: list[tuple[float, float, int]] | None = [] if self.latency_log else None
         self.create_timer(1.0, self.on_diagnostics)
         self._last_level, self._last_reason = -1, ""
         self.commands_sent = 0
@@ -149,6 +156,23 @@ class Sim2RealNode(LegionNode):
         resp.success, resp.message = self.sup.reset_to_measured(self.now_s())
         self.get_logger().info(f"reset: {resp.message}")
         return resp
+
+    def on_timer(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        until_ns = self._timer.time_until_next_call()
+        if until_ns is not None:
+            nxt = now_ns + until_ns
+            if self._next_call_ns is not None:
+                period_ns = self._timer.timer_period_ns
+                # rcl_timer_call advanced the schedule by one period, plus one per period it skipped.
+                skipped = max(0, round((nxt - self._next_call_ns) / period_ns) - 1)
+                self.cycles_missed += skipped
+                late = (now_ns - self._next_call_ns) * 1e-9
+                self._tick_late_recent.append(late)
+                if self._ticks is not None:
+                    self._ticks.append((now_ns * 1e-9, late, skipped))
+            self._next_call_ns = nxt
+        self.on_tick()
 
     def on_tick(self) -> None:
         now = self.now_s()
@@ -221,17 +245,19 @@ class Sim2RealNode(LegionNode):
                 "estop": self.sup.estop_reason or "no",
                 "interface": self.interface,
                 "stamp_to_command_ms": self._latency_summary(self._latency_recent),
+                "command_cycles_missed": self.cycles_missed,
+                "command_tick_late_ms": self._latency_summary(self._tick_late_recent, "ticks"),
             },
         )
 
     @staticmethod
-    def _latency_summary(lat_s) -> str:
+    def _latency_summary(lat_s, what: str = "steps") -> str:
         if not lat_s:
-            return "no policy step yet"
+            return f"no {what} yet"
         import numpy as np
 
         ms = np.percentile(lat_s, [50, 99]) * 1e3
-        return f"p50 {ms[0]:.2f} p99 {ms[1]:.2f} max {max(lat_s) * 1e3:.2f} over the last {len(lat_s)} steps"
+        return f"p50 {ms[0]:.2f} p99 {ms[1]:.2f} max {max(lat_s) * 1e3:.2f} over the last {len(lat_s)} {what}"
 
     def on_shutdown(self) -> None:
         if self.latency_log:
@@ -243,6 +269,10 @@ class Sim2RealNode(LegionNode):
                         "stamp_to_command_s": self._latency_all,
                         "stamp_to_command_sent_at_s": self._latency_t,
                         "command_times_s": self._command_times,
+                        "command_cycles_missed": self.cycles_missed,
+                        "tick_time_s": [t[0] for t in self._ticks],
+                        "tick_late_s": [t[1] for t in self._ticks],
+                        "tick_skipped": [t[2] for t in self._ticks],
                     },
                     f,
                 )
