@@ -47,7 +47,9 @@ def test_robot_launch_composed_hosts_the_runtime_in_one_process():
     comp = next(p for p in desc.processes if Path(p.executable).name == "composed")
     argv = comp.argv
     assert argv[argv.index("--nodes") + 1] == "real2sim,policy,sim2real"
-    assert argv[argv.index("--cpu-affinity") + 1] == "2-3" and argv[argv.index("--realtime-priority") + 1] == "0"
+    assert (
+        argv[argv.index("--cpu-affinity") + 1] == "2-3" and argv[argv.index("--realtime-priority") + 1] == "0"
+    )
     assert argv.index("--nodes") < argv.index("--ros-args")
     assert not any(a.startswith("__node:=") for a in argv)
     joined = " ".join(argv)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from legion_core.bench_runtime import LOG_KEYS, PERIOD_S, _cycle_stats, _gap_stats, _read_latency_log, _stats_ms
+from legion_core.bench_runtime import (
+    LOG_KEYS,
+    PERIOD_S,
+    _cycle_stats,
+    _gap_stats,
+    _read_latency_log,
+    _stats_ms,
+)
 
 
 def test_gap_stats_longest_gap_and_late_commands():
