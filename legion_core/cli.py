@@ -312,6 +312,13 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
                 f"longest gap between commands {rs['longest_gap_ms'] or 0:.1f} ms as sent, "
                 f"{rr['longest_gap_ms'] or 0:.1f} ms as received"
             )
+            w, c = r["machine_wakeup_late_ms"], r["slow_steps_near_machine_stall"]
+            if w["n"]:
+                print(
+                    f"{'':14s} machine: a sleeping process woke late p99 {w['p99']:.2f} max {w['max']:.2f} ms; "
+                    f"{c['near_stall']} of {c['slow_steps']} steps over 2 ms were within 50 ms of one of its "
+                    f"{c['machine_stalls']} stalls (> 1 ms; {c['near_stall_by_chance']:.1f} expected by chance)"
+                )
     print(f"targets met: {rep['targets_met']}")
     _write_json(rep, args.output)
     return 0

@@ -7,6 +7,7 @@ import json
 from legion_core.bench_runtime import (
     LOG_KEYS,
     PERIOD_S,
+    _coincidence,
     _cycle_stats,
     _gap_stats,
     _read_latency_log,
@@ -43,3 +44,13 @@ def test_latency_log_and_stats(tmp_path):
     missing = _read_latency_log(tmp_path / "none.json")
     assert missing == {k: [] for k in LOG_KEYS}
     assert _stats_ms([])["n"] == 0
+
+
+def test_slow_steps_are_matched_to_machine_stalls():
+    """A slow control step counts as near a machine stall when the wake-up probe woke > 1 ms late within
+    50 ms of it; the chance level is the share of the window near a stall."""
+    wake = [(0.0, 0.0001), (0.01, 0.003), (0.02, 0.0001), (1.0, 0.002)]
+    c = _coincidence([0.001, 0.0025, 0.003, 0.0021], [0.03, 0.04, 0.5, 1.02], wake, window_s=2.0)
+    assert (c["slow_steps"], c["near_stall"], c["machine_stalls"]) == (3, 2, 2)
+    assert abs(c["near_stall_by_chance"] - 3 * 0.2 / 2.0) < 1e-9  # two stalls, 0.1 s around each
+    assert _coincidence([0.003], [0.04], [], window_s=2.0)["near_stall"] == 0
