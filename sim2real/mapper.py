@@ -229,6 +229,21 @@ class Sim2RealMapper:
         self._max_ori_err = max(cfg.ik_max_orientation_err_rad, cfg.ik_max_tilt_rad)
         self._ready = False
         self.last_settle_reason = ""
+        # FK of the last few postures: one control step asks for the same ones several times (the measured
+        # q in the settle check and in map, the finished segment's target as the next start, the checked
+        # step as the new target); 4-5 of its ~9 FK evaluations are repeats (issue 6: latency).
+        self._fk_memo: dict[bytes, np.ndarray] = {}
+
+    def _tool_pos_base(self, q: np.ndarray) -> np.ndarray:
+        """Tool position [m, base frame] at joint angles q [rad], memoised on the exact float values."""
+        key = np.asarray(q, float).tobytes()
+        p = self._fk_memo.get(key)
+        if p is None:
+            p = kinematics.fk_point(np.asarray(q, float), self.config.tool_point)
+            if len(self._fk_memo) >= 4:
+                del self._fk_memo[next(iter(self._fk_memo))]  # oldest first
+            self._fk_memo[key] = p
+        return p.copy()
 
     # -- frames --------------------------------------------------------------------------------------
     @property
@@ -238,7 +253,7 @@ class Sim2RealMapper:
 
     def tool_pos_sim(self, q: np.ndarray) -> np.ndarray:
         """Tool position [m, sim_world] at joint angles q."""
-        return self._R_sim_base @ kinematics.fk_point(q, self.config.tool_point) + self._p_sim_base
+        return self._R_sim_base @ self._tool_pos_base(q) + self._p_sim_base
 
     def box_excess_m(self, p_sim: np.ndarray) -> float:
         """How far [m] a sim_world point is outside the workspace box (0 inside; inf if not finite)."""
@@ -285,7 +300,7 @@ class Sim2RealMapper:
         self._q_target = q.copy()
         self._q_emitted = q.copy()
         self._s_emitted = 1.0
-        self._p_target_base = kinematics.fk_point(q, self.config.tool_point)
+        self._p_target_base = self._tool_pos_base(q)
         self._p_goal_base = self._p_target_base.copy()
         self._t0 = float(t)
         self._duration = self.config.command_period_s
@@ -339,9 +354,7 @@ class Sim2RealMapper:
             return True
         if elapsed >= self._duration - 1e-9 and not self._q_problem(q_measured):
             err = float(
-                np.linalg.norm(
-                    kinematics.fk_point(np.asarray(q_measured, float), cfg.tool_point) - self._p_target_base
-                )
+                np.linalg.norm(self._tool_pos_base(np.asarray(q_measured, float)) - self._p_target_base)
             )
             if err <= cfg.settle_tolerance_m:
                 self.last_settle_reason = "settled"
@@ -357,7 +370,7 @@ class Sim2RealMapper:
         self._duration = duration
         self._s_emitted = 0.0
         self._q_emitted = q_start.copy()
-        self._p_target_base = kinematics.fk_point(q_target, self.config.tool_point)
+        self._p_target_base = self._tool_pos_base(q_target)
 
     def _hold(
         self, t: float, q_cur: np.ndarray, limits: list[str], reason: str, grip: float, **kw
@@ -442,8 +455,8 @@ class Sim2RealMapper:
                 f"measured q is {track_err:.3f} rad from the command (> {cfg.max_tracking_error_rad})",
                 grip,
             )
-        p_meas = kinematics.fk_point(q_meas, cfg.tool_point)
-        p_cur = kinematics.fk_point(q_cur, cfg.tool_point)
+        p_meas = self._tool_pos_base(q_meas)
+        p_cur = self._tool_pos_base(q_cur)
 
         # 3. Cartesian target (base frame).
         p_ref = {"last_target": p_cur, "measured": p_meas, "last_goal": self._p_goal_base}[cfg.target_from]
@@ -520,7 +533,7 @@ class Sim2RealMapper:
         shortened = False
         for _ in range(8):
             q_new = q_cur + dq
-            p_new = kinematics.fk_point(q_new, cfg.tool_point)
+            p_new = self._tool_pos_base(q_new)
             in_box = self.box_excess_m(self._R_sim_base @ p_new + self._p_sim_base) <= tol
             cart = float(np.linalg.norm(p_new - p_cur))
             if in_box and cart <= max_step_m + cfg.cartesian_tolerance_m:
