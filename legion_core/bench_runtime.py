@@ -161,12 +161,13 @@ def run_bench(
         # The runtime's own record covers its whole life: keep the measured window (its clock is the same
         # system clock as the probe's stamps).
         sent_t = [t for t in log["command_times_s"] if window[0] <= t <= window[1]]
-        ticks = [(late, skip) for t, late, skip in zip(log["tick_time_s"], log["tick_late_s"], log["tick_skipped"])
+        ticks = [(t, late, skip) for t, late, skip in zip(log["tick_time_s"], log["tick_late_s"], log["tick_skipped"])
                  if window[0] <= t <= window[1]]  # fmt: skip
         sent = [(x, t) for x, t in zip(log["stamp_to_command_s"], log["stamp_to_command_sent_at_s"])
                 if window[0] <= t <= window[1]]  # fmt: skip
         sent_lat, sent_at = [x for x, _ in sent], [t for _, t in sent]
         results[mode] = {
+            "window_s": window,  # the measured window [system clock s]: re-analyse the logs in log_dir with it
             "policy_steps": len(sent_lat),
             "stamp_to_command_sent_ms": _stats_ms(sent_lat),
             "latency_ms": _stats_ms(lat),
@@ -175,7 +176,14 @@ def run_bench(
             # At this process's subscriber; empty with subscriber=False.
             "received": _gap_stats(cmd_t, PERIOD_S),
             "machine_wakeup_late_ms": _stats_ms([late for _, late in wake]),
-            "slow_steps_near_machine_stall": _coincidence(sent_lat, sent_at, wake, window[1] - window[0]),
+            # Slow steps (over the composed target) and late or skipping timer ticks (over half a period)
+            # next to the probe's stalls: time the whole machine lost, not the runtime's code.
+            "slow_steps_near_machine_stall": _near_stalls(
+                [t for x, t in zip(sent_lat, sent_at) if x > SLOW_STEP_S], wake, window[1] - window[0]
+            ),
+            "late_ticks_near_machine_stall": _near_stalls(
+                [t for t, late, skip in ticks if late > PERIOD_S / 2 or skip], wake, window[1] - window[0]
+            ),
         }
     targets = {"composed_p99_ms": 2.0, "cross_process_p99_ms": 5.0, "missed_cycles": 0}
     results["targets"] = targets
@@ -224,7 +232,8 @@ finally:
         json.dump(rec, f)
 """
 STALL_S = 1e-3  # a probe wake-up this late [s] marks a machine stall
-NEAR_S = 0.05  # a slow control step "near" a stall: within this time of it [s]
+NEAR_S = 0.05  # an event "near" a stall: within this time of it [s]
+SLOW_STEP_S = 2e-3  # a control step slower than the composed target [s]
 
 
 def _start_wakeup_probe(path: Path):
@@ -246,22 +255,22 @@ def _read_wakeup_probe(path: Path, window) -> list[tuple[float, float]]:
     return [(t, late) for t, late in rec if window[0] <= t <= window[1]]
 
 
-def _coincidence(lat_s, sent_at_s, wake, window_s: float, slow_s: float = 2e-3) -> dict:
-    """Control steps slower than `slow_s` (the composed target), how many of them happened within NEAR_S of
-    a machine stall seen by the wake-up probe, and how many would by chance (the share of the window
-    within NEAR_S of a stall, times the slow steps)."""
+def _near_stalls(event_times_s, wake, window_s: float) -> dict:
+    """How many events (slow control steps, late timer ticks) happened within NEAR_S of a machine stall seen
+    by the wake-up probe, and how many would by chance (the share of the window within NEAR_S of a stall,
+    times the events)."""
     stalls = np.sort(np.array([t for t, late in wake if late > STALL_S], float))
-    slow = np.array([t for x, t in zip(lat_s, sent_at_s) if x > slow_s], float)
+    events = np.asarray(event_times_s, float)
     near, covered_s = 0, 0.0
     if stalls.size:
         covered_s = 2 * NEAR_S + float(np.sum(np.minimum(np.diff(stalls), 2 * NEAR_S)))
-    if stalls.size and slow.size:
-        j = np.searchsorted(stalls, slow)
-        before = np.abs(slow - stalls[np.maximum(j - 1, 0)])
-        after = np.abs(stalls[np.minimum(j, stalls.size - 1)] - slow)
+    if stalls.size and events.size:
+        j = np.searchsorted(stalls, events)
+        before = np.abs(events - stalls[np.maximum(j - 1, 0)])
+        after = np.abs(stalls[np.minimum(j, stalls.size - 1)] - events)
         near = int(np.sum(np.minimum(before, after) <= NEAR_S))
-    return {"slow_steps": int(slow.size), "near_stall": near, "machine_stalls": int(stalls.size),
-            "near_stall_by_chance": float(slow.size * min(1.0, covered_s / window_s)) if window_s > 0 else None}  # fmt: skip
+    return {"events": int(events.size), "near_stall": near, "machine_stalls": int(stalls.size),
+            "near_stall_by_chance": float(events.size * min(1.0, covered_s / window_s)) if window_s > 0 else None}  # fmt: skip
 
 
 def _gap_stats(times_s, period_s: float) -> dict:
@@ -273,13 +282,13 @@ def _gap_stats(times_s, period_s: float) -> dict:
             "gaps_over_1.5_periods": int(np.sum(gaps > 1.5 * period_s))}  # fmt: skip
 
 
-def _cycle_stats(ticks: list[tuple[float, int]]) -> dict:
-    """From sim2real's timer record [(lateness [s], periods skipped before it)]: the command cycles that
-    did not run (None without a record) and the lateness of those that did."""
+def _cycle_stats(ticks: list[tuple[float, float, int]]) -> dict:
+    """From sim2real's timer record [(time [s], lateness [s], periods skipped before it)]: the command
+    cycles that did not run (None without a record) and the lateness of those that did."""
     if not ticks:
         return {"timer_ticks": 0, "missed_cycles": None, "tick_late_ms": _stats_ms([])}
-    return {"timer_ticks": len(ticks), "missed_cycles": int(sum(k for _, k in ticks)),
-            "tick_late_ms": _stats_ms([late for late, _ in ticks])}  # fmt: skip
+    return {"timer_ticks": len(ticks), "missed_cycles": int(sum(k for _, _, k in ticks)),
+            "tick_late_ms": _stats_ms([late for _, late, _ in ticks])}  # fmt: skip
 
 
 def _stats_ms(lat_s: list[float]) -> dict:

@@ -21,6 +21,7 @@ from tests.integration.rosutil import Probe, start_nodes, stop
 
 pytestmark = pytest.mark.ros
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from legion_msgs.msg import Observation, PolicyAction, RuntimeStatus  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -328,13 +329,23 @@ def test_composed_graph_streams_end_to_end(tiny_bundle, probe, tmp_path):
         js = probe.record("/joint_states", JointState, qos_profile_sensor_data)
         obs = probe.record("/legion/observation", Observation)
         acts = probe.record("/legion/action", PolicyAction)
+        diags = probe.record("/diagnostics", DiagnosticArray)
         probe.wait_for(lambda: len(acts) > 20 and len(js) > 20, 30, "actions flowing")
         q_first = np.array(js[0][1].position)
         probe.wait_for(
             lambda: np.abs(np.array(js[-1][1].position) - q_first).max() > 0.02, 10, "the twin moving"
         )
+
+        def s2r_values():
+            sts = [st for _, m in diags for st in m.status if st.name == "legion/sim2real_node"]
+            return {kv.key: kv.value for kv in sts[-1].values} if sts else {}
+
+        probe.wait_for(lambda: "command_tick_late_ms" in s2r_values(), 10, "sim2real diagnostics")
     finally:
         assert stop(proc) == 0
+    # The operator sees the command stream's health: cycles missed on the timer's grid and tick lateness.
+    vals = s2r_values()
+    assert vals["command_cycles_missed"].isdigit() and vals["command_tick_late_ms"].startswith("p50 ")
     assert proc.returncode == 0
     log = (tmp_path / "log").read_text()
     assert "hand-off /legion/observation: real2sim_node -> policy_node in process" in log

@@ -7,9 +7,9 @@ import json
 from legion_core.bench_runtime import (
     LOG_KEYS,
     PERIOD_S,
-    _coincidence,
     _cycle_stats,
     _gap_stats,
+    _near_stalls,
     _read_latency_log,
     _stats_ms,
 )
@@ -28,7 +28,7 @@ def test_gap_stats_longest_gap_and_late_commands():
 def test_cycle_stats_counts_the_timer_periods_skipped():
     """Missed cycles come from sim2real's timer record: periods rcl skipped, not gaps between messages (a
     command 6 ms late leaves a 16 ms gap but misses no cycle)."""
-    ticks = [(0.0002, 0)] * 98 + [(0.006, 0), (0.0003, 2)]
+    ticks = [(i * PERIOD_S, 0.0002, 0) for i in range(98)] + [(0.98, 0.006, 0), (1.01, 0.0003, 2)]
     r = _cycle_stats(ticks)
     assert r["timer_ticks"] == 100 and r["missed_cycles"] == 2
     assert abs(r["tick_late_ms"]["max"] - 6.0) < 1e-9 and abs(r["tick_late_ms"]["median"] - 0.2) < 1e-9
@@ -46,11 +46,11 @@ def test_latency_log_and_stats(tmp_path):
     assert _stats_ms([])["n"] == 0
 
 
-def test_slow_steps_are_matched_to_machine_stalls():
-    """A slow control step counts as near a machine stall when the wake-up probe woke > 1 ms late within
-    50 ms of it; the chance level is the share of the window near a stall."""
+def test_events_are_matched_to_machine_stalls():
+    """An event (slow step, late tick) counts as near a machine stall when the wake-up probe woke > 1 ms
+    late within 50 ms of it; the chance level is the share of the window near a stall."""
     wake = [(0.0, 0.0001), (0.01, 0.003), (0.02, 0.0001), (1.0, 0.002)]
-    c = _coincidence([0.001, 0.0025, 0.003, 0.0021], [0.03, 0.04, 0.5, 1.02], wake, window_s=2.0)
-    assert (c["slow_steps"], c["near_stall"], c["machine_stalls"]) == (3, 2, 2)
+    c = _near_stalls([0.04, 0.5, 1.02], wake, window_s=2.0)
+    assert (c["events"], c["near_stall"], c["machine_stalls"]) == (3, 2, 2)
     assert abs(c["near_stall_by_chance"] - 3 * 0.2 / 2.0) < 1e-9  # two stalls, 0.1 s around each
-    assert _coincidence([0.003], [0.04], [], window_s=2.0)["near_stall"] == 0
+    assert _near_stalls([0.04], [], window_s=2.0)["near_stall"] == 0
