@@ -143,6 +143,7 @@ def run_bench(
         cmd_t.clear()
         t_end = time.monotonic() + seconds
         window = [node.get_clock().now().nanoseconds * 1e-9, 0.0]
+        steal0 = _steal_s()
         if subscriber:
             while time.monotonic() < t_end:
                 rclpy.spin_once(node, timeout_sec=0.05)
@@ -151,6 +152,7 @@ def run_bench(
                 node.destroy_subscription(sub)
             time.sleep(seconds)
         window[1] = node.get_clock().now().nanoseconds * 1e-9
+        steal1 = _steal_s()
         node.destroy_node()
 
         for p in procs:
@@ -176,6 +178,10 @@ def run_bench(
             # At this process's subscriber; empty with subscriber=False.
             "received": _gap_stats(cmd_t, PERIOD_S),
             "machine_wakeup_late_ms": _stats_ms([late for _, late in wake]),
+            # Time the host took the virtual CPUs away during the window (0 on bare metal).
+            "machine_steal_ms": (steal1 - steal0) * 1e3
+            if steal0 is not None and steal1 is not None
+            else None,
             # Slow steps (over the composed target) and late or skipping timer ticks (over half a period)
             # next to the probe's stalls: time the whole machine lost, not the runtime's code.
             "slow_steps_near_machine_stall": _near_stalls(
@@ -234,6 +240,19 @@ finally:
 STALL_S = 1e-3  # a probe wake-up this late [s] marks a machine stall
 NEAR_S = 0.05  # an event "near" a stall: within this time of it [s]
 SLOW_STEP_S = 2e-3  # a control step slower than the composed target [s]
+
+
+def _steal_s() -> float | None:
+    """CPU time the hypervisor took from this virtual machine so far [s, summed over CPUs] (/proc/stat
+    'steal'); None where the kernel does not report it."""
+    import os
+
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _start_wakeup_probe(path: Path):
