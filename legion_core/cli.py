@@ -318,7 +318,8 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
                 print(
                     f"{'':14s} machine: a sleeping process woke late p99 {w['p99']:.2f} max {w['max']:.2f} ms "
                     f"({c['machine_stalls']} stalls > 1 ms), CPU time stolen by the host "
-                    f"{r['machine_steal_ms'] if r['machine_steal_ms'] is not None else '?'} ms; within 50 ms of a stall: "
+                    f"{r['machine_steal_ms'] if r['machine_steal_ms'] is not None else float('nan'):.0f} ms; within 50 ms "
+                    "of a stall: "
                     f"{c['near_stall']} of "
                     f"{c['events']} steps over 2 ms ({c['near_stall_by_chance']:.1f} by chance), {k['near_stall']} "
                     f"of {k['events']} timer ticks over 5 ms late ({k['near_stall_by_chance']:.1f} by chance)"

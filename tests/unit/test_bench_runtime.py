@@ -11,6 +11,7 @@ from legion_core.bench_runtime import (
     _gap_stats,
     _near_stalls,
     _read_latency_log,
+    _stall_matches,
     _stats_ms,
 )
 
@@ -54,3 +55,14 @@ def test_events_are_matched_to_machine_stalls():
     assert (c["events"], c["near_stall"], c["machine_stalls"]) == (3, 2, 2)
     assert abs(c["near_stall_by_chance"] - 3 * 0.2 / 2.0) < 1e-9  # two stalls, 0.1 s around each
     assert _near_stalls([0.04], [], window_s=2.0)["near_stall"] == 0
+
+
+def test_late_ticks_and_slow_steps_are_placed_where_they_should_have_started():
+    """A tick that ran 59 ms late belongs to the stall that began when it was due (the probe records its
+    scheduled time too); a slow step starts at its sensor stamp."""
+    wake = [(10.000, 0.053)]
+    ticks = [(10.059, 0.059, 5), (11.0, 0.0002, 0)]
+    m = _stall_matches([0.0025, 0.001], [10.0125, 12.0], ticks, wake, window_s=120.0)
+    assert m["late_ticks_near_machine_stall"]["near_stall"] == 1
+    assert m["slow_steps_near_machine_stall"]["events"] == 1
+    assert m["slow_steps_near_machine_stall"]["near_stall"] == 1
