@@ -23,6 +23,7 @@ The command stream is checked both as sent (`sent`, sim2real's own record) and a
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +50,6 @@ def run_bench(
     (only the runtime's own figures; the subscriber is a third busy Python process on the cores).
     `runtime_cpus` ("1", "2-3"): pin the runtime processes there and the twin and this process to the other
     CPUs, as a robot PC keeps its control cores apart (`composed --cpu-affinity`)."""
-    import os
 
     from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
 
@@ -240,8 +240,6 @@ SLOW_STEP_S = 2e-3  # a control step slower than the composed target [s]
 def _steal_s() -> float | None:
     """CPU time the hypervisor took from this virtual machine so far [s, summed over CPUs] (/proc/stat
     'steal'); None where the kernel does not report it."""
-    import os
-
     try:
         with open("/proc/stat") as f:
             fields = f.readline().split()

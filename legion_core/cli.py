@@ -315,14 +315,14 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
             w, c, k = (r[x] for x in ("machine_wakeup_late_ms", "slow_steps_near_machine_stall",
                                       "late_ticks_near_machine_stall"))  # fmt: skip
             if w["n"]:
+                steal = r["machine_steal_ms"]
                 print(
                     f"{'':14s} machine: a sleeping process woke late p99 {w['p99']:.2f} max {w['max']:.2f} ms "
                     f"({c['machine_stalls']} stalls > 1 ms), CPU time stolen by the host "
-                    f"{r['machine_steal_ms'] if r['machine_steal_ms'] is not None else float('nan'):.0f} ms; within 50 ms "
-                    "of a stall: "
-                    f"{c['near_stall']} of "
-                    f"{c['events']} steps over 2 ms ({c['near_stall_by_chance']:.1f} by chance), {k['near_stall']} "
-                    f"of {k['events']} timer ticks over 5 ms late ({k['near_stall_by_chance']:.1f} by chance)"
+                    f"{'?' if steal is None else f'{steal:.0f}'} ms; within 50 ms of a stall: {c['near_stall']} "
+                    f"of {c['events']} steps over 2 ms ({c['near_stall_by_chance']:.1f} by chance), "
+                    f"{k['near_stall']} of {k['events']} timer ticks over 5 ms late "
+                    f"({k['near_stall_by_chance']:.1f} by chance)"
                 )
     print(f"targets met: {rep['targets_met']}")
     _write_json(rep, args.output)

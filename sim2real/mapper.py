@@ -236,10 +236,11 @@ class Sim2RealMapper:
 
     def _tool_pos_base(self, q: np.ndarray) -> np.ndarray:
         """Tool position [m, base frame] at joint angles q [rad], memoised on the exact float values."""
-        key = np.asarray(q, float).tobytes()
+        q = np.asarray(q, float)
+        key = q.tobytes()
         p = self._fk_memo.get(key)
         if p is None:
-            p = kinematics.fk_point(np.asarray(q, float), self.config.tool_point)
+            p = kinematics.fk_point(q, self.config.tool_point)
             if len(self._fk_memo) >= 4:
                 del self._fk_memo[next(iter(self._fk_memo))]  # oldest first
             self._fk_memo[key] = p
