@@ -87,6 +87,7 @@ def run_bench(
     params = {
         "policy.bundle": bundle,
         "sim2real.bundle": bundle,
+        "real2sim.bundle": bundle,
         "policy.skill": skill,
         "real2sim.skill": skill,
         "twin.task": skill,

@@ -55,6 +55,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
         params = {
             "policy.bundle": bundle_path,
             "sim2real.bundle": bundle_path,
+            "real2sim.bundle": bundle_path,
             "twin.task": skill,
             "twin.seed": seed,
             "twin.scene": b.scene or "",  # placed as in the bundle's training scene

@@ -8,9 +8,14 @@ A bundle is a directory:
 - `weights.safetensors` — VAE encoder (trunk + μ head), actor, and the skills' task embeddings. No pickles
   anywhere: a model file can never run code.
 - `MODEL_CARD.md` — generated, human-readable.
+- `bundle.sig` (optional) — an Ed25519 signature over the sha256 of every file (legion_core/signing.py,
+  docs/bundle-signing.md).
 
-Contract for loading (`load(path)`): every field is validated (schema, types, shapes, hashes, versions)
-and any problem raises `BundleError` naming the field and the fix. Inference needs numpy only.
+Contract for loading (`load(path, trusted_keys=...)`): every field is validated (schema, types, shapes,
+hashes, versions), the observation layout is checked field by field against the built-in layout the runtime
+runs, and any problem raises `BundleError` naming the field and the fix. The sha256 values catch accidents
+only; a robot PC that configures trusted public keys also refuses bundles that are unsigned, signed by
+another key, or changed since signing. Inference needs numpy only.
 
 Inference path (`Policy.act`), deterministic by default: z = μ(s, e) of the VAE encoder, a = tanh(μ_a(s, z))
 (method notes §2.4; the original's sampled z is available with `z_mode="sample"`). Why it is fast on a
@@ -25,16 +30,21 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
-from legion_core.layouts import LAYOUTS, LayoutError, ObservationLayout
+from legion_core.layouts import LAYOUTS, SIM_WORLD, LayoutError, ObservationLayout
+
+if TYPE_CHECKING:
+    from legion_core.signing import SignatureCheck
 
 FORMAT = "legion-bundle"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
+#: Optional detached signature (legion_core/signing.py).
+SIGNATURE_FILE = "bundle.sig"
 
 #: Weight tensors a bundle must hold, with their shapes as functions of (obs_dim, embed_dim, latent, hidden
 #: sizes, n_skills). Checked on load.
@@ -98,6 +108,7 @@ def _validate_contract(c: Any) -> None:
         raise BundleError("observation.layout", f"unknown layout {lay!r}", f"use one of {sorted(LAYOUTS)}")
     if _req(obs, "dim", int, "observation.") != LAYOUTS[lay].dim:
         raise BundleError("observation.dim", f"does not match layout {lay} ({LAYOUTS[lay].dim})", "re-export")
+    _check_layout(obs, LAYOUTS[lay])
     act = _req(c, "action", dict, "")
     _req(act, "dim", int, "action.")
     scale = _req(act, "delta_xyz_scale_m_per_step", float, "action.")
@@ -130,6 +141,73 @@ def _validate_contract(c: Any) -> None:
         _req(s, "max_episode_steps", int, w)
     files = _req(c, "files", dict, "")
     _req(files, WEIGHTS_FILE, str, "files.")
+
+
+#: The parts of a layout field that decide what the policy sees at which index. A field's `description` is
+#: prose: rewording it in layouts.py must not invalidate every shipped bundle, so it is not compared (and
+#: with signing, an edited description is refused like any other change of bundle.yaml).
+LAYOUT_FIELD_KEYS = ("name", "slice", "unit", "frame", "default")
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(got, bool) or isinstance(want, bool):
+        return got is want
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
+    if isinstance(want, (int, float)):
+        return isinstance(got, (int, float)) and float(got) == float(want)
+    return got == want
+
+
+def _check_layout(obs: dict, layout: ObservationLayout) -> None:
+    """The bundle's observation fields must be the built-in layout of the same name, field by field.
+
+    Why check against the built-in instead of building the layout from bundle.yaml: the layout is code, not
+    data. Training built the policy's inputs with `legion_core.layouts` by name, and the runtime does the
+    same (real2sim_node and policy_node look the layout up by name and build the vector from named fields).
+    A bundle.yaml whose fields differ (e.g. obj_pos and goal_pos slices swapped) therefore describes a
+    vector that nothing produces: either the file was damaged or edited, or the policy was trained on a
+    different layout, which needs its own name and code in layouts.py. Building the layout from the bundle
+    would let the contract and the nodes disagree; refusing keeps one source of truth.
+    """
+    fix = (
+        f"the runtime builds observations with the built-in layout {layout.name!r} (legion_core/layouts.py); "
+        "restore bundle.yaml from the export or re-export the run with `legion export`. A policy trained on a "
+        "different layout needs that layout added to legion_core/layouts.py under its own name"
+    )
+    want = layout.to_dict()
+    if "name" in obs and obs["name"] != layout.name:
+        raise BundleError(
+            "observation.name", f"is {obs['name']!r}, observation.layout is {layout.name!r}", fix
+        )
+    frame = _req(obs, "frame", str, "observation.")
+    if frame != SIM_WORLD:
+        raise BundleError(
+            "observation.frame", f"is {frame!r}, the built-in {layout.name} layout is in {SIM_WORLD!r}", fix
+        )
+    fields = _req(obs, "fields", list, "observation.")
+    ref_fields = want["fields"]
+    if len(fields) != len(ref_fields):
+        raise BundleError(
+            "observation.fields",
+            f"has {len(fields)} fields, the built-in {layout.name} layout has {len(ref_fields)} "
+            f"({', '.join(f['name'] for f in ref_fields)})",
+            fix,
+        )
+    for i, (got, ref) in enumerate(zip(fields, ref_fields)):
+        where = f"observation.fields[{i}]"
+        if not isinstance(got, dict):
+            raise BundleError(where, f"is not a mapping ({got!r:.60})", fix)
+        for key in LAYOUT_FIELD_KEYS:
+            g, r = got.get(key), ref.get(key)
+            if not _same(g, r):
+                have = "missing" if key not in got else f"is {g!r}"
+                raise BundleError(
+                    f"{where}.{key}",
+                    f"{have}, the built-in {layout.name} layout the runtime runs has {r!r} "
+                    f"(field {ref['name']!r})",
+                    fix,
+                )
 
 
 # --------------------------------------------------------------------------------------------- inference
@@ -279,10 +357,21 @@ class Policy:
 
 
 class Bundle:
-    def __init__(self, path: Path, contract: dict, weights: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        contract: dict,
+        weights: dict[str, np.ndarray],
+        signature: SignatureCheck | None = None,
+    ) -> None:
+        from legion_core.signing import UNSIGNED
+
         self.path = path
         self.contract = contract
         self.weights = weights
+        #: What load() established about bundle.sig (legion_core.signing.SignatureCheck): state "unsigned",
+        #: "signed" (not verified: no trusted keys configured), "verified" or "unreadable", and the key id.
+        self.signature = signature if signature is not None else UNSIGNED
         self.network = contract["network"]
         self.layout: ObservationLayout = LAYOUTS[contract["observation"]["layout"]]
         self.skills = {
@@ -297,6 +386,12 @@ class Bundle:
     @property
     def skill_names(self) -> list[str]:
         return list(self.skills)
+
+    @property
+    def signature_status(self) -> str:
+        """One line: "unsigned", "signed by key ab12… (not verified: no trusted keys configured)" or
+        "verified: key ab12… (lab), N files unchanged since signing"."""
+        return self.signature.status
 
     @property
     def scene(self) -> str | None:
@@ -331,10 +426,18 @@ class Bundle:
         return self.policy(skill).act
 
 
-def load(path: str | Path, check_hashes: bool = True) -> Bundle:
-    """Load and validate a bundle directory. Raises BundleError (field + fix) on any problem."""
+def load(path: str | Path, check_hashes: bool = True, trusted_keys: str | Path | None = None) -> Bundle:
+    """Load and validate a bundle directory. Raises BundleError (field + fix) on any problem.
+
+    trusted_keys: a public-key file or a directory of *.pub files (docs/bundle-signing.md). Given, the bundle
+    must be signed by one of those keys and every file must be as signed, else BundleError naming why
+    (checked first, before anything else is parsed, and regardless of check_hashes). None or '' (the ROS
+    parameter default): signatures are reported in `Bundle.signature_status` but not required.
+    """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
+
+    from legion_core import signing
 
     path = Path(path)
     if not path.is_dir():
@@ -346,6 +449,7 @@ def load(path: str | Path, check_hashes: bool = True) -> Bundle:
         raise BundleError(
             "bundle.yaml", f"not found in {path}", "export the run with `legion export RUN_DIR -o DIR`"
         )
+    signature = signing.check(path, trusted_keys)
     try:
         contract = yaml.safe_load(cfile.read_text())
     except yaml.YAMLError as e:
@@ -371,7 +475,7 @@ def load(path: str | Path, check_hashes: bool = True) -> Bundle:
     except (SafetensorError, OSError, ValueError) as e:
         raise BundleError(f"files.{WEIGHTS_FILE}", f"cannot be read ({e})", "re-export the bundle") from None
     _check_shapes(contract, weights)
-    b = Bundle(path, contract, {k: v.astype(np.float32, copy=False) for k, v in weights.items()})
+    b = Bundle(path, contract, {k: v.astype(np.float32, copy=False) for k, v in weights.items()}, signature)
     if check_hashes:
         from legion_core.language import embedding_hash
 
@@ -442,6 +546,8 @@ def write_bundle(out_dir: Path, contract: dict, weights: dict[str, np.ndarray]) 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A signature of the bundle that is being overwritten can only be wrong now; sign again after export.
+    (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
     wfile = out_dir / WEIGHTS_FILE
     save_file(
         {k: np.ascontiguousarray(v) for k, v in weights.items()}, str(wfile), metadata={"format": FORMAT}

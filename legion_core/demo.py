@@ -49,7 +49,7 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / f"demo_{skill}.mp4"
     params = {
-        "policy.bundle": bundle_path, "sim2real.bundle": bundle_path,
+        "policy.bundle": bundle_path, "sim2real.bundle": bundle_path, "real2sim.bundle": bundle_path,
         "twin.task": skill, "twin.variation": variation, "twin.video_path": video,
         "twin.seed": 1,  # the held-out placements the bundle was evaluated on (training used seed 0)
         "twin.scene": load(bundle_path).scene or "",  # placed as in the bundle's training scene

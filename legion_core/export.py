@@ -1,6 +1,7 @@
 """`legion export RUN_DIR -o models/<name>/`: freeze a trained agent into a policy bundle, evaluate every
-skill through the bundle's own inference path (what the robot will run), and write the model card.
-`legion inspect models/<name>` prints the contract readably."""
+skill through the bundle's own inference path (what the robot will run), write the model card, and with
+`--sign LAB.key` sign the finished directory (legion_core/signing.py). `legion inspect models/<name>` prints
+the contract readably, with its signature status."""
 
 from __future__ import annotations
 
@@ -169,7 +170,16 @@ def export_run(
     eval_seed: int | None = None,
     progress: bool = True,
     skills: list[str] | None = None,
+    sign_key: str | Path | None = None,
 ) -> Path:
+    """sign_key: a private key file (`legion keygen`); the bundle is signed as the last step, over every
+    file written. The key is read before anything else, so a bad key fails before the export's evaluation
+    and leaves no unsigned bundle behind (raises signing.SigningError)."""
+    from legion_core import signing
+
+    if sign_key:
+        signing.check_key_outside(out_dir, sign_key)
+        signing.load_private_key(sign_key)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     train_cfg = saved["config"]
@@ -227,6 +237,8 @@ def export_run(
     if (run_dir / "plots").exists():
         shutil.copytree(run_dir / "plots", art / "plots", dirs_exist_ok=True)
     (out_dir / "MODEL_CARD.md").write_text(model_card(B.load(out_dir)))
+    if sign_key:
+        signing.sign_bundle(out_dir, sign_key)  # last: the signature covers every file of the bundle
     return out_dir
 
 
@@ -343,4 +355,10 @@ def inspect_text(b: B.Bundle) -> str:
     )
     lines.append(f"DPMM: K={c['dpmm']['K']}")
     lines.append(f"weights: {B.WEIGHTS_FILE} sha256 {c['files'][B.WEIGHTS_FILE][:16]}…")
+    lines.append(f"signature: {b.signature_status}")
+    if b.signature.state != "verified":
+        # Hashes catch accidents only: without a verified signature nobody vouches for these figures.
+        lines.append(
+            "  (the success figures above are as written in bundle.yaml, not vouched for by a trusted key)"
+        )
     return "\n".join(lines)

@@ -70,7 +70,7 @@ class ChainRunner:
                 "and no scene was given: train with a preset that sets `scene:` (presets/kuka-drawer-button.yaml)"
             )
         b = str(Path(bundle_path).resolve())
-        params = {"policy.bundle": b, "sim2real.bundle": b, "sequencer.bundle": b, "twin.task": self.scene,
+        params = {"policy.bundle": b, "sim2real.bundle": b, "real2sim.bundle": b, "sequencer.bundle": b, "twin.task": self.scene,
                   "twin.seed": seed, **(extra_params or {})}  # fmt: skip
         self._video = bool(video_path)
         if video_path:

@@ -85,6 +85,16 @@ class Real2SimConfig:
     """Lower corner [m, sim_world] of the sane box for detections (table +- margins): outside = rejected."""
     detection_box_high_m: tuple[float, float, float] = (1.0, 1.5, 1.0)
     """Upper corner [m, sim_world] of the sane detection box."""
+    skill_box_low_m: tuple[float, float, float] | None = None
+    """Lower corner [m, sim_world] of the skill's workspace (the bundle's `workspace_box_sim_m`, the box
+    the hand was trained in); None = not checked (no bundle given). Detections outside it plus
+    `skill_box_margin_m` are refused: an object the hand cannot reach is not one a skill of this bundle
+    acts on, and chasing it would drive the arm to the edge of its box (docs/architecture.md)."""
+    skill_box_high_m: tuple[float, float, float] | None = None
+    """Upper corner [m, sim_world] of the skill's workspace."""
+    skill_box_margin_m: float = 0.10
+    """Detections may lie this far [m] outside the skill's workspace (objects sit below the hand box's
+    floor: a puck's centre at z = 0.02 m vs the hand's 0.05 m; a drawer handle travels with the drawer)."""
     min_confidence: float = 0.5
     """Detections below this confidence are dropped."""
     detection_filter: str = "latest"
@@ -106,7 +116,16 @@ class Real2SimConfig:
             raise ValueError(
                 f"tool_point must be one of {sorted(kinematics.TOOL_POINTS)}, got {self.tool_point!r}"
             )
-        for nm in ("max_joint_age_s", "max_object_age_s", "max_goal_age_s", "max_future_s", "hand_margin_m"):
+        if (self.skill_box_low_m is None) != (self.skill_box_high_m is None):
+            raise ValueError("skill_box_low_m and skill_box_high_m must be given together (or neither)")
+        if self.skill_box_low_m is not None and not np.all(
+            np.asarray(self.skill_box_low_m, float) < np.asarray(self.skill_box_high_m, float)
+        ):
+            raise ValueError(
+                f"skill box needs low < high per axis, got {self.skill_box_low_m}..{self.skill_box_high_m}"
+            )
+        for nm in ("max_joint_age_s", "max_object_age_s", "max_goal_age_s", "max_future_s", "hand_margin_m",
+                   "skill_box_margin_m"):  # fmt: skip
             v = getattr(self, nm)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{nm} must be a finite number >= 0, got {v}")
@@ -198,6 +217,10 @@ class Real2Sim:
         self._hand_hi = np.asarray(cfg.hand_box_high_m, float) + cfg.hand_margin_m
         self._det_lo = np.asarray(cfg.detection_box_low_m, float)
         self._det_hi = np.asarray(cfg.detection_box_high_m, float)
+        self._skill_lo = self._skill_hi = None
+        if cfg.skill_box_low_m is not None:
+            self._skill_lo = np.asarray(cfg.skill_box_low_m, float) - cfg.skill_box_margin_m
+            self._skill_hi = np.asarray(cfg.skill_box_high_m, float) + cfg.skill_box_margin_m
         self._q: np.ndarray | None = None
         self._q_stamp = math.nan
         self._q_problem = "no joint state received yet"
@@ -266,10 +289,17 @@ class Real2Sim:
         (Meta-World's normalisation)."""
         self._gripper = (float(opening_m), float(stamp))
 
+    def tracks(self, label: str) -> bool:
+        """Whether detections of `label` matter to the active skill (its object, goal marker or anchor)."""
+        return label in self._tracks
+
     def add_detection(self, det: Detection) -> bool:
         """Buffer a detection of the active skill's object or goal marker (other labels are ignored).
-        Returns whether it was accepted; rejections (low confidence, non-finite, outside the sane box)
-        are remembered for the observation's reason."""
+        Returns whether it was accepted. A rejection (low confidence, non-finite, outside the sane box or
+        the skill's workspace) invalidates that label at once: its buffered detections are dropped and
+        the observation is invalid, naming the cause, until a detection is accepted again (the last good
+        one must not keep the arm moving for max_object_age_s). The first sighting that anchors an
+        offset goal is kept: it is where the object was when the skill started."""
         track = self._tracks.get(det.label)
         if track is None:
             return False
@@ -286,8 +316,19 @@ class Real2Sim:
                     f"position {np.round(p_sim, 3).tolist()} m (sim_world) outside the sane box "
                     f"{self._det_lo.tolist()}..{self._det_hi.tolist()}"
                 )
+            elif (
+                not problem
+                and self._skill_lo is not None
+                and (np.any(p_sim < self._skill_lo) or np.any(p_sim > self._skill_hi))
+            ):
+                problem = (
+                    f"position {np.round(p_sim, 3).tolist()} m (sim_world) outside the skill's workspace "
+                    f"{list(self.config.skill_box_low_m)}..{list(self.config.skill_box_high_m)} "
+                    f"+ {self.config.skill_box_margin_m} m"
+                )
         if problem:
             track.last_problem = f"rejected detection at t={float(det.stamp):.3f}: {problem}"
+            track.samples.clear()
             return False
         stamp = float(det.stamp)
         s = track.samples
@@ -303,8 +344,15 @@ class Real2Sim:
         track.last_problem = ""
         return True
 
-    def add_detections(self, dets: Iterable[Detection]) -> int:
-        return sum(self.add_detection(d) for d in dets)
+    def add_detections(self, dets: Iterable[Detection]) -> tuple[int, int]:
+        """Buffer detections; returns (accepted, rejected) among the labels the active skill tracks."""
+        acc = rej = 0
+        for d in dets:
+            if self.add_detection(d):
+                acc += 1
+            elif d.label in self._tracks:
+                rej += 1
+        return acc, rej
 
     def _to_sim(self, det: Detection) -> tuple[np.ndarray, tuple | None, str]:
         """Detection -> (object point in sim_world [m], marker orientation in sim_world (w,x,y,z) or None,
@@ -353,6 +401,9 @@ class Real2Sim:
     def _track_value(self, label: str, now: float, max_age: float, what: str, problems: list) -> tuple:
         track = self._tracks[label]
         cfg = self.config
+        if track.last_problem:
+            problems.append(f"{what} {label!r}: {track.last_problem}")
+            return None, None, math.nan
         if not track.samples:
             msg = f"{what} {label!r}: not detected since the skill started"
             problems.append(f"{msg} ({track.last_problem})" if track.last_problem else msg)
@@ -431,9 +482,14 @@ class Real2Sim:
             )
         elif goal_rule.kind == "anchor_offset":
             # A static marker (the drawer's cabinet): latched at its first sighting since the skill started.
-            first = self._tracks[self._goal_label].first
+            anchor = self._tracks[self._goal_label]
+            first = anchor.first
             goal = None
-            if first is None:
+            if anchor.last_problem:
+                # The anchor was latched, but the camera now reports it somewhere implausible: the scene
+                # may have changed (or the detector broke), so the latched goal is not trusted either.
+                problems.append(f"goal: anchor {self._goal_label!r}: {anchor.last_problem}")
+            elif first is None:
                 problems.append(f"goal: anchor {self._goal_label!r} not detected since the skill started")
             else:
                 stamps["goal"] = first[0]

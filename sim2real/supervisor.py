@@ -1,13 +1,29 @@
-"""The sim2real node's safety supervisor, without ROS (issue 6: watchdog, e-stop latch, hold).
+"""The sim2real node's safety supervisor, without ROS: e-stop latch, watchdogs, liveness, hold.
 
-Layers, outermost wins (docs/architecture.md): e-stop latch -> joint-state watchdog (missing, stale,
-non-finite, wrong names) -> action watchdog (no fresh action) -> the mapper's own limits (box, IK, joint
-position and velocity limits, Cartesian speed). `tick(now)` is called at the command rate and returns the
-joint command to send (or None before the first valid joint state: nothing is sent until we know where
-the arm is).
+Layers, outermost wins (docs/architecture.md, "Safety layer"):
+
+1. e-stop latch (topic, service, hardware input): hold; only `rearm` clears it, and re-arming never
+   restarts motion (IEC 60204-1: resetting a stop must not restart the machine): the skill is cleared,
+   nothing moves until a new skill is started by an operator command.
+2. the runtime's own stall (this supervisor's tick ran late): hold for the tick, named as a runtime stall,
+   not blamed on the driver.
+3. joint-state watchdog: missing, malformed, non-finite, stale by ARRIVAL or by STAMP, stamped in the
+   future: hold.
+4. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order):
+   hold at the measured posture and clear the skill (a fault: an operator restarts).
+5. liveness of the control-path nodes (policy, real2sim, sequencer heartbeats): a node silent for two of
+   its periods -> hold; silent for `dead_after_s` -> dead: skill cleared, only a new command restarts.
+6. no active skill / invalid observation (real2sim says why) / no fresh action: hold.
+7. the mapper's own limits (box, IK, joint position and velocity limits, Cartesian speed).
+
+`tick(now)` is called at the command rate and returns the joint command to send (or None before the first
+valid joint state: nothing is sent until we know where the arm is). Every command obeys the per-period
+joint step limit from the last one sent (no catch-up jump after a stall).
 
 Holding means: keep sending the last command that was sent, so a position-controlled arm stops where it
-was commanded to be, instead of jumping to a new target or to a stale measurement. When the cause clears,
+was commanded to be (the running segment is cut, not finished), instead of jumping to a new target or to a
+stale measurement. A tracking-error fault instead steps the command to the measured posture (rate-limited),
+so that a blocked arm is no longer pushed. When a transient cause clears (stale input, a late heartbeat),
 the mapper restarts from the held command, so motion resumes without a jump.
 
 Settle timing (mapper `timing='settle'`): the next action is taken only once the arm has reached the
@@ -22,23 +38,49 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim2real import kinematics
 from sim2real.mapper import Command, Sim2RealMapper, WorkspaceError
 
 OK, WARN, HOLD, ESTOP, ERROR = 0, 1, 2, 3, 4  # legion_msgs/RuntimeStatus levels
+ESTOP_LATCHED = "e-stop latched"  # the words every refusal while latched starts with
 
 
 @dataclass
 class SupervisorConfig:
     joint_state_timeout_s: float = 0.1
-    """No joint state for this long [s] -> hold (driver at 200 Hz: 20 periods)."""
+    """Hold when the newest joint state ARRIVED longer ago than this, or is STAMPED older than this [s]
+    (driver at 200 Hz: 20 periods)."""
     action_timeout_s: float = 0.3
-    """No new action for this long [s] -> hold (policy dead or starved of valid observations)."""
+    """No new action for this long [s] -> hold (policy starved of valid observations)."""
+    max_future_s: float = 0.05
+    """Joint states stamped more than this [s] ahead of the node clock are refused (unsynchronised clocks)."""
+    max_tracking_error_rad: float = 0.2
+    """Measured joint angle further than this [rad] from the command sent = a fault (blocked or pushed arm,
+    wrong joint order): hold at the measured posture and clear the skill. The twin's largest error in the
+    long-horizon demo is far below it (docs/architecture.md, "Safety layer")."""
+    runtime_stall_s: float = 0.05
+    """This supervisor's own tick running later than this [s] after the previous one is a stall of the
+    runtime (host, GC, scheduling), reported as such, not as a silent driver: hold for that tick while the
+    queued inputs are read."""
+    liveness_periods: float = 2.0
+    """A watched node is silent (hold) after missing this many of its own heartbeat periods [-]."""
+    dead_after_s: float = 0.5
+    """A watched node silent for this long [s] is dead: the skill is cleared, and after it comes back
+    (respawn) only a new command moves the arm."""
+    hw_estop_timeout_s: float = 0.0
+    """A hardware e-stop input that has been seen and then stays silent this long [s] latches the e-stop
+    (a broken wire must stop the arm); 0 = do not watch the input's liveness."""
 
     def __post_init__(self) -> None:
-        for nm in ("joint_state_timeout_s", "action_timeout_s"):
+        for nm in ("joint_state_timeout_s", "action_timeout_s", "max_tracking_error_rad", "runtime_stall_s",
+                   "liveness_periods", "dead_after_s"):  # fmt: skip
             v = getattr(self, nm)
             if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{nm} must be > 0 s, got {v}")
+                raise ValueError(f"{nm} must be a finite number > 0, got {v}")
+        for nm in ("max_future_s", "hw_estop_timeout_s"):
+            v = getattr(self, nm)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{nm} must be a finite number >= 0, got {v}")
 
 
 @dataclass
@@ -55,33 +97,64 @@ class Tick:
     limits_hit: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Watched:
+    """Heartbeat bookkeeping of one control-path node."""
+
+    period_s: float
+    last_arrival: float
+    sequence: int
+    dead: bool = False
+
+
 class Supervisor:
     def __init__(self, mapper: Sim2RealMapper, config: SupervisorConfig | None = None) -> None:
         self.mapper = mapper
         self.config = config or SupervisorConfig()
         self._names_to_index = {r: i for i, r in enumerate(mapper.robot_joint_names)}
+        mc = mapper.config
+        # Per-period joint step limit [rad]: the mapper plans every segment within it; `tick` enforces it
+        # on what is actually sent (a late tick must not jump to where the trajectory should be by now).
+        self.dq_max_per_period = mc.joint_vel_limits_rad_s * mc.command_period_s
         self.q_meas: np.ndarray | None = None
         self.q_problem = "no joint state received yet"
         self.js_time = -math.inf
+        self.js_stamp = -math.inf
         self.action: np.ndarray | None = None
         self.action_time = -math.inf
         self.action_stamp = math.nan
         self.action_seq = -1
         self.used_seq = -1
         self.estop_reason = ""
+        self.hw_estop_pressed = False
+        self.hw_estop_time = -math.inf
         self.started = False
         self.holding = ""
         self.q_sent: np.ndarray | None = None
+        self.q_hold_target: np.ndarray | None = None
         self.gripper_m: float | None = None
         self.ready_since = -math.inf
         self.segment_stamp = math.nan
         self.start_error = ""
         self.active_skill: str | None = None  # None: not told (standalone); '' : no skill -> hold
+        self.skill_cleared_by = ""
+        self.obs_valid: bool | None = None  # None: no observation seen (no real2sim in this graph)
+        self.obs_reason = ""
+        self.watched: dict[str, _Watched] = {}
+        self.last_tick = math.nan
+        self.last_stall_s = 0.0
+        self.stall_end = -math.inf
+        self.stalls = 0
+        self.tracking_error_rad = 0.0
 
     # -- inputs ----------------------------------------------------------------------------------------
-    def on_joint_state(self, names, positions, now: float) -> None:
+    def on_joint_state(self, names, positions, stamp: float, now: float) -> bool:
+        """A joint state (robot names, any order) stamped `stamp` [s] arriving at `now` [s] (same clock).
+        Returns True when it newly makes the supervisor hold (the node then ticks at once, so the hold is
+        sent at the first bad message, not at the next timer tick)."""
         q = np.full(7, np.nan)
         problem = ""
+        cfg = self.config
         if len(names) != len(positions):
             problem = f"{len(names)} joint names but {len(positions)} positions"
         else:
@@ -98,10 +171,27 @@ class Supervisor:
                 )
             elif not np.all(np.isfinite(q)):
                 problem = f"non-finite joint positions {np.round(q, 4).tolist()}"
+        if not problem:
+            stamp = float(stamp)
+            if not (math.isfinite(stamp) and stamp > 0):
+                problem = f"joint state has no valid header stamp ({stamp}); the driver must stamp them"
+            elif now - stamp > cfg.joint_state_timeout_s:
+                problem = (
+                    f"joint state stamped {now - stamp:.3f} s ago (> {cfg.joint_state_timeout_s} s): "
+                    "the driver's data is late or its clock is behind"
+                )
+            elif stamp - now > cfg.max_future_s:
+                problem = (
+                    f"joint state stamped {stamp - now:.3f} s in the future (> {cfg.max_future_s} s): "
+                    "synchronise the driver's clock with this PC's"
+                )
+        newly_bad = bool(problem) and not self.q_problem
         self.q_problem = problem
         if not problem:
             self.q_meas = q
             self.js_time = now
+            self.js_stamp = float(stamp)
+        return newly_bad
 
     def on_action(self, action, seq: int, source_stamp: float, now: float) -> None:
         a = np.asarray(action, float)
@@ -109,31 +199,95 @@ class Supervisor:
             return  # the mapper would reject it anyway; the policy node publishes 4 values
         self.action, self.action_seq, self.action_stamp, self.action_time = a, int(seq), source_stamp, now
 
-    def estop(self, reason: str = "e-stop input") -> None:
-        if not self.estop_reason:
-            self.estop_reason = reason
+    def on_observation(self, valid: bool, reason: str) -> bool:
+        """real2sim's verdict on the newest observation. An invalid one holds the arm at once (the policy
+        will not act on it, and the segment in flight must not be finished on data the runtime no longer
+        trusts). Returns True when it newly makes the supervisor hold."""
+        newly_bad = (not valid) and self.obs_valid is not False
+        self.obs_valid, self.obs_reason = bool(valid), reason
+        return newly_bad
 
-    def _joint_state_fresh(self, now: float) -> bool:
-        return (
-            self.q_meas is not None
-            and not self.q_problem
-            and now - self.js_time <= self.config.joint_state_timeout_s
-        )
+    def on_heartbeat(self, node: str, period_s: float, sequence: int, now: float) -> str:
+        """A heartbeat of a control-path node (watched from its first heartbeat on). Returns a line for the
+        operator when something changed (a restart, a dead node back), else ''."""
+        w = self.watched.get(node)
+        if not (math.isfinite(period_s) and period_s > 0):
+            return f"ignoring heartbeat of {node}: period {period_s} s is not > 0"
+        if w is None:
+            self.watched[node] = _Watched(float(period_s), now, int(sequence))
+            return f"watching {node} (heartbeat every {period_s:.3f} s)"
+        note = ""
+        if w.dead:
+            note = f"{node} is alive again; the arm stays held until a new command starts a skill"
+        elif sequence <= w.sequence:
+            note = f"{node} restarted (heartbeat sequence {w.sequence} -> {sequence})"
+            self._clear_skill(f"{node} restarted")
+        w.period_s, w.last_arrival, w.sequence, w.dead = float(period_s), now, int(sequence), False
+        return note
+
+    def estop(self, reason: str = "e-stop topic") -> bool:
+        """Latch the e-stop (idempotent: the first reason is kept). Clears the skill: after re-arm nothing
+        moves until a new command. Returns True when it newly latched."""
+        self._clear_skill("e-stop")
+        if self.estop_reason:
+            return False
+        self.estop_reason = reason
+        return True
+
+    def on_hw_estop(self, pressed: bool, now: float) -> bool:
+        """The hardware e-stop input (level: True while pressed). Returns True when it newly latched."""
+        self.hw_estop_pressed, self.hw_estop_time = bool(pressed), now
+        return self.estop("hardware e-stop input") if pressed else False
+
+    def _joint_state_fresh(self, now: float) -> str:
+        """'' when the newest joint state is valid and fresh by arrival AND by stamp, else why not."""
+        cfg = self.config
+        if self.q_meas is None or self.q_problem:
+            return self.q_problem or "no joint state received yet"
+        if now - self.js_time > cfg.joint_state_timeout_s:
+            return f"no joint state for {now - self.js_time:.3f} s"
+        if now - self.js_stamp > cfg.joint_state_timeout_s:
+            return f"newest joint state stamped {now - self.js_stamp:.3f} s ago"
+        return ""
 
     def rearm(self, now: float) -> tuple[bool, str]:
+        """Clear the e-stop latch. Only on a fresh (by stamp and arrival), valid, in-limit joint state and a
+        released hardware input; the skill stays cleared, so the arm holds until a new command."""
         if not self.estop_reason:
             return True, "not latched"
-        if not self._joint_state_fresh(now):
-            return False, f"cannot re-arm without a fresh, valid joint state ({self.q_problem or 'stale'})"
+        if self.hw_estop_pressed:
+            return False, "cannot re-arm: the hardware e-stop input is still pressed; release it first"
+        stale = self._joint_state_fresh(now)
+        if stale:
+            return False, f"cannot re-arm without a fresh, valid joint state ({stale})"
+        q = self.q_meas
+        if np.any(q < kinematics.Q_LOW) or np.any(q > kinematics.Q_HIGH):
+            return False, f"cannot re-arm: measured q {np.round(q, 3).tolist()} is outside the joint limits"
         self.estop_reason = ""
-        self._restart(self.q_sent if self.q_sent is not None else self.q_meas, now)
-        return True, "re-armed"
+        self.q_hold_target = None
+        self._restart(self.q_sent if self.q_sent is not None else q, now)
+        return True, "re-armed: holding until a new command starts a skill"
 
-    def set_active_skill(self, name: str) -> None:
-        """'' makes the arm hold at once (cancel, plan finished); a new skill must bring fresh actions."""
+    def set_active_skill(self, name: str) -> tuple[bool, str]:
+        """'' makes the arm hold at once (cancel, plan finished); a new skill must bring fresh actions.
+        Refused while the e-stop is latched or a watched node is dead (a stop is never refused)."""
+        if name and self.estop_reason:
+            return False, f"{ESTOP_LATCHED} ({self.estop_reason}): skill {name!r} refused"
+        dead = self.dead_nodes()
+        if name and dead:
+            return False, f"skill {name!r} refused: {', '.join(dead)} not alive"
         if name != self.active_skill:
             self.active_skill = name
             self.used_seq = self.action_seq  # never execute an action computed for the previous skill
+        if name:
+            self.skill_cleared_by = ""
+        return True, f"active skill {name!r}"
+
+    def _clear_skill(self, why: str) -> None:
+        if self.active_skill != "":
+            self.skill_cleared_by = why
+        self.active_skill = ""
+        self.used_seq = self.action_seq
 
     def wants_action(self, now: float) -> bool:
         """True when a tick now would start a new policy step (used to react to an action immediately)."""
@@ -142,6 +296,7 @@ class Supervisor:
             and self.active_skill != ""
             and not self.estop_reason
             and not self.holding
+            and self.obs_valid is not False
             and self.q_meas is not None
             and not self.q_problem
             and self.action_seq > self.used_seq
@@ -150,14 +305,28 @@ class Supervisor:
 
     def reset_to_measured(self, now: float) -> tuple[bool, str]:
         """Forget the commanded trajectory and restart from the measured posture (after the digital twin
-        was reset to a new scene, or the arm was moved by hand in a compliant mode). Never clears an
-        e-stop."""
-        if not self._joint_state_fresh(now):
-            return False, f"cannot reset without a fresh, valid joint state ({self.q_problem or 'stale'})"
+        was reset to a new scene, or the arm was moved by hand in a compliant mode). Refused while the
+        e-stop is latched."""
+        if self.estop_reason:
+            return False, f"{ESTOP_LATCHED} ({self.estop_reason}): reset refused; re-arm first"
+        stale = self._joint_state_fresh(now)
+        if stale:
+            return False, f"cannot reset without a fresh, valid joint state ({stale})"
         self.q_sent = self.q_meas.copy()
+        self.q_hold_target = None
         self.holding = ""
         self._restart(self.q_meas, now)
         return self.started, "restarted from the measured posture" if self.started else self.start_error
+
+    # -- state for the operator ------------------------------------------------------------------------
+    def silent_nodes(self, now: float) -> list[str]:
+        lim = self.config.liveness_periods
+        return sorted(
+            n for n, w in self.watched.items() if not w.dead and now - w.last_arrival > lim * w.period_s
+        )
+
+    def dead_nodes(self) -> list[str]:
+        return sorted(n for n, w in self.watched.items() if w.dead)
 
     # -- control step ------------------------------------------------------------------------------------
     def _restart(self, q: np.ndarray, now: float) -> None:
@@ -171,34 +340,104 @@ class Supervisor:
         self.used_seq = self.action_seq  # never replay an action from before the restart
         self.ready_since = -math.inf
 
+    def _limited(self, q: np.ndarray) -> np.ndarray:
+        """`q` moved no further than one period's joint step from the last command sent."""
+        if self.q_sent is None:
+            return q
+        d = self.dq_max_per_period
+        return np.minimum(np.maximum(q, self.q_sent - d), self.q_sent + d)
+
     def _hold(self, level: int, reason: str) -> Tick:
-        if not self.holding:
-            self.holding = reason
         self.holding = reason
+        if self.q_hold_target is not None and self.q_sent is not None:
+            self.q_sent = self._limited(self.q_hold_target)
         return Tick(self.q_sent, self.gripper_m, level, f"holding: {reason}", source_stamp=self.segment_stamp)
+
+    def _check_liveness(self, now: float) -> tuple[int, str] | None:
+        cfg = self.config
+        lines = []
+        for n, w in sorted(self.watched.items()):
+            silent = now - w.last_arrival
+            if w.dead:
+                continue
+            if silent > cfg.dead_after_s:
+                w.dead = True
+                self._clear_skill(f"{n} died")
+                lines.append(f"{n} dead: no heartbeat for {silent:.3f} s")
+            elif silent > cfg.liveness_periods * w.period_s:
+                lines.append(f"{n} silent for {silent:.3f} s (heartbeat period {w.period_s:.3f} s)")
+        dead = self.dead_nodes()
+        if dead and not lines:
+            lines.append(f"{', '.join(dead)} dead; a new command is needed once it is back")
+        elif dead:
+            lines.append(f"dead: {', '.join(dead)}")
+        return (HOLD, "; ".join(lines)) if lines else None
 
     def tick(self, now: float) -> Tick:
         cfg = self.config
+        gap = now - self.last_tick if math.isfinite(self.last_tick) else 0.0
+        self.last_tick = now
         if self.q_sent is None and self.q_meas is None:
             return Tick(None, None, WARN, f"waiting for joint states ({self.q_problem})")
         if self.q_sent is None:
             # First valid joint state: the first command is where the arm is.
             self.q_sent = self.q_meas.copy()
             self._restart(self.q_meas, now)
+        if (
+            cfg.hw_estop_timeout_s > 0
+            and math.isfinite(self.hw_estop_time)
+            and now - self.hw_estop_time > cfg.hw_estop_timeout_s
+        ):
+            self.estop(f"hardware e-stop input silent for {now - self.hw_estop_time:.3f} s")
         if self.estop_reason:
-            return self._hold(ESTOP, f"e-stop latched ({self.estop_reason}); re-arm via the rearm service")
+            return self._hold(
+                ESTOP,
+                f"{ESTOP_LATCHED} ({self.estop_reason}); re-arm via the rearm service, then a new command",
+            )
+        if gap > cfg.runtime_stall_s:
+            # Inputs that arrived during the stall are still queued behind this tick: hold one cycle and
+            # read them instead of calling the driver silent.
+            self.stalls += 1
+            self.last_stall_s, self.stall_end = gap, now
+            return self._hold(
+                HOLD, f"runtime stall: this node's command cycle ran {gap:.3f} s after the previous one "
+                "(host or runtime, not the driver); re-reading inputs",
+            )  # fmt: skip
         if self.q_problem:
             return self._hold(HOLD, f"invalid joint state: {self.q_problem}")
         if now - self.js_time > cfg.joint_state_timeout_s:
-            return self._hold(
-                HOLD, f"no joint state for {now - self.js_time:.3f} s (timeout {cfg.joint_state_timeout_s} s)"
+            blame = (
+                f"; the runtime itself stalled {self.last_stall_s:.3f} s just before"
+                if now - self.stall_end <= cfg.joint_state_timeout_s
+                else " (driver silent?)"
             )
+            return self._hold(
+                HOLD,
+                f"no joint state for {now - self.js_time:.3f} s (timeout {cfg.joint_state_timeout_s} s){blame}",
+            )
+        err = float(np.max(np.abs(self.q_meas - self.q_sent)))
+        self.tracking_error_rad = err
+        if err > cfg.max_tracking_error_rad:
+            i = int(np.argmax(np.abs(self.q_meas - self.q_sent)))
+            self.q_hold_target = self.q_meas.copy()
+            self._clear_skill("tracking error")
+            return self._hold(
+                HOLD,
+                f"tracking error: A{i + 1} measured {err:.3f} rad from the command (bound "
+                f"{cfg.max_tracking_error_rad} rad): blocked or pushed arm? holding at the measured posture",
+            )
+        live = self._check_liveness(now)
+        if live is not None:
+            return self._hold(*live)
         if not self.started:
             self._restart(self.q_sent, now)
             if not self.started:
                 return self._hold(ERROR, self.start_error)
         if self.active_skill == "":
-            return self._hold(HOLD, "no active skill (sequencer idle, finished or cancelled)")
+            why = f" (cleared by {self.skill_cleared_by})" if self.skill_cleared_by else ""
+            return self._hold(HOLD, f"no active skill{why}: waiting for a command")
+        if self.obs_valid is False:
+            return self._hold(HOLD, f"observation invalid: {self.obs_reason}")
         if not math.isfinite(self.action_time):
             return self._hold(HOLD, "no action yet: waiting for the policy (is a skill active?)")
         if now - self.action_time > cfg.action_timeout_s:
@@ -208,6 +447,7 @@ class Supervisor:
         if self.holding:
             # The cause cleared: restart the mapper from the held command (no jump), then continue.
             self.holding = ""
+            self.q_hold_target = None
             self._restart(self.q_sent, now)
             if not self.started:
                 return self._hold(ERROR, self.start_error)
@@ -227,7 +467,7 @@ class Supervisor:
             self.ready_since = -math.inf
             self.gripper_m = new_cmd.gripper
             self.segment_stamp = self.action_stamp
-        q = self.mapper.interpolate(now)
+        q = self._limited(self.mapper.interpolate(now))
         self.q_sent = q
         level = OK if new_cmd is None or not new_cmd.hold else WARN
         reason = "ok" if new_cmd is None else new_cmd.reason

@@ -70,6 +70,19 @@ def test_robot_launch_remaps_to_the_lbr_driver():
     assert "/joint_command:=/lbr/forward_position_controller/commands" in argv
 
 
+def test_runtime_respawns_the_nodes_whose_restart_is_safe_and_not_sim2real():
+    """A dead policy, real2sim or sequencer comes back (sim2real has cleared the skill: a new command is
+    needed before anything moves); sim2real, which owns the e-stop latch, is never restarted behind the
+    operator's back."""
+    desc = parse_launch_file(LAUNCH / "robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml"})
+    for name in ("policy_node", "real2sim_node", "task_sequencer_node"):
+        p = desc.process(name)
+        assert p.respawn and p.respawn_delay >= 0.5, name
+    assert not desc.process("sim2real_node").respawn
+    # real2sim checks detections against the bundle's workspace: it must get the bundle.
+    assert "bundle:=/tmp/x" in " ".join(desc.process("real2sim_node").argv)
+
+
 @pytest.mark.ros
 @pytest.mark.parametrize("composed", ["false", "true"])
 def test_sim_launch_runs_and_stops_cleanly(tmp_path, composed):

@@ -17,20 +17,25 @@ import pytest
 from legion_core.robots import iiwa7
 from legion_core.ros_env import child_env
 from tests.bundle_factory import make_tiny_bundle
-from tests.integration.rosutil import Probe, start_nodes, stop
+from tests.integration.rosutil import (
+    HOME_Q,
+    NAMES,
+    PERIOD,
+    Probe,
+    Sim2RealHarness,
+    _joint_state,
+    start_nodes,
+    stop,
+)
 
 pytestmark = pytest.mark.ros
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from legion_msgs.msg import Observation, PolicyAction, RuntimeStatus  # noqa: E402
+from legion_msgs.msg import Observation, PolicyAction  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-
-HOME_Q = list(iiwa7.HOME_SEED_Q_RAD)
-NAMES = list(iiwa7.JOINT_NAMES)
-PERIOD = 0.01  # sim2real command period at 100 Hz
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +48,6 @@ def probe():
     p = Probe(f"probe_{os.getpid()}_{time.monotonic_ns() % 100000}")
     yield p
     p.close()
-
-
-def _status(probe: Probe, node: str) -> list:
-    return [m for _, m in probe.msgs.get("/legion/status", []) if m.node == node]
-
-
-def _joint_state(names=NAMES, q=HOME_Q, stamp=None, node=None) -> JointState:
-    m = JointState()
-    m.name = list(names)
-    m.position = [float(v) for v in q]
-    if node is not None:
-        m.header.stamp = node.get_clock().now().to_msg()
-    return m
 
 
 # ------------------------------------------------------------------------------------ policy_node alone
@@ -150,57 +142,6 @@ def test_real2sim_node_builds_valid_observation_and_names_wrong_joints(probe, tm
 
 
 # ------------------------------------------------------------------------------------ sim2real_node faults
-class Sim2RealHarness:
-    """sim2real_node in a child process; the test plays the robot (joint states) and the policy (actions)."""
-
-    def __init__(self, probe: Probe, log) -> None:
-        self.probe = probe
-        self.proc = start_nodes("sim2real", {"sim2real.action_timeout_s": 0.3}, log)
-        n = probe.node
-        self.cmds = probe.record("/joint_command", Float64MultiArray)
-        probe.record("/legion/status", RuntimeStatus)
-        self.js_pub = n.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
-        self.act_pub = n.create_publisher(PolicyAction, "/legion/action", 10)
-        self.estop_pub = n.create_publisher(Bool, "/legion/estop", 10)
-        self.rearm = n.create_client(Trigger, "/sim2real_node/rearm")
-        probe.wait_for(lambda: self.js_pub.get_subscription_count() > 0 and self.act_pub.get_subscription_count() > 0,
-                       20, "sim2real subscriptions")  # fmt: skip
-        self.q = np.array(HOME_Q)
-        self.seq = 0
-
-    def step(self, names=NAMES, q=None, action=(1.0, 0.0, 0.0, -1.0), send_js=True, send_action=True) -> None:
-        """One 10 ms cycle of robot + policy: the robot follows the last command exactly."""
-        if self.cmds:
-            self.q = np.array(self.cmds[-1][1].data)
-        if send_js:
-            self.js_pub.publish(_joint_state(names, self.q if q is None else q, node=self.probe.node))
-        if send_action:
-            self.seq += 1
-            a = PolicyAction()
-            a.header.stamp = self.probe.node.get_clock().now().to_msg()
-            a.action, a.sequence, a.skill = list(action), self.seq, "drawer-close"
-            self.act_pub.publish(a)
-        self.probe.spin_for(PERIOD)
-
-    def run(self, seconds: float, **kw) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.step(**kw)
-
-    def moving(self) -> bool:
-        if len(self.cmds) < 10:
-            return False
-        a, b = np.array(self.cmds[-10][1].data), np.array(self.cmds[-1][1].data)
-        return float(np.abs(a - b).max()) > 1e-6
-
-    def commands_since(self, t0: float) -> list[np.ndarray]:
-        return [np.array(m.data) for t, m in self.cmds if t >= t0]
-
-    def last_status(self) -> RuntimeStatus:
-        st = _status(self.probe, "sim2real_node")
-        return st[-1] if st else None
-
-
 @pytest.fixture
 def s2r(probe, tmp_path):
     h = Sim2RealHarness(probe, tmp_path / "sim2real.log")
@@ -255,7 +196,11 @@ def test_estop_latches_until_rearmed(s2r):
     fut = s2r.rearm.call_async(Trigger.Request())
     s2r.probe.wait_for(lambda: (s2r.step(), fut.done())[1], 10, "rearm response")
     assert fut.result().success, fut.result().message
-    s2r.probe.wait_for(lambda: (s2r.step(), s2r.moving())[1], 10, "motion after re-arm")
+    # Re-arming never restarts motion (IEC 60204-1): a new skill must be started first.
+    s2r.run(0.3)
+    assert not s2r.moving()
+    s2r.skill_pub.publish(String(data="drawer-close"))
+    s2r.probe.wait_for(lambda: (s2r.step(), s2r.moving())[1], 10, "motion after re-arm and a new skill")
 
 
 def test_policy_death_holds_within_two_command_periods_of_the_timeout(s2r):

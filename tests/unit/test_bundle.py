@@ -121,3 +121,56 @@ def test_no_pickle_in_bundle(exported):
     _, _, out = exported
     for f in out.iterdir():
         assert f.suffix in (".yaml", ".safetensors", ".md"), f
+
+
+# ------------------------------------------------------------------ the contract is the one the runtime runs
+def _swap_obj_goal_slices(c):
+    f = c["observation"]["fields"]
+    f[1]["slice"], f[3]["slice"] = f[3]["slice"], f[1]["slice"]
+
+
+def test_swapped_layout_slices_are_refused_naming_the_field(exported, tmp_path):
+    """Finding 1: a bundle.yaml with obj_pos and goal_pos slices swapped was accepted (and `legion inspect`
+    printed the swapped slices) while the nodes build observations with the built-in legion12 layout."""
+    d = _copy(exported[2], tmp_path)
+    _edit_contract(d, _swap_obj_goal_slices)
+    with pytest.raises(B.BundleError, match=r"observation\.fields\[1\]\.slice.*\[3, 6\].*Fix") as e:
+        B.load(d)
+    assert e.value.field == "observation.fields[1].slice"
+    assert "legion12" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda f: f[1].__setitem__("name", "goal_pos"), "observation.fields[1].name"),
+        (lambda f: f[0].__setitem__("unit", "mm"), "observation.fields[0].unit"),
+        (lambda f: f[3].__setitem__("frame", "robot_base"), "observation.fields[3].frame"),
+        (lambda f: f[2].__setitem__("default", 1.0), "observation.fields[2].default"),
+        (lambda f: f[1].__setitem__("default", 0.0), "observation.fields[1].default"),
+        (lambda f: f.pop(), "observation.fields"),
+    ],
+)
+def test_every_layout_field_is_checked_against_the_builtin(exported, tmp_path, edit, field):
+    d = _copy(exported[2], tmp_path)
+    _edit_contract(d, lambda c: edit(c["observation"]["fields"]))
+    with pytest.raises(B.BundleError) as e:
+        B.load(d)
+    assert e.value.field == field, str(e.value)
+    assert "built-in" in str(e.value) and "Fix" in str(e.value)
+
+
+def test_layout_descriptions_are_prose_not_contract(exported, tmp_path):
+    """Rewording a field's description changes nothing the runtime does; it is not refused."""
+    d = _copy(exported[2], tmp_path)
+    _edit_contract(d, lambda c: c["observation"]["fields"][0].__setitem__("description", "the hand"))
+    assert B.load(d).layout.name == "legion12"
+
+
+def test_shipped_bundle_layout_matches_the_builtin():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "legion-kuka"
+    if not shipped.exists():
+        pytest.skip("no shipped bundle in this checkout")
+    assert B.load(shipped, check_hashes=False).layout.name == "legion12"

@@ -43,6 +43,13 @@ LATCHED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# Operator commands and their replies: a burst of commands must not be dropped by a shallow queue (every
+# command gets a CommandStatus reply; the sequencer refuses what it cannot run instead of losing it).
+OPERATOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# Heartbeats: the newest is all that matters; a lost one only brings the deadline closer.
+HEARTBEAT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT
+)
 
 # Topic names (remappable in the launch files).
 TOPIC_JOINT_STATES = "/joint_states"
@@ -58,6 +65,12 @@ TOPIC_STATUS = "/legion/status"
 TOPIC_ESTOP = "/legion/estop"
 TOPIC_COMMAND_TEXT = "/legion/command"
 TOPIC_TWIN_SUCCESS = "/twin/success"
+TOPIC_HEARTBEAT = "/legion/heartbeat"
+TOPIC_SAFETY_STATE = "/legion/safety_state"
+TOPIC_COMMAND_STATUS = "/legion/command_status"
+TOPIC_CANCEL = "/legion/cancel"
+#: A hardware e-stop input (std_msgs/Bool, True = pressed), e.g. a safety relay read by a GPIO/IO driver.
+TOPIC_ESTOP_HW = "/legion/estop_hw"
 
 
 def stamp_to_s(stamp) -> float:
@@ -131,6 +144,25 @@ class LegionNode(Node):
         m.active_skill = active_skill
         m.message = message
         self._status_pub.publish(m)
+
+    def start_heartbeat(self, period_s: float) -> None:
+        """Publish a legion_msgs/Heartbeat every `period_s` from this node's own timer: it proves that the
+        node's executor still runs callbacks, which is what sim2real_node's liveness watchdog needs to know
+        (a crashed or deadlocked node stops its timers). docs/architecture.md, "Liveness"."""
+        from legion_msgs.msg import Heartbeat
+
+        if not (period_s > 0):
+            raise NodeStartupError(f"heartbeat_period_s must be > 0 s, got {period_s}")
+        pub = self.create_publisher(Heartbeat, TOPIC_HEARTBEAT, HEARTBEAT_QOS)
+        msg = Heartbeat(node=self.get_fully_qualified_name(), period_s=float(period_s))
+
+        def beat() -> None:
+            msg.sequence += 1
+            msg.header.stamp = self.get_clock().now().to_msg()
+            pub.publish(msg)
+
+        beat()
+        self.create_timer(period_s, beat)
 
     def publish_diagnostics(self, level: int, message: str, values: dict[str, Any]) -> None:
         arr = DiagnosticArray()

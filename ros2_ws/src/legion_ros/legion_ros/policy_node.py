@@ -32,13 +32,19 @@ class PolicyNode(LegionNode):
             "z_mode", "mean", "latent used for acting: mean (deterministic) or sample (original)"
         )
         skill = self.param("skill", "", "skill active at start ('' = wait for /legion/active_skill)")
+        trusted_keys = self.param(
+            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
+        )
+        heartbeat = self.param(
+            "heartbeat_period_s", 0.02, "liveness heartbeat period, watched by sim2real [s]"
+        )
         self.log_parameters()
         if not path:
             raise NodeStartupError(
                 "parameter 'bundle' is empty: pass bundle:=models/<name> to the launch file"
             )
         try:
-            bundle = load(path)
+            bundle = load(path, trusted_keys=trusted_keys or None)
         except BundleError as e:
             raise NodeStartupError(f"invalid bundle {path}: {e}") from None
         self.runner = PolicyRunner(bundle, max_obs_age_s=max_age, z_mode=z_mode)
@@ -52,6 +58,7 @@ class PolicyNode(LegionNode):
         if skill:
             self.on_skill(String(data=skill))
         self.create_timer(1.0, self._diagnostics)
+        self.start_heartbeat(heartbeat)
 
     def on_skill(self, msg) -> None:
         res = self.runner.set_skill(msg.data)

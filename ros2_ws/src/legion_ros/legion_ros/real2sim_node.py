@@ -47,7 +47,28 @@ class Real2SimNode(LegionNode):
             "max_joint_age_s", 0.1, "joint states older than this make the observation invalid [s]"
         )
         max_obj_age = self.param("max_object_age_s", 0.5, "object detections older than this are stale [s]")
+        bundle = self.param(
+            "bundle", "", "bundle directory: detections outside its workspace box (+ margin) are refused"
+        )
+        margin = self.param(
+            "workspace_margin_m", 0.10, "detections may lie this far outside the workspace [m]"
+        )
+        trusted_keys = self.param(
+            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
+        )
+        heartbeat = self.param(
+            "heartbeat_period_s", 0.02, "liveness heartbeat period, watched by sim2real [s]"
+        )
         self.log_parameters()
+        box = {}
+        if bundle:
+            from legion_core.bundle import BundleError, load
+
+            try:
+                ws = load(bundle, trusted_keys=trusted_keys or None).contract["action"]["workspace_box_sim_m"]
+            except BundleError as e:
+                raise NodeStartupError(f"invalid bundle {bundle}: {e}") from None
+            box = dict(skill_box_low_m=tuple(ws["low"]), skill_box_high_m=tuple(ws["high"]))
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
         except (CalibrationError, OSError) as e:
@@ -58,6 +79,8 @@ class Real2SimNode(LegionNode):
             min_confidence=min_conf,
             max_joint_age_s=max_joint_age,
             max_object_age_s=max_obj_age,
+            skill_box_margin_m=margin,
+            **box,
         )
         self._make = lambda spec: Real2Sim(cal, spec, layout, self.cfg)
         self.r2s = None
@@ -77,6 +100,7 @@ class Real2SimNode(LegionNode):
         self._last_slot = None
         self.create_timer(0.1, self.on_tick)
         self._last_reason = ""
+        self.start_heartbeat(heartbeat)
 
     def on_skill(self, msg) -> None:
         from legion_core.tasks import UnknownTaskError
@@ -135,7 +159,11 @@ class Real2SimNode(LegionNode):
                     float(d.confidence),
                 )
             )
-        self.r2s.add_detections(dets)
+        _, rejected = self.r2s.add_detections(dets)
+        if rejected:
+            # A rejected detection invalidates its object at once: say so now (sim2real holds on the first
+            # invalid observation) instead of at the next joint state's slot.
+            self._publish(self.now_s())
 
     def on_tick(self) -> None:
         """Fallback when no joint states arrive: keep saying why the observation is invalid."""

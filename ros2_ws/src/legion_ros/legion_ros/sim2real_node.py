@@ -8,18 +8,26 @@ position controller), the gripper opening, and a CommandReport with what was req
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from legion_ros.common import (
     COMMAND_QOS,
+    HEARTBEAT_QOS,
+    LATCHED_QOS,
     RELIABLE_QOS,
     SENSOR_QOS,
     TOPIC_ACTION,
+    TOPIC_ACTIVE_SKILL,
     TOPIC_COMMAND_REPORT,
     TOPIC_ESTOP,
+    TOPIC_ESTOP_HW,
     TOPIC_GRIPPER_COMMAND,
+    TOPIC_HEARTBEAT,
     TOPIC_JOINT_COMMAND,
     TOPIC_JOINT_STATES,
+    TOPIC_OBSERVATION,
+    TOPIC_SAFETY_STATE,
     LegionNode,
     NodeStartupError,
     spin_nodes,
@@ -29,13 +37,19 @@ from legion_ros.common import (
 INTERFACES = ("position_array", "trajectory")
 
 
+def _reason_kind(reason: str) -> str:
+    """A reason without its numbers: a new hold cause is published at once, a counter that grows in the
+    same cause ("no action for 0.31 s", "0.32 s", ...) is not republished every tick."""
+    return re.sub(r"-?\d+(\.\d+)?", "#", reason)
+
+
 class Sim2RealNode(LegionNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim2real_node", **kwargs)
         import numpy as np
-        from legion_msgs.msg import CommandReport, PolicyAction
+        from legion_msgs.msg import CommandReport, Heartbeat, Observation, PolicyAction, SafetyState
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Bool, Float64, Float64MultiArray
+        from std_msgs.msg import Bool, Float64, Float64MultiArray, String
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
@@ -53,9 +67,33 @@ class Sim2RealNode(LegionNode):
         vmax = self.param("max_tool_speed_m_s", 0.1, "Cartesian tool speed bound [m/s]")
         vel_scale = self.param("joint_vel_scale", 0.5, "fraction of the datasheet joint speeds allowed")
         js_timeout = self.param(
-            "joint_state_timeout_s", 0.1, "hold when joint states are older than this [s]"
+            "joint_state_timeout_s",
+            0.1,
+            "hold when joint states arrived or are stamped longer ago than this [s]",
         )
         act_timeout = self.param("action_timeout_s", 0.3, "hold when no new action for this long [s]")
+        max_future = self.param(
+            "max_future_s", 0.05, "joint states stamped further ahead than this are refused [s]"
+        )
+        track = self.param(
+            "max_tracking_error_rad", 0.2, "measured vs commanded joint error that holds [rad]"
+        )
+        stall = self.param("runtime_stall_s", 0.05, "own command cycle later than this = runtime stall [s]")
+        live_periods = self.param(
+            "liveness_periods", 2.0, "a node missing this many heartbeat periods holds [-]"
+        )
+        dead_after = self.param("dead_after_s", 0.5, "a node silent this long is dead: skill cleared [s]")
+        hw_topic = self.param(
+            "hw_estop_topic", TOPIC_ESTOP_HW, "hardware e-stop input (std_msgs/Bool, True = pressed)"
+        )
+        hw_timeout = self.param(
+            "hw_estop_timeout_s",
+            0.0,
+            "latch when the hardware input, once seen, is silent this long [s] (0 = off)",
+        )
+        trusted_keys = self.param(
+            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
+        )
         self.latency_log = self.param(
             "latency_log",
             "",
@@ -77,7 +115,7 @@ class Sim2RealNode(LegionNode):
             from legion_core.bundle import BundleError, load
 
             try:
-                act = load(bundle).contract["action"]
+                act = load(bundle, trusted_keys=trusted_keys or None).contract["action"]
             except BundleError as e:
                 raise NodeStartupError(f"invalid bundle {bundle}: {e}") from None
             mcfg.update(
@@ -87,26 +125,43 @@ class Sim2RealNode(LegionNode):
             )
         try:
             mapper = Sim2RealMapper(cal, MapperConfig(**mcfg))
-            self.sup = Supervisor(mapper, SupervisorConfig(js_timeout, act_timeout))
+            self.sup = Supervisor(mapper, SupervisorConfig(
+                joint_state_timeout_s=js_timeout, action_timeout_s=act_timeout, max_future_s=max_future,
+                max_tracking_error_rad=track, runtime_stall_s=stall, liveness_periods=live_periods,
+                dead_after_s=dead_after, hw_estop_timeout_s=hw_timeout,
+            ))  # fmt: skip
         except ValueError as e:
             raise NodeStartupError(str(e)) from None
         self.joint_names = list(mapper.robot_joint_names)
         self._msgs = dict(JointTrajectory=JointTrajectory, Float64MultiArray=Float64MultiArray, Float64=Float64,
-                          CommandReport=CommandReport)  # fmt: skip
+                          CommandReport=CommandReport, SafetyState=SafetyState)  # fmt: skip
         cmd_type = JointTrajectory if self.interface == "trajectory" else Float64MultiArray
         self.cmd_pub = self.create_publisher(cmd_type, TOPIC_JOINT_COMMAND, COMMAND_QOS)
         self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_COMMAND, COMMAND_QOS)
         self.report_pub = self.create_publisher(CommandReport, TOPIC_COMMAND_REPORT, RELIABLE_QOS)
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
         self.handoff_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
+        # The e-stop is durable: a transient-local subscription gets an e-stop latched before this node
+        # started (from a transient-local publisher, e.g. `legion estop`); a volatile one matches every
+        # other publisher (a transient-local subscription would not match a volatile publisher at all).
+        try:  # Jazzy and newer; Humble has the same class in rclpy.qos_event
+            from rclpy.event_handler import SubscriptionEventCallbacks
+        except ImportError:  # pragma: no cover - Humble
+            from rclpy.qos_event import SubscriptionEventCallbacks
+        # A volatile e-stop publisher is (correctly) incompatible with the transient-local subscription;
+        # rclpy's default handler would warn "incompatible QoS ... no messages will be received", which an
+        # operator would read as "my e-stop does not work". The volatile subscription receives it.
+        quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
+        self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS, event_callbacks=quiet)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
-        from std_msgs.msg import String
-
-        from legion_ros.common import LATCHED_QOS, TOPIC_ACTIVE_SKILL
-
-        self.create_subscription(
-            String, TOPIC_ACTIVE_SKILL, lambda m: self.sup.set_active_skill(m.data), LATCHED_QOS
-        )
+        if hw_topic:
+            self.create_subscription(Bool, hw_topic, self.on_hw_estop, RELIABLE_QOS)
+        self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
+        self.create_subscription(Heartbeat, TOPIC_HEARTBEAT, self.on_heartbeat, HEARTBEAT_QOS)
+        self.handoff_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
+        self.safety_pub = self.create_publisher(SafetyState, TOPIC_SAFETY_STATE, LATCHED_QOS)
+        self._safety_key = None
+        self.create_service(Trigger, "~/estop", self.on_estop_service)
         self.create_service(Trigger, "~/rearm", self.on_rearm)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.period = 1.0 / rate
@@ -132,7 +187,19 @@ class Sim2RealNode(LegionNode):
         self._command_times: list[float] | None = [] if self.latency_log else None  # publish times [s]
 
     def on_joint_state(self, msg) -> None:
-        self.sup.on_joint_state(list(msg.name), list(msg.position), self.now_s())
+        if self.sup.on_joint_state(
+            list(msg.name), list(msg.position), stamp_to_s(msg.header.stamp), self.now_s()
+        ):
+            self.on_tick()  # hold at the first bad joint state, not at the next timer tick
+
+    def on_observation(self, msg) -> None:
+        if self.sup.on_observation(msg.valid, msg.reason):
+            self.on_tick()  # hold at the first invalid observation (implausible detection, stale input)
+
+    def on_heartbeat(self, msg) -> None:
+        note = self.sup.on_heartbeat(msg.node, msg.period_s, msg.sequence, self.now_s())
+        if note:
+            self.get_logger().info(note)
 
     def on_action(self, msg) -> None:
         now = self.now_s()
@@ -142,20 +209,66 @@ class Sim2RealNode(LegionNode):
         if self.sup.wants_action(now):
             self.on_tick()
 
+    def on_skill(self, msg) -> None:
+        ok, message = self.sup.set_active_skill(msg.data)
+        if not ok:
+            self.get_logger().warn(message)
+            self.publish_status(3 if self.sup.estop_reason else 2, f"refused: {message}")
+        self._publish_safety_state(force=True)
+
+    def _latch(self, reason: str) -> None:
+        if self.sup.estop(reason):
+            self.get_logger().error(
+                f"E-STOP latched ({reason}): holding position; call ~/rearm, then a new command"
+            )
+        self.on_tick()  # the hold goes out now, not at the next timer tick
+
     def on_estop(self, msg) -> None:
         if msg.data:
-            self.sup.estop("e-stop topic")
-            self.get_logger().error("E-STOP latched: holding position; call ~/rearm to continue")
+            self._latch("e-stop topic")
+
+    def on_hw_estop(self, msg) -> None:
+        if self.sup.on_hw_estop(bool(msg.data), self.now_s()):
+            self._latch("hardware e-stop input")
+
+    def on_estop_service(self, _req, resp):
+        self._latch("e-stop service")
+        resp.success, resp.message = True, f"e-stop latched ({self.sup.estop_reason})"
+        return resp
 
     def on_rearm(self, _req, resp):
         resp.success, resp.message = self.sup.rearm(self.now_s())
         self.get_logger().info(f"rearm: {resp.message}")
+        self.on_tick()
         return resp
 
     def on_reset(self, _req, resp):
         resp.success, resp.message = self.sup.reset_to_measured(self.now_s())
         self.get_logger().info(f"reset: {resp.message}")
         return resp
+
+    def _publish_safety_state(
+        self, level: int | None = None, reason: str | None = None, force: bool = False
+    ) -> None:
+        """SafetyState on every change of what the sequencer and the operator act on, and at 1 Hz."""
+        sup = self.sup
+        now = self.now_s()
+        silent, dead = sup.silent_nodes(now), sup.dead_nodes()
+        level = self._last_level if level is None else level
+        reason = self._last_reason if reason is None else reason
+        key = (sup.estop_reason, tuple(silent), tuple(dead), level, sup.active_skill)
+        if key == self._safety_key and not force:
+            return
+        self._safety_key = key
+        m = self._msgs["SafetyState"]()
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.estop_latched = bool(sup.estop_reason)
+        m.estop_reason = sup.estop_reason
+        m.silent_nodes, m.dead_nodes = silent, dead
+        m.level = max(0, int(level))
+        m.reason = reason or "starting"
+        m.active_skill = sup.active_skill or ""
+        self.safety_pub.publish(m)
 
     def on_timer(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
@@ -178,12 +291,13 @@ class Sim2RealNode(LegionNode):
         now = self.now_s()
         tk = self.sup.tick(now)
         if tk.level != self._last_level or (
-            tk.level and tk.reason.split(":")[0] != self._last_reason.split(":")[0]
+            tk.level and _reason_kind(tk.reason) != _reason_kind(self._last_reason)
         ):
             log = self.get_logger().info if tk.level == 0 else self.get_logger().warn
             log(tk.reason)
             self.publish_status(tk.level, tk.reason)
             self._last_level, self._last_reason = tk.level, tk.reason
+        self._publish_safety_state(tk.level, tk.reason)
         if tk.q_cmd is None:
             return
         self._publish_command(tk.q_cmd, tk.source_stamp)
@@ -237,6 +351,7 @@ class Sim2RealNode(LegionNode):
         self.report_pub.publish(r)
 
     def on_diagnostics(self) -> None:
+        self._publish_safety_state(force=True)
         self.publish_diagnostics(
             min(self._last_level, 2) if self._last_level >= 0 else 1,
             self._last_reason or "starting",
@@ -247,6 +362,10 @@ class Sim2RealNode(LegionNode):
                 "stamp_to_command_ms": self._latency_summary(self._latency_recent),
                 "command_cycles_missed": self.cycles_missed,
                 "command_tick_late_ms": self._latency_summary(self._tick_late_recent, "ticks"),
+                "runtime_stalls": self.sup.stalls,
+                "tracking_error_rad": f"{self.sup.tracking_error_rad:.4f}",
+                "watched_nodes": ", ".join(sorted(self.sup.watched)) or "none yet",
+                "dead_nodes": ", ".join(self.sup.dead_nodes()) or "none",
             },
         )
 

@@ -1,0 +1,294 @@
+"""sim2real.supervisor without ROS: the e-stop latch and its re-arm guard, each watchdog (joint-state arrival
+and stamp, tracking error, runtime stall, liveness of the control-path nodes, observation validity, action
+timeout), the per-period step limit on what is sent, and every refusal. A simulated arm follows each command
+exactly; time is passed in, so every judgement is exact and independent of the machine's speed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from legion_core.robots import iiwa7
+from sim2real.calibration import sim_calibration
+from sim2real.mapper import MapperConfig, Sim2RealMapper
+from sim2real.supervisor import ESTOP, HOLD, OK, Supervisor, SupervisorConfig
+
+PERIOD = 0.01
+HOME = np.array(iiwa7.HOME_SEED_Q_RAD)
+NAMES = list(iiwa7.JOINT_NAMES)
+T0 = 1000.0  # node clock [s] at the start of each test (stamps must be > 0)
+
+
+class Arm:
+    """Supervisor + an arm that is exactly where it was last commanded; one `cycle` is one command period
+    with a fresh joint state and a fresh action."""
+
+    def __init__(self, **cfg) -> None:
+        self.sup = Supervisor(
+            Sim2RealMapper(sim_calibration(), MapperConfig(command_period_s=PERIOD)), SupervisorConfig(**cfg)
+        )
+        self.t = T0
+        self.q = HOME.copy()
+        self.seq = 0
+        self.sent: list[np.ndarray] = []
+        self.last = None
+
+    def joint_state(self, q=None, stamp_age=0.0, names=NAMES) -> bool:
+        q = self.q if q is None else q
+        return self.sup.on_joint_state(names, list(q), self.t - stamp_age, self.t)
+
+    def action(self, a=(1.0, 0.0, 0.0, -1.0)) -> None:
+        self.seq += 1
+        self.sup.on_action(list(a), self.seq, self.t, self.t)
+
+    def tick(self):
+        tk = self.sup.tick(self.t)
+        self.last = tk
+        if tk.q_cmd is not None:
+            self.sent.append(tk.q_cmd.copy())
+            self.q = tk.q_cmd.copy()
+        return tk
+
+    def cycle(self, n: int = 1, js=True, act=True, **js_kw):
+        for _ in range(n):
+            self.t += PERIOD
+            if js:
+                self.joint_state(**js_kw)
+            if act:
+                self.action()
+            tk = self.tick()
+        return tk
+
+    def moved_over(self, n: int) -> float:
+        a = np.array(self.sent[-n:])
+        return float(np.abs(a - a[0]).max())
+
+
+@pytest.fixture
+def arm() -> Arm:
+    a = Arm()
+    a.cycle(30)
+    assert a.moved_over(20) > 1e-4, "the arm should move with fresh inputs"
+    return a
+
+
+# ----------------------------------------------------------------------------------------------- e-stop
+def test_estop_holds_in_the_same_tick_and_stays_latched(arm):
+    assert arm.sup.estop("e-stop topic")
+    tk = arm.tick()
+    assert tk.level == ESTOP and "e-stop latched" in tk.reason
+    held = tk.q_cmd.copy()
+    arm.cycle(50)
+    assert arm.last.level == ESTOP
+    assert np.array_equal(arm.sent[-1], held), "commands changed while latched"
+
+
+def test_rearm_refused_on_joint_states_stamped_in_the_past(arm):
+    """Finding 1: joint states stamped 1 s ago arriving now counted as fresh and re-armed."""
+    arm.sup.estop("e-stop topic")
+    arm.cycle(5, stamp_age=1.0)
+    ok, msg = arm.sup.rearm(arm.t)
+    assert not ok and "fresh" in msg, msg
+    assert arm.sup.estop_reason
+
+
+def test_rearm_refused_without_fresh_arrival_and_while_hardware_input_pressed(arm):
+    arm.sup.estop("e-stop topic")
+    arm.cycle(20, js=False)  # 0.2 s without joint states
+    ok, msg = arm.sup.rearm(arm.t)
+    assert not ok and "no joint state" in msg
+    arm.sup.on_hw_estop(True, arm.t)
+    arm.cycle(3)
+    ok, msg = arm.sup.rearm(arm.t)
+    assert not ok and "hardware e-stop input is still pressed" in msg
+    arm.sup.on_hw_estop(False, arm.t)
+    ok, msg = arm.sup.rearm(arm.t)
+    assert ok, msg
+
+
+def test_rearm_does_not_restart_motion_until_a_new_skill(arm):
+    """Finding 1: after re-arm the active skill resumed within 44 ms with no start step."""
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(10)
+    arm.sup.estop("e-stop topic")
+    arm.cycle(5)
+    ok, msg = arm.sup.rearm(arm.t)
+    assert ok, msg
+    arm.cycle(60)  # fresh joint states and fresh actions keep coming
+    assert arm.moved_over(60) == 0.0, "the arm moved after re-arm without a new command"
+    assert arm.last.level == HOLD and "no active skill" in arm.last.reason and "e-stop" in arm.last.reason
+    ok, msg = arm.sup.set_active_skill("drawer-close")  # the operator's new command
+    assert ok, msg
+    arm.cycle(30)
+    assert arm.moved_over(20) > 1e-4
+
+
+def test_skills_and_resets_refused_while_latched(arm):
+    arm.sup.estop("e-stop service")
+    ok, msg = arm.sup.set_active_skill("button-press-topdown")
+    assert not ok and msg.startswith("e-stop latched")
+    ok, msg = arm.sup.reset_to_measured(arm.t)
+    assert not ok and msg.startswith("e-stop latched")
+    ok, _ = arm.sup.set_active_skill("")  # a stop is never refused
+    assert ok
+
+
+def test_hardware_input_silence_latches_when_watched():
+    a = Arm(hw_estop_timeout_s=0.05)
+    a.sup.on_hw_estop(False, a.t)
+    a.cycle(3)
+    assert a.last.level == OK
+    a.cycle(10)  # the input went silent (broken wire)
+    assert a.last.level == ESTOP and "hardware e-stop input silent" in a.last.reason
+
+
+# ------------------------------------------------------------------------------------- joint-state stamps
+def test_stale_stamp_holds_at_the_first_such_message(arm):
+    """Finding 4: the watchdog ignored header stamps; joint states 1 s old moved the arm 147 ms more."""
+    arm.t += PERIOD
+    assert arm.joint_state(stamp_age=1.0), "the first stale joint state must ask for an immediate hold"
+    tk = arm.tick()
+    assert tk.level == HOLD and "stamped 1.000 s ago" in tk.reason
+    held = tk.q_cmd.copy()
+    arm.cycle(10, stamp_age=1.0)
+    assert np.array_equal(arm.sent[-1], held)
+
+
+def test_future_and_missing_stamps_hold(arm):
+    arm.cycle(1, stamp_age=-0.5)
+    assert arm.last.level == HOLD and "in the future" in arm.last.reason
+    arm.cycle(3)
+    arm.t += PERIOD
+    arm.sup.on_joint_state(NAMES, list(arm.q), 0.0, arm.t)
+    assert "no valid header stamp" in arm.sup.tick(arm.t).reason
+
+
+# ------------------------------------------------------------------------------------------ tracking error
+def test_tracking_error_holds_at_the_measured_posture_within_the_step_limit(arm):
+    """Finding 4: a held 0.5 rad tracking error was only a warning, after 474 ms."""
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(5)
+    pushed = arm.q.copy()
+    pushed[1] += 0.5  # the arm is pushed away (or blocked) while the command stays
+    arm.t += PERIOD
+    arm.sup.on_joint_state(NAMES, list(pushed), arm.t, arm.t)
+    before = arm.sent[-1].copy()
+    tk = arm.tick()
+    assert tk.level == HOLD and "tracking error: A2" in tk.reason
+    step = np.abs(tk.q_cmd - before)
+    assert np.all(step <= arm.sup.dq_max_per_period + 1e-12), "hold jumped beyond the per-period limit"
+    assert tk.q_cmd[1] > before[1], "the hold must step towards the measured posture"
+    assert arm.sup.active_skill == "", "a tracking fault clears the skill (an operator restarts)"
+
+
+# ------------------------------------------------------------------------------------------ stall / catch-up
+def test_no_catch_up_jump_after_a_stall_and_the_stall_is_named(arm):
+    """Finding 4: after a host stall the command jumped to where the trajectory should be by now."""
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(20)
+    arm.t += 0.2  # the runtime itself stalled for 200 ms
+    arm.joint_state()
+    tk = arm.tick()
+    assert tk.level == HOLD and "runtime stall" in tk.reason and "not the driver" in tk.reason
+    prev = arm.sent[-1].copy()
+    for _ in range(30):
+        arm.cycle(1)
+        assert np.all(np.abs(arm.sent[-1] - prev) <= arm.sup.dq_max_per_period + 1e-12)
+        prev = arm.sent[-1].copy()
+
+
+def test_missing_joint_states_after_a_stall_blame_the_runtime_not_the_driver(arm):
+    arm.t += 0.15  # stalled: no tick and no joint state read for 150 ms
+    arm.tick()
+    arm.t += PERIOD
+    tk = arm.tick()
+    assert "no joint state" in tk.reason and "runtime itself stalled" in tk.reason
+    arm.cycle(30, js=False)
+    assert "driver silent" in arm.last.reason
+
+
+def test_the_sent_command_never_exceeds_the_step_limit(arm):
+    arm.sup.set_active_skill("drawer-close")
+    for _ in range(300):
+        arm.cycle(1, act=True)
+    steps = np.abs(np.diff(np.array(arm.sent), axis=0))
+    assert np.all(steps <= arm.sup.dq_max_per_period + 1e-12)
+
+
+# -------------------------------------------------------------------------------------------- liveness
+def test_silent_node_holds_within_two_periods_then_dead_clears_the_skill(arm):
+    """Finding 2: a dead policy was only caught by the 0.3 s action timeout with a generic reason."""
+    sup = arm.sup
+    sup.set_active_skill("drawer-close")
+    for _ in range(10):
+        sup.on_heartbeat("/policy_node", 0.02, arm.seq + 1, arm.t)
+        arm.cycle(1)
+    t_dead = arm.t
+    held_at = None
+    while arm.t - t_dead < 0.3:
+        arm.cycle(1)  # actions still arrive (in flight), heartbeats do not
+        if held_at is None and arm.last.level == HOLD:
+            held_at = arm.t
+    assert held_at is not None and held_at - t_dead <= 2 * 0.02 + PERIOD + 1e-9
+    assert "/policy_node silent" in arm.last.reason
+    arm.cycle(30)
+    assert "/policy_node dead" in arm.last.reason or "dead" in arm.last.reason
+    assert sup.dead_nodes() == ["/policy_node"] and sup.active_skill == ""
+    ok, msg = sup.set_active_skill("drawer-close")
+    assert not ok and "not alive" in msg
+    # Respawned: alive again, but nothing moves until a new command.
+    note = sup.on_heartbeat("/policy_node", 0.02, 1, arm.t)
+    assert "alive again" in note
+    arm.cycle(20)
+    assert arm.moved_over(20) == 0.0
+    assert sup.set_active_skill("drawer-close")[0]
+    for _ in range(30):
+        sup.on_heartbeat("/policy_node", 0.02, 2 + arm.seq, arm.t)
+        arm.cycle(1)
+    assert arm.moved_over(20) > 1e-4
+
+
+def test_a_late_heartbeat_resumes_without_clearing_the_skill(arm):
+    sup = arm.sup
+    sup.set_active_skill("drawer-close")
+    sup.on_heartbeat("/real2sim_node", 0.02, 1, arm.t)
+    arm.cycle(6)  # 60 ms: silent (hold), not dead
+    assert arm.last.level == HOLD and "/real2sim_node silent" in arm.last.reason
+    sup.on_heartbeat("/real2sim_node", 0.02, 2, arm.t)
+    arm.cycle(1)
+    assert sup.active_skill == "drawer-close"
+    for i in range(30):
+        sup.on_heartbeat("/real2sim_node", 0.02, 3 + i, arm.t)
+        arm.cycle(1)
+    assert arm.moved_over(20) > 1e-4
+
+
+def test_a_restarted_node_clears_the_skill(arm):
+    sup = arm.sup
+    sup.set_active_skill("drawer-close")
+    sup.on_heartbeat("/policy_node", 0.02, 40, arm.t)
+    note = sup.on_heartbeat("/policy_node", 0.02, 1, arm.t)
+    assert "restarted" in note and sup.active_skill == ""
+
+
+# ----------------------------------------------------------------------------------------- observations
+def test_an_invalid_observation_holds_at_once_with_its_reason(arm):
+    """Finding 3: a rejected detection left the last good one valid for 0.5 s (the arm kept moving)."""
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(5)
+    assert arm.sup.on_observation(False, "object 'drawer_handle': rejected detection ...")
+    tk = arm.tick()
+    assert tk.level == HOLD and "observation invalid: object 'drawer_handle'" in tk.reason
+    held = tk.q_cmd.copy()
+    arm.cycle(20)
+    assert np.array_equal(arm.sent[-1], held)
+    arm.sup.on_observation(True, "ok")
+    arm.cycle(30)
+    assert arm.moved_over(20) > 1e-4
+
+
+def test_config_refuses_nonsense():
+    with pytest.raises(ValueError, match="liveness_periods"):
+        SupervisorConfig(liveness_periods=0)
+    with pytest.raises(ValueError, match="hw_estop_timeout_s"):
+        SupervisorConfig(hw_estop_timeout_s=-1)
