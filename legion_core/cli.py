@@ -205,18 +205,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from legion_core.bundle import load
     from legion_core.export import export_run, inspect_text
+    from legion_core.signing import SigningError
 
-    out = export_run(
-        args.run_dir,
-        args.output,
-        name=args.name,
-        checkpoint=args.checkpoint,
-        eval_episodes=args.eval_episodes,
-        progress=not args.quiet,
-        skills=[k.strip() for k in args.skills.split(",")] if args.skills else None,
-    )
+    try:
+        out = export_run(
+            args.run_dir,
+            args.output,
+            name=args.name,
+            checkpoint=args.checkpoint,
+            eval_episodes=args.eval_episodes,
+            progress=not args.quiet,
+            skills=[k.strip() for k in args.skills.split(",")] if args.skills else None,
+            sign_key=args.sign,
+        )
+    except SigningError as e:
+        print(f"legion export: {e}", file=sys.stderr)
+        return 2
     print(inspect_text(load(out)))
-    print(f"\nwrote {out}/bundle.yaml, weights.safetensors, MODEL_CARD.md, run/")
+    sig = ", bundle.sig" if args.sign else ""
+    print(f"\nwrote {out}/bundle.yaml, weights.safetensors, MODEL_CARD.md, run/{sig}")
     return 0
 
 
@@ -225,11 +232,43 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from legion_core.export import inspect_text
 
     try:
-        b = load(args.bundle)
+        b = load(args.bundle, trusted_keys=args.trusted_keys)
     except BundleError as e:
         print(f"invalid bundle: {e}", file=sys.stderr)
         return 1
     print(inspect_text(b))
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from legion_core.signing import SigningError, keygen, read_trusted_keys
+
+    try:
+        key, pub = keygen(args.output, force=args.force)
+    except SigningError as e:
+        print(f"legion keygen: {e}", file=sys.stderr)
+        return 2
+    (kid,) = read_trusted_keys(pub)  # the id exactly as a robot PC will compute it
+    print(f"private key {key} (mode 0600: keep it in the lab, never in a bundle)")
+    print(f"public key  {pub} (key id {kid}: copy it to the robot PCs' trusted keys)")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from legion_core.bundle import BundleError, load
+    from legion_core.signing import SigningError, sign_bundle
+
+    try:
+        load(args.bundle)  # a signature vouches for the bundle: never sign one that does not load
+    except BundleError as e:
+        print(f"invalid bundle, not signed: {e}", file=sys.stderr)
+        return 1
+    try:
+        check = sign_bundle(args.bundle, args.key)
+    except SigningError as e:
+        print(f"legion sign: {e}", file=sys.stderr)
+        return 2
+    print(f"signed {args.bundle}: key {check.key_id}, {len(check.files)} files -> {args.bundle}/bundle.sig")
     return 0
 
 
@@ -325,6 +364,70 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
                     f"({k['near_stall_by_chance']:.1f} by chance)"
                 )
     print(f"targets met: {rep['targets_met']}")
+    _write_json(rep, args.output)
+    return 0
+
+
+def cmd_bench_faults(args: argparse.Namespace) -> int:
+    from legion_core.bench_faults import run_bench
+
+    drills = [d.strip() for d in args.drills.split(",") if d.strip()] if args.drills else None
+    rep = run_bench(
+        args.bundle,
+        js_rate_hz=args.js_rate,
+        repeats=args.repeats,
+        **({"drills": drills} if drills else {}),
+        publisher=args.publisher,
+    )
+    js = rep["joint_states"]
+    print(f"joint states {js['rate_hz_achieved']:.0f} Hz of {js['rate_hz_asked']:.0f} asked; "
+          f"{rep['repeats']} repeats per drill; machine {rep['machine']['cpu_model']}")  # fmt: skip
+    print(f"{'drill':22s} {'hold ms (med/max)':>18s} {'decided ms (max)':>17s} {'target':>7s} "
+          f"{'moved rad':>10s} {'beyond rad':>11s}  ok")  # fmt: skip
+
+    def f(x, fmt="{:.1f}"):
+        return "-" if x is None else fmt.format(x)
+
+    for name, d in rep["drills"].items():
+        h, c = d["time_to_hold_ms"], d["cause_decided_ms"]
+        beyond = d["max_step_rad" if d["target_time_to_hold_ms"] is None else
+                   "beyond_in_flight_segments_rad" if name.startswith("dead_") else "beyond_in_flight_rad"]  # fmt: skip
+        print(f"{name:22s} {f(h['median']):>8s} / {f(h['max']):>7s} {f(c['max']):>17s} "
+              f"{f(d['target_time_to_hold_ms'], '{:.0f}'):>7s} {f(d['max_displacement_rad']['max'], '{:.4f}'):>10s} "
+              f"{f(beyond['max'], '{:.4f}'):>11s}  {'yes' if d['meets_targets'] else 'NO'}")  # fmt: skip
+    print(f"machine: wake-up probe late p99 {f(rep['machine_wakeup_late_ms']['p99'], '{:.2f}')} max "
+          f"{f(rep['machine_wakeup_late_ms']['max'], '{:.2f}')} ms, {rep['machine_stalls_over_1ms']} stalls > 1 ms; "
+          f"sim2real missed cycles {rep['sim2real_missed_cycles']}")  # fmt: skip
+    for e in rep["errors"]:
+        print(f"error: {e}")
+    print(f"meets targets: {rep['meets_targets']}")
+    _write_json(rep, args.output)
+    return 0
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from legion_core.bench_faults import run_soak
+
+    rep = run_soak(
+        args.bundle,
+        minutes=args.minutes,
+        js_rate_hz=args.js_rate,
+        publisher=args.publisher,
+        cycle_s=args.cycle_s,
+    )
+    js, mc = rep["joint_states"], rep["sim2real_missed_cycles"]
+    print(f"{rep['minutes']} min, joint states {js['rate_hz_achieved']:.0f} Hz of {js['rate_hz_asked']:.0f} "
+          f"asked, {rep['policy_steps_commanded']} policy steps commanded")  # fmt: skip
+    for name, m in rep["rss"].items():
+        print(f"  {name:9s} RSS {m['rss_start_mb']:.1f} -> {m['rss_end_mb']:.1f} MB, slope "
+              f"{m['slope_mb_per_min']:.3f} MB/min (second half {m['slope_second_half_mb_per_min']:.3f})")  # fmt: skip
+    print(f"missed command cycles {mc['total']} ({mc['outside_machine_stalls']} outside machine stalls); "
+          f"holds {rep['holds']['count']} ({rep['holds']['held_s']:.2f} s held, besides "
+          f"{rep['holds']['planned_rehomings']} planned re-homings): {rep['holds']['by_reason']}")  # fmt: skip
+    w = rep["machine_wakeup_late_ms"]
+    print(f"machine: wake-up probe late p99 {w['p99'] or 0:.2f} max {w['max'] or 0:.2f} ms, "
+          f"{rep['machine_stalls_over_1ms']} stalls > 1 ms, {rep['machine_stalls_over_10ms']} > 10 ms")  # fmt: skip
+    print(f"meets targets: {rep['meets_targets']} {rep['checks']}")
     _write_json(rep, args.output)
     return 0
 
@@ -517,7 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_F,
         description="Export a run's agent as a self-describing policy bundle and evaluate every skill through\n"
         "the bundle's own numpy inference path on held-out placements.\n\n"
-        "example:\n  legion export runs/kuka-3skill -o models/legion-kuka",
+        "examples:\n  legion export runs/kuka-3skill -o models/legion-kuka\n"
+        "  legion export runs/kuka-3skill -o models/legion-kuka --sign ~/lab-keys/lab.key   # signed bundle",
     )
     s.add_argument("run_dir")
     s.add_argument("-o", "--output", required=True, help="bundle directory, e.g. models/<name>")
@@ -525,6 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default="checkpoint/agent.pt", help="agent file inside the run directory")
     s.add_argument("--eval-episodes", type=int, default=50, help="deterministic episodes per skill")
     s.add_argument("--skills", default=None, help="comma-separated subset of the run's skills to export")
+    s.add_argument(
+        "--sign",
+        metavar="KEYFILE",
+        default=None,
+        help="sign the bundle with this private key (legion keygen)",
+    )
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_export)
 
@@ -532,11 +642,43 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect",
         help="validate a policy bundle and print its contract",
         formatter_class=_F,
-        description="Load a bundle with full validation (schema, shapes, hashes, version) and print what it\n"
-        "expects and can do.\n\nexample:\n  legion inspect models/legion-kuka",
+        description="Load a bundle with full validation (schema, shapes, hashes, version, layout against the\n"
+        "built-in one) and print what it expects and can do, and its signature status.\n\n"
+        "examples:\n  legion inspect models/legion-kuka\n"
+        "  legion inspect models/legion-kuka --trusted-keys /etc/legion/trusted_keys   # as the robot PC",
     )
     s.add_argument("bundle")
+    s.add_argument(
+        "--trusted-keys",
+        metavar="PATH",
+        default=None,
+        help="public-key file or directory of *.pub files: refuse the bundle unless signed by one of them",
+    )
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser(
+        "keygen",
+        help="create an Ed25519 key pair for signing bundles (private 0600 + public)",
+        formatter_class=_F,
+        description="Write NAME.key (private key, PKCS#8 PEM, mode 0600: stays in the lab) and NAME.pub\n"
+        "(one line `ed25519 <base64> NAME`: goes to the robot PCs' trusted keys). See docs/bundle-signing.md.\n\n"
+        "example:\n  legion keygen -o ~/lab-keys/lab   # writes ~/lab-keys/lab.key and ~/lab-keys/lab.pub",
+    )
+    s.add_argument("-o", "--output", required=True, metavar="DIR/NAME", help="path prefix of the two files")
+    s.add_argument("--force", action="store_true", help="replace an existing key pair of that name")
+    s.set_defaults(func=cmd_keygen)
+
+    s = sub.add_parser(
+        "sign",
+        help="sign an existing policy bundle (writes BUNDLE/bundle.sig)",
+        formatter_class=_F,
+        description="Validate the bundle, then sign the sha256 of every file in its directory with an Ed25519\n"
+        "private key. Re-signing replaces bundle.sig. Robot PCs with trusted keys run only signed bundles.\n\n"
+        "example:\n  legion sign models/legion-kuka --key ~/lab-keys/lab.key",
+    )
+    s.add_argument("bundle", help="bundle directory")
+    s.add_argument("--key", required=True, metavar="KEYFILE", help="private key file (legion keygen)")
+    s.set_defaults(func=cmd_sign)
 
     s = sub.add_parser(
         "launch",
@@ -666,6 +808,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-o", "--output", default="out/bench_runtime.json")
     s.set_defaults(func=cmd_bench_runtime)
+    s = bsub.add_parser(
+        "faults",
+        help="fault drills: time from fault to hold and the displacement after it, per drill",
+        formatter_class=_F,
+        description="real2sim, policy and sim2real in one process each on the bundle; this process plays the\n"
+        "arm (joint states following every command) and the camera. Each drill (e-stop topic / service /\n"
+        "hardware input, dead policy, dead real2sim, stale stamps, implausible and NaN detections,\n"
+        "tracking error) is injected while the arm moves, `--repeats` times, and judged: time to hold,\n"
+        "the first status naming the cause, displacement after the fault, with a wake-up probe's machine\n"
+        "stalls beside each. JSON with meets_targets.\n\n"
+        "examples:\n  legion bench faults -o out/bench_faults.json\n"
+        "  legion bench faults --js-rate 1000 --repeats 3 -o out/bench_faults_1khz.json\n"
+        "  legion bench faults --drills estop_topic,dead_policy --repeats 1",
+    )
+    s.add_argument("--bundle", default="models/legion-kuka", help="bundle directory")
+    s.add_argument(
+        "--js-rate", type=float, default=200.0, help="joint-state rate of the simulated driver [Hz]"
+    )
+    s.add_argument("--repeats", type=int, default=3, help="repeats of each drill")
+    s.add_argument("--drills", default="", help="comma-separated subset of the drills (default: all)")
+    s.add_argument(
+        "--publisher",
+        choices=("thread", "loop"),
+        default="thread",
+        help="publish joint states from a thread of their own (default) or from the spin loop",
+    )
+    s.add_argument("-o", "--output", default="out/bench_faults.json")
+    s.set_defaults(func=cmd_bench_faults)
+    s = bsub.add_parser(
+        "soak",
+        help="minutes with a skill active at 1 kHz joint states: RSS growth, missed cycles, holds",
+        formatter_class=_F,
+        description="The fault bench's graph with a skill active for --minutes: RSS of each runtime process\n"
+        "every 10 s (growth and a linear fit), sim2real's missed command cycles (its /diagnostics), holds\n"
+        "and their reasons, the joint-state rate achieved, and a wake-up probe's stalls over the window.\n\n"
+        "examples:\n  legion bench soak -o out/bench_soak.json\n  legion bench soak --minutes 1 --js-rate 200",
+    )
+    s.add_argument("--bundle", default="models/legion-kuka", help="bundle directory")
+    s.add_argument("--minutes", type=float, default=10.0, help="soak duration [min]")
+    s.add_argument(
+        "--js-rate", type=float, default=1000.0, help="joint-state rate of the simulated driver [Hz]"
+    )
+    s.add_argument(
+        "--publisher",
+        choices=("thread", "loop"),
+        default="thread",
+        help="publish joint states from a thread of their own (default) or from the spin loop",
+    )
+    s.add_argument(
+        "--cycle-s",
+        type=float,
+        default=30.0,
+        help="send the arm home and start the skill again every this many seconds, so that it keeps moving "
+        "(0 = the skill stays active throughout, the arm still once the button is pressed)",
+    )
+    s.add_argument("-o", "--output", default="out/bench_soak.json")
+    s.set_defaults(func=cmd_bench_soak)
     s = bsub.add_parser(
         "transfer", help="per skill: success in the simulator vs through the ROS graph on the twin"
     )

@@ -88,6 +88,7 @@ class Sequencer:
         self._progress = 0.0
         self._last_reason = "no observation yet"
         self._cancelled = False
+        self._cancel_reason = ""
 
     @property
     def current(self) -> SkillSpec:
@@ -101,7 +102,11 @@ class Sequencer:
     def _reset_skill_counters(self) -> None:
         self._steps, self._attempt, self._hits, self._d0, self._progress = 0, 0, 0, None, 0.0
 
-    def cancel(self, now: float) -> None:
+    def cancel(self, now: float, reason: str = "") -> None:
+        """End the plan at the next tick, the robot holding. `reason` (e.g. "e-stop latched (e-stop
+        topic)") goes into the result sentence; the first cancel's reason is kept."""
+        if not self._cancelled:
+            self._cancel_reason = reason
         self._cancelled = True
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -143,7 +148,11 @@ class Sequencer:
         if self._cancelled:
             self.state = "cancelled"
             done = ", ".join(s.name for s in self.plan[: self.i]) or "nothing"
-            self.message = f"Cancelled during {self.current.name} (step {self.i + 1} of {len(self.plan)}); completed: {done}. The robot holds."
+            why = f" because {self._cancel_reason}" if self._cancel_reason else ""
+            self.message = (
+                f"Cancelled during {self.current.name} (step {self.i + 1} of {len(self.plan)}){why}; "
+                f"completed: {done}. The robot holds."
+            )
             return self._out("", done=True, success=False)
         if self.state == "idle":
             self.start(now)
@@ -183,3 +192,20 @@ class Sequencer:
                 f"({why}, {self._attempt + 1} attempt(s)); progress {self._progress:.0%}.",
             )
         return self._out(sk.name)
+
+
+def safety_refusal(estop_latched: bool, estop_reason: str = "", dead_nodes=()) -> str | None:
+    """Why no plan may run under sim2real_node's SafetyState (legion_msgs/SafetyState), or None.
+
+    A latched e-stop: a command accepted now would start moving the arm the moment it is re-armed, which the
+    operator who pressed the e-stop did not ask for; so it is refused, and re-arming starts nothing by
+    itself. A dead node: sim2real has cleared the skill and will not move the arm until a new command, and
+    that command could not run without the node. docs/operator-input.md, "Safety state"; docs/architecture.md,
+    "Safety layer"."""
+    if estop_latched:
+        return f"e-stop latched ({estop_reason or 'reason not given'}); re-arm sim2real_node (~/rearm) first"
+    dead = [n for n in dead_nodes if n]
+    if dead:
+        verb = "is" if len(dead) == 1 else "are"
+        return f"{', '.join(dead)} {verb} not alive; the robot holds until it is back"
+    return None

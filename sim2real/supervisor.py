@@ -5,16 +5,15 @@ Layers, outermost wins (docs/architecture.md, "Safety layer"):
 1. e-stop latch (topic, service, hardware input): hold; only `rearm` clears it, and re-arming never
    restarts motion (IEC 60204-1: resetting a stop must not restart the machine): the skill is cleared,
    nothing moves until a new skill is started by an operator command.
-2. the runtime's own stall (this supervisor's tick ran late): hold for the tick, named as a runtime stall,
-   not blamed on the driver.
-3. joint-state watchdog: missing, malformed, non-finite, stale by ARRIVAL or by STAMP, stamped in the
-   future: hold.
-4. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order):
+2. joint-state watchdog: missing, malformed, non-finite, stale by ARRIVAL or by STAMP, stamped in the
+   future: hold. When the runtime itself stalled (this supervisor's tick ran late), the hold says so
+   instead of blaming the driver.
+3. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order):
    hold at the measured posture and clear the skill (a fault: an operator restarts).
-5. liveness of the control-path nodes (policy, real2sim, sequencer heartbeats): a node silent for two of
+4. liveness of the control-path nodes (policy, real2sim, sequencer heartbeats): a node silent for two of
    its periods -> hold; silent for `dead_after_s` -> dead: skill cleared, only a new command restarts.
-6. no active skill / invalid observation (real2sim says why) / no fresh action: hold.
-7. the mapper's own limits (box, IK, joint position and velocity limits, Cartesian speed).
+5. no active skill / invalid observation (real2sim says why) / no fresh action: hold.
+6. the mapper's own limits (box, IK, joint position and velocity limits, Cartesian speed).
 
 `tick(now)` is called at the command rate and returns the joint command to send (or None before the first
 valid joint state: nothing is sent until we know where the arm is). Every command obeys the per-period
@@ -60,8 +59,8 @@ class SupervisorConfig:
     long-horizon demo is far below it (docs/architecture.md, "Safety layer")."""
     runtime_stall_s: float = 0.05
     """This supervisor's own tick running later than this [s] after the previous one is a stall of the
-    runtime (host, GC, scheduling), reported as such, not as a silent driver: hold for that tick while the
-    queued inputs are read."""
+    runtime (host, GC, scheduling): counted, and a joint-state hold that follows it is reported as the
+    runtime's stall, not as a silent driver."""
     liveness_periods: float = 2.0
     """A watched node is silent (hold) after missing this many of its own heartbeat periods [-]."""
     dead_after_s: float = 0.5
@@ -146,6 +145,7 @@ class Supervisor:
         self.stall_end = -math.inf
         self.stalls = 0
         self.tracking_error_rad = 0.0
+        self.tracking_error_max_rad = 0.0  # largest seen while no fault held (diagnostics: is the bound sane?)
 
     # -- inputs ----------------------------------------------------------------------------------------
     def on_joint_state(self, names, positions, stamp: float, now: float) -> bool:
@@ -395,28 +395,29 @@ class Supervisor:
                 f"{ESTOP_LATCHED} ({self.estop_reason}); re-arm via the rearm service, then a new command",
             )
         if gap > cfg.runtime_stall_s:
-            # Inputs that arrived during the stall are still queued behind this tick: hold one cycle and
-            # read them instead of calling the driver silent.
+            # The runtime itself stalled (host, GC, a long callback in this process). Not a hold by itself:
+            # the inputs decide (a joint state read before the stall is now old, by arrival and stamp), but
+            # a hold that follows is told apart from a silent driver, and the command sent next is still
+            # within one period's step of the last one (`_limited`).
             self.stalls += 1
             self.last_stall_s, self.stall_end = gap, now
-            return self._hold(
-                HOLD, f"runtime stall: this node's command cycle ran {gap:.3f} s after the previous one "
-                "(host or runtime, not the driver); re-reading inputs",
-            )  # fmt: skip
         if self.q_problem:
             return self._hold(HOLD, f"invalid joint state: {self.q_problem}")
         if now - self.js_time > cfg.joint_state_timeout_s:
-            blame = (
-                f"; the runtime itself stalled {self.last_stall_s:.3f} s just before"
-                if now - self.stall_end <= cfg.joint_state_timeout_s
-                else " (driver silent?)"
-            )
+            if now - self.stall_end <= cfg.joint_state_timeout_s:
+                return self._hold(
+                    HOLD, f"runtime stall: this node's command cycle ran {self.last_stall_s:.3f} s late (host or "
+                    "runtime, not the driver); joint states not read since",
+                )  # fmt: skip
             return self._hold(
                 HOLD,
-                f"no joint state for {now - self.js_time:.3f} s (timeout {cfg.joint_state_timeout_s} s){blame}",
+                f"no joint state for {now - self.js_time:.3f} s (timeout {cfg.joint_state_timeout_s} s): driver "
+                "silent?",
             )
         err = float(np.max(np.abs(self.q_meas - self.q_sent)))
         self.tracking_error_rad = err
+        if err <= cfg.max_tracking_error_rad:
+            self.tracking_error_max_rad = max(self.tracking_error_max_rad, err)
         if err > cfg.max_tracking_error_rad:
             i = int(np.argmax(np.abs(self.q_meas - self.q_sent)))
             self.q_hold_target = self.q_meas.copy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from legion_core.sequencer import Sequencer, SequencerConfig, SkillSpec
+from legion_core.sequencer import Sequencer, SequencerConfig, SkillSpec, safety_refusal
 from legion_core.tasks import get_task
 
 DRAWER = SkillSpec("drawer-close", get_task("drawer-close").success, max_steps=10)
@@ -73,3 +73,25 @@ def test_invalid_observation_never_counts_as_success():
     s.on_observation("drawer-close", False, "stale", obs(obj=(0, 0.86, 0.05)), 0.1)
     assert not s.tick(0.1).done
     assert np.isclose(s.tick(0.1).progress, 0.0)
+
+
+def test_cancel_names_its_reason_and_keeps_the_first():
+    s = Sequencer([DRAWER, BUTTON])
+    s.tick(0.0)
+    s.cancel(0.1, "e-stop latched (e-stop topic)")
+    s.cancel(0.1, "cancel requested by the action client")  # a later cancel does not rewrite why
+    out = s.tick(0.1)
+    assert out.state == "cancelled" and out.active_skill == ""
+    assert "because e-stop latched (e-stop topic)" in out.message and "action client" not in out.message
+
+
+def test_safety_refusal_from_the_safety_state():
+    assert safety_refusal(False, "", []) is None
+    assert safety_refusal(True, "hardware e-stop input", []).startswith(
+        "e-stop latched (hardware e-stop input)"
+    )
+    assert "e-stop latched (reason not given)" in safety_refusal(True)
+    assert safety_refusal(False, "", ["/policy_node"]).startswith("/policy_node is not alive")
+    both = safety_refusal(False, "", ["/policy_node", "/real2sim_node"])
+    assert both.startswith("/policy_node, /real2sim_node are not alive")
+    assert "e-stop latched" in safety_refusal(True, "e-stop topic", ["/policy_node"])  # the latch first

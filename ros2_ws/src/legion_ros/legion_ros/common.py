@@ -84,11 +84,18 @@ def s_to_stamp(t: float, msg_cls=None):
     return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
 
 
+#: Fully qualified names of the LegionNodes created in this process. Nodes composed into one process share
+#: its fate (a crash or a stuck executor stops them all, sim2real included), so sim2real does not watch the
+#: heartbeats of its co-hosted nodes: their late timers are this process's stall, which it sees itself.
+IN_PROCESS_NODES: set[str] = set()
+
+
 class LegionNode(Node):
     """A Node with declared+described parameters logged at start, a status topic and diagnostics."""
 
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
+        IN_PROCESS_NODES.add(self.get_fully_qualified_name())
         self._param_names: list[str] = []
         self._status_pub = None
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)

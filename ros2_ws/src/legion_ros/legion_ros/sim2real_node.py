@@ -14,6 +14,7 @@ from collections import deque
 from legion_ros.common import (
     COMMAND_QOS,
     HEARTBEAT_QOS,
+    IN_PROCESS_NODES,
     LATCHED_QOS,
     RELIABLE_QOS,
     SENSOR_QOS,
@@ -197,6 +198,8 @@ class Sim2RealNode(LegionNode):
             self.on_tick()  # hold at the first invalid observation (implausible detection, stale input)
 
     def on_heartbeat(self, msg) -> None:
+        if msg.node in IN_PROCESS_NODES:
+            return  # same process: it cannot die alone, and its lateness is this process's stall
         note = self.sup.on_heartbeat(msg.node, msg.period_s, msg.sequence, self.now_s())
         if note:
             self.get_logger().info(note)
@@ -256,7 +259,7 @@ class Sim2RealNode(LegionNode):
         silent, dead = sup.silent_nodes(now), sup.dead_nodes()
         level = self._last_level if level is None else level
         reason = self._last_reason if reason is None else reason
-        key = (sup.estop_reason, tuple(silent), tuple(dead), level, sup.active_skill)
+        key = (sup.estop_reason, tuple(silent), tuple(dead), level, sup.active_skill, sup.skill_cleared_by)
         if key == self._safety_key and not force:
             return
         self._safety_key = key
@@ -268,6 +271,7 @@ class Sim2RealNode(LegionNode):
         m.level = max(0, int(level))
         m.reason = reason or "starting"
         m.active_skill = sup.active_skill or ""
+        m.skill_cleared_by = sup.skill_cleared_by if not sup.active_skill else ""
         self.safety_pub.publish(m)
 
     def on_timer(self) -> None:
@@ -364,6 +368,7 @@ class Sim2RealNode(LegionNode):
                 "command_tick_late_ms": self._latency_summary(self._tick_late_recent, "ticks"),
                 "runtime_stalls": self.sup.stalls,
                 "tracking_error_rad": f"{self.sup.tracking_error_rad:.4f}",
+                "tracking_error_max_rad": f"{self.sup.tracking_error_max_rad:.4f}",
                 "watched_nodes": ", ".join(sorted(self.sup.watched)) or "none yet",
                 "dead_nodes": ", ".join(self.sup.dead_nodes()) or "none",
             },

@@ -2,20 +2,35 @@
 another (issue 7). Exposes the action /legion/execute_task (legion_msgs/action/ExecuteTask) and the plain
 topic /legion/command (std_msgs/String, same path). Nothing from the text reaches the robot except skill
 names chosen by the grounder's closed world (legion_core.grounding); the run itself is
-legion_core.sequencer (pure, unit-tested)."""
+legion_core.sequencer (pure, unit-tested).
+
+Operator input (docs/operator-input.md): every command, topic or action, is checked as text first
+(legion_core.operator_text: control characters, invalid UTF-8, over-long text are refused with the reason)
+and answered on /legion/command_status (legion_msgs/CommandStatus: ACCEPTED with the plan, BUSY or
+REFUSED; later SUCCEEDED, FAILED or CANCELLED when the plan ends). Any running plan is cancelled by the
+service ~/cancel (std_srvs/Trigger), the topic /legion/cancel (std_msgs/Empty) or the action's cancel.
+sim2real_node's /legion/safety_state refuses commands and ends the plan while the e-stop is latched or a
+watched node is dead. Operator text appears in logs only through operator_text.for_log (capped)."""
 
 from __future__ import annotations
 
+from legion_core.operator_text import check, for_echo, for_log
+from legion_core.sequencer import safety_refusal
 from legion_ros.common import (
     LATCHED_QOS,
+    OPERATOR_QOS,
     RELIABLE_QOS,
     TOPIC_ACTIVE_SKILL,
+    TOPIC_CANCEL,
     TOPIC_COMMAND_REPORT,
+    TOPIC_COMMAND_STATUS,
     TOPIC_COMMAND_TEXT,
     TOPIC_OBSERVATION,
+    TOPIC_SAFETY_STATE,
     LegionNode,
     NodeStartupError,
     spin_nodes,
+    stamp_to_s,
 )
 
 ACTION_NAME = "/legion/execute_task"
@@ -25,9 +40,10 @@ class TaskSequencerNode(LegionNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("task_sequencer_node", **kwargs)
         from legion_msgs.action import ExecuteTask
-        from legion_msgs.msg import CommandReport, Observation
-        from rclpy.action import ActionServer, CancelResponse, GoalResponse
-        from std_msgs.msg import String
+        from legion_msgs.msg import CommandReport, CommandStatus, Observation, SafetyState
+        from rclpy.action import ActionServer, CancelResponse
+        from std_msgs.msg import Empty, String
+        from std_srvs.srv import Trigger
 
         from legion_core.bundle import BundleError, load
         from legion_core.grounding import Grounder, skill_cards_from_bundle
@@ -40,37 +56,63 @@ class TaskSequencerNode(LegionNode):
         sps = self.param("seconds_per_step", 0.25, "time budget per policy step of a skill's step budget [s]")
         retries = self.param("retries", 1, "extra attempts per skill after its budget ran out")
         rate = self.param("rate_hz", 20.0, "state machine / feedback rate [Hz]")
+        heartbeat = self.param(
+            "heartbeat_period_s",
+            1.0 / rate if rate > 0 else 0.05,
+            "period of this node's /legion/heartbeat [s] (default 1/rate_hz); sim2real_node's liveness "
+            "watchdog declares the node silent after two missed periods",
+        )
+        trusted_keys = self.param(
+            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
+        )
         self.log_parameters()
+        if not rate > 0:
+            raise NodeStartupError(f"rate_hz must be > 0 Hz, got {rate}")
         if not path:
             raise NodeStartupError("parameter 'bundle' is empty: pass bundle:=models/<name>")
         try:
-            self.bundle = load(path)
+            self.bundle = load(path, trusted_keys=trusted_keys or None)
         except BundleError as e:
             raise NodeStartupError(f"invalid bundle {path}: {e}") from None
         self.grounder = Grounder(skill_cards_from_bundle(self.bundle))
         self.cfg = SequencerConfig(precondition_timeout_s=pre, seconds_per_step=sps, retries=retries)
-        self._ExecuteTask, self._String = ExecuteTask, String
+        self._ExecuteTask, self._String, self._CommandStatus = ExecuteTask, String, CommandStatus
         self.skill_pub = self.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
+        # One reply per command (docs/operator-input.md): reliable and as deep as the command queue, so that
+        # the replies to a burst are not dropped either.
+        self.reply_pub = self.create_publisher(CommandStatus, TOPIC_COMMAND_STATUS, OPERATOR_QOS)
         self.create_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
         # A skill's step budget counts the steps the arm was commanded (sim2real's non-hold reports), not the
         # policy's actions: the policy acts on every observation (50 Hz) while sim2real's settle gate takes
         # one action per reached target (~10 Hz), so counting actions would spend the budget 5x too fast.
         self.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, self.on_command_report, RELIABLE_QOS)
-        self.create_subscription(String, TOPIC_COMMAND_TEXT, self.on_command_text, RELIABLE_QOS)
+        # Depth 100, not 10: a burst of commands is answered one by one (busy), never dropped by the queue.
+        self.create_subscription(String, TOPIC_COMMAND_TEXT, self.on_command_text, OPERATOR_QOS)
+        self.create_subscription(Empty, TOPIC_CANCEL, self.on_cancel_topic, OPERATOR_QOS)
+        self.create_service(Trigger, "~/cancel", self.on_cancel_service)
+        # sim2real_node's safety state, transient local: a sequencer (re)started after the e-stop latched
+        # still gets it. None = never received (sim2real not running): commands are accepted as before.
+        self.create_subscription(SafetyState, TOPIC_SAFETY_STATE, self.on_safety_state, LATCHED_QOS)
+        self._safety = None
         self._server = ActionServer(
-            self, ExecuteTask, ACTION_NAME, execute_callback=self.execute,
-            goal_callback=lambda _g: GoalResponse.REJECT if self.seq is not None else GoalResponse.ACCEPT,
+            self, ExecuteTask, ACTION_NAME, execute_callback=self.execute, goal_callback=self.on_goal,
             cancel_callback=lambda _g: CancelResponse.ACCEPT,
         )  # fmt: skip
         self.seq = None
         self.goal_handle = None
         self.done_future = None
+        self._command_id = 0  # counts every command received, topic and action (CommandStatus.command_id)
+        self._running = (0, "")  # (command_id, text) of the running plan
         # Publish nothing until a command runs: a skill given at launch (policy/real2sim `skill` parameter, or
         # an operator's /legion/active_skill) must not be overridden by an idle sequencer.
         self._active = ""
+        self._active_t = 0.0  # when the current skill was published [s, node clock]
         self.create_timer(1.0 / rate, self.on_tick)
+        self.start_heartbeat(heartbeat)
         self.get_logger().info(
-            f"ready: skills {self.bundle.skill_names}; action {ACTION_NAME}, topic {TOPIC_COMMAND_TEXT}"
+            f"ready: skills {self.bundle.skill_names}; action {ACTION_NAME}, topic {TOPIC_COMMAND_TEXT}, "
+            f"replies on {TOPIC_COMMAND_STATUS}; cancel: service {self.get_fully_qualified_name()}/cancel or "
+            f"topic {TOPIC_CANCEL}"
         )
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -82,37 +124,105 @@ class TaskSequencerNode(LegionNode):
         if self.seq is not None and not msg.hold and self._active:
             self.seq.on_action(self._active)
 
-    def _begin(self, text: str):
-        """Ground and start; returns (ok, message, plan)."""
+    def on_safety_state(self, msg) -> None:
+        self._safety = msg
+        why = self._safety_refusal()
+        # sim2real cleared the skill this plan runs (e.g. a tracking-error fault) after it was published: the
+        # plan cannot go on, and only a new command may move the arm again.
+        cleared = msg.skill_cleared_by and not msg.active_skill and self._active
+        if why is None and cleared and stamp_to_s(msg.header.stamp) > self._active_t:
+            why = f"the safety layer stopped the skill ({msg.skill_cleared_by}); send a new command"
+        if why is not None and self.seq is not None:
+            self._cancel(why)
+
+    def _safety_refusal(self) -> str | None:
+        s = self._safety
+        if s is None:
+            return None
+        # Its own name is stale news (a state latched before this process was respawned): it is running.
+        dead = [n for n in s.dead_nodes if n != self.get_fully_qualified_name()]
+        return safety_refusal(s.estop_latched, s.estop_reason, dead)
+
+    # -- replies ---------------------------------------------------------------------------------------
+    def _reply(self, command_id: int, text: str, outcome: int, message: str) -> None:
+        m = self._CommandStatus()
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.command_id, m.command, m.outcome, m.message = int(command_id), for_echo(text), int(outcome), message
+        self.reply_pub.publish(m)
+
+    def _gate(self, text) -> tuple[int, str] | None:
+        """(outcome, reason) if `text` must not be grounded now, None if it may: the text itself first
+        (operator_text), then the safety state, then a running plan."""
+        CS = self._CommandStatus
+        why = check(text)
+        if why is not None:
+            return CS.REFUSED, f"refused: {why}"
+        why = self._safety_refusal()
+        if why is not None:
+            return CS.REFUSED, f"refused: {why}"
+        if self.seq is not None:
+            cid, running = self._running
+            return CS.BUSY, (
+                f"busy: command {cid} ({for_log(running)}) is running; cancel it first (service "
+                f"{self.get_fully_qualified_name()}/cancel, topic {TOPIC_CANCEL} or the action's cancel)"
+            )
+        return None
+
+    def _receive(self, text, via: str, gate=None):
+        """Count, check, ground and start one command; reply on /legion/command_status either way.
+        Returns (ok, message, plan)."""
         from legion_core.sequencer import Sequencer, SkillSpec
 
-        if self.seq is not None:
-            return False, "busy: another command is running; cancel it first", []
-        res = self.grounder.ground(text)
-        if not res.ok:
-            return False, res.describe(), []
-        try:
-            plan = [SkillSpec.from_bundle(self.bundle, s) for s in res.skills]
-        except ValueError as e:
-            return False, str(e), []
+        CS = self._CommandStatus
+        self._command_id += 1
+        cid = self._command_id
+        shown = for_log(text)
+        refusal = gate if gate is not None else self._gate(text)
+        if refusal is None:
+            res = self.grounder.ground(text)
+            if not res.ok:
+                refusal = CS.REFUSED, res.describe()
+            else:
+                try:
+                    plan = [SkillSpec.from_bundle(self.bundle, s) for s in res.skills]
+                except ValueError as e:
+                    refusal = CS.REFUSED, f"refused: {e}"
+        if refusal is not None:
+            outcome, message = refusal
+            self.get_logger().warn(f"command {cid} via {via} {shown}: {message}")
+            self.publish_status(1, f"command {cid}: {message}")
+            self._reply(cid, text, outcome, message)
+            return False, message, []
         self.seq = Sequencer(plan, self.bundle.layout.name, self.cfg)
         self.seq.start(self.now_s())
-        msg = f"plan: {' -> '.join(res.skills)}"
-        self.get_logger().info(f"command {text!r}: {msg}")
-        self.publish_status(0, msg)
-        return True, msg, res.skills
+        self._running = (cid, text)
+        message = f"plan: {' -> '.join(res.skills)}"
+        self.get_logger().info(f"command {cid} via {via} {shown}: {message}")
+        self.publish_status(0, f"command {cid}: {message}")
+        self._reply(cid, text, CS.ACCEPTED, message)
+        self.on_tick()  # the first skill is active from now on, so an early cancel has something to clear
+        return True, message, res.skills
 
     def on_command_text(self, msg) -> None:
-        ok, message, _ = self._begin(msg.data)
-        if not ok:
-            self.get_logger().warn(f"command {msg.data!r} refused: {message}")
-            self.publish_status(1, f"refused: {message}")
+        self._receive(msg.data, TOPIC_COMMAND_TEXT)
+
+    def on_goal(self, goal_request):
+        """Reject a goal while a plan runs (the action's own busy answer), replying BUSY like the topic;
+        every other refusal is the goal's result (accepted, then aborted with the reason), so that an
+        action client reads why."""
+        from rclpy.action import GoalResponse
+
+        gate = self._gate(goal_request.command)
+        if gate is not None and gate[0] == self._CommandStatus.BUSY:
+            self._receive(goal_request.command, ACTION_NAME, gate)
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
 
     async def execute(self, goal_handle):
         from rclpy.task import Future
 
         result = self._ExecuteTask.Result()
-        ok, message, plan = self._begin(goal_handle.request.command)
+        ok, message, plan = self._receive(goal_handle.request.command, ACTION_NAME)
         result.plan = list(plan)
         if not ok:
             result.success, result.message = False, message
@@ -123,17 +233,41 @@ class TaskSequencerNode(LegionNode):
         out = await self.done_future
         result.success, result.message = out.success, out.message
         result.step_durations_s = [float(v) for v in out.step_durations_s]
-        if out.state == "cancelled":
+        if out.state == "cancelled" and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif out.success:
             goal_handle.succeed()
-        else:
+        else:  # failed, or ended by a cancel that did not come through the action (service, topic, e-stop)
             goal_handle.abort()
         return result
+
+    # -- cancel ----------------------------------------------------------------------------------------
+    def _cancel(self, reason: str) -> bool:
+        """End the running plan now (the robot holds: '' on /legion/active_skill, CANCELLED reply)."""
+        if self.seq is None:
+            return False
+        self.get_logger().warn(f"cancelling command {self._running[0]}: {reason}")
+        self.seq.cancel(self.now_s(), reason)
+        self.on_tick()
+        return True
+
+    def on_cancel_service(self, _request, response):
+        cid, text = self._running
+        response.success = self._cancel(f"cancel requested ({self.get_fully_qualified_name()}/cancel)")
+        response.message = (
+            f"cancelled command {cid} ({for_log(text)})" if response.success else "no plan is running"
+        )
+        return response
+
+    def on_cancel_topic(self, _msg) -> None:
+        if not self._cancel(f"cancel requested ({TOPIC_CANCEL})"):
+            # Answered, not silent; command_id 0: a cancel is not a command.
+            self._reply(0, "", self._CommandStatus.REFUSED, f"cancel on {TOPIC_CANCEL}: no plan is running")
 
     # -- state machine ---------------------------------------------------------------------------------
     def _publish_skill(self, name: str) -> None:
         if name != self._active:
+            self._active_t = self.now_s()
             self.skill_pub.publish(self._String(data=name))
             self._active = name
 
@@ -141,7 +275,7 @@ class TaskSequencerNode(LegionNode):
         if self.seq is None:
             return
         if self.goal_handle is not None and self.goal_handle.is_cancel_requested:
-            self.seq.cancel(self.now_s())
+            self.seq.cancel(self.now_s(), "cancel requested by the action client")
         out = self.seq.tick(self.now_s())
         self._publish_skill(out.active_skill)
         if self.goal_handle is not None and not out.done:
@@ -150,12 +284,17 @@ class TaskSequencerNode(LegionNode):
             fb.progress, fb.state = float(out.progress), out.state
             self.goal_handle.publish_feedback(fb)
         if out.done:
-            level = 0 if out.success else 1
-            self.get_logger().info(out.message) if out.success else self.get_logger().warn(out.message)
-            self.publish_status(level, out.message)
+            CS = self._CommandStatus
+            cid, text = self._running
+            outcome = CS.SUCCEEDED if out.success else CS.CANCELLED if out.state == "cancelled" else CS.FAILED
+            log = self.get_logger()
+            (log.info if out.success else log.warn)(f"command {cid}: {out.message}")
+            self.publish_status(0 if out.success else 1, f"command {cid}: {out.message}")
+            self._reply(cid, text, outcome, out.message)
             if self.done_future is not None and not self.done_future.done():
                 self.done_future.set_result(out)
             self.seq, self.goal_handle, self.done_future = None, None, None
+            self._running = (0, "")
 
 
 def main(args=None) -> int:
