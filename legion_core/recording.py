@@ -11,7 +11,9 @@ Recording never re-serialises: subscriptions are `raw=True` (the CDR bytes as th
 executor runs on its own thread and only appends `(topic, time, bytes)` to a queue; the calling thread
 writes. Counts of received and written messages per topic, the recording duration and the largest queue
 backlog go into `metadata.yaml` (`custom_data: legion.recorder`) and into the returned `RecordStats`; a
-message that was received but not written is a drop, and there must be none.
+message that was received but not written is a drop, and there must be none. The recording machine's numeric
+signature goes beside them (`custom_data: legion.numeric_signature`, legion_core/numeric_signature.py): the
+regression check compares actions bit-exactly only on a machine with the same one.
 
 Replay publishes the recorded CDR bytes at the recorded timing (or a rate factor, or as fast as possible)
 into the live graph, open loop, optionally with /clock (rosgraph_msgs/Clock) so that nodes running with
@@ -271,15 +273,22 @@ def _open_writer(path: Path):
 
 
 def copy_topics(src: str | Path, dst: str | Path, topics: Sequence[str]) -> dict[str, int]:
-    """Copy the messages of `topics` from bag `src` into a new bag `dst` (same definitions, QoS and stamps):
-    e.g. a regression fixture with only the runtime's decisions. Returns the message count per topic."""
+    """Copy the messages of `topics` from bag `src` into a new bag `dst` (same definitions, QoS and stamps,
+    and the source's numeric signature; not its recorder counts, which the copy does not match): e.g. a
+    regression fixture with only the runtime's decisions. Returns the message count per topic."""
     from rosbags.rosbag2 import Reader
 
+    from legion_core.numeric_signature import METADATA_KEY, read_bag_signature
+
     keep, counts = set(topics), {}
-    with Reader(resolve_bag(src)) as r:
+    src = resolve_bag(src)
+    signature = read_bag_signature(src)
+    with Reader(src) as r:
         w = _open_writer(Path(dst))
         w.open()
         try:
+            if signature is not None:
+                w.set_custom_data(METADATA_KEY, json.dumps(signature, sort_keys=True))
             conns = {}
             for c in r.connections:
                 if c.topic in keep:
@@ -603,6 +612,11 @@ class Recorder:
             "started_unix_s": round(time.time() - self.stats.duration_s, 3),
         }
         self.writer.set_custom_data("legion.recorder", json.dumps(meta, sort_keys=True))
+        # What decides the policy's last float32 bits on this machine: the regression check compares actions
+        # bit-exactly only against a bag with the same signature (docs/decisions/portable-regression-check.md).
+        from legion_core.numeric_signature import METADATA_KEY, numeric_signature
+
+        self.writer.set_custom_data(METADATA_KEY, json.dumps(numeric_signature(), sort_keys=True))
         self.writer.close()
         try:
             self.executor.shutdown(timeout_sec=1.0)

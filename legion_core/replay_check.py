@@ -11,19 +11,26 @@ built from the joint state one 5 ms sample later or earlier than in the recordin
 sim2real's settle gate can take the next action one tick earlier or later. Exact equality of a live replay
 would only be luck. So the check is split by what is deterministic:
 
-1. `policy_offline` (bit-exact, no ROS): the recorded Observations are the policy's exact inputs. Each valid
-   one is fed to the pure `PolicyRunner` with the given bundle; every recorded PolicyAction must be
-   bit-identical to the offline action of an observation with the same stamp (PolicyAction.header.stamp is
-   the observation's stamp) and skill. Same bag + same bundle -> identical actions, every time; a different
-   bundle or any change in inference fails at the first policy step it touches. (Bit-exactness holds for the
-   same numpy/BLAS kernels; `offline_action_atol` can be loosened for a bag recorded on another CPU.)
+1. `policy_offline` (no ROS): the recorded Observations are the policy's exact inputs. Each valid one is
+   fed to the pure `PolicyRunner` with the given bundle; every recorded PolicyAction must equal the offline
+   action of an observation with the same stamp (PolicyAction.header.stamp is the observation's stamp) and
+   skill: bit-identical where this machine's numeric signature (legion_core/numeric_signature.py: BLAS
+   kernel, numpy SIMD targets) equals the one the bag records, within the float32 tolerance of
+   `float32_action_atol` otherwise (another kernel sums in another order: last-bit differences). The
+   judgement reports the mode it applied and why (docs/decisions/portable-regression-check.md). Same bag +
+   same bundle on the same kernels -> identical actions, every time; a different bundle or any change in
+   inference fails at the first policy step it touches.
 2. Live, open loop with tolerances: the sensor topics are replayed with /clock (the fresh runtime runs on
    sim time = bag time, so recorded stamps are fresh and its timers run on bag time) while its outputs are
    recorded; then per recorded step, matched by the observation stamp that Observation, PolicyAction and
-   CommandReport all carry: `observations` (values), `actions`, `commands` (IK targets, gripper) within the
-   scenario's tolerances and with a minimum coverage of matched steps; `skill_switches` (same skills in the
-   same order, at the same bag time within a tolerance); `safety_events` (no status of level >= HOLD that
-   the recording does not have at about the same time); `replay_timing` (publish lateness of the replay).
+   CommandReport all carry: `observations` (values), `actions`, `commands` (tool steps, gripper; matched
+   within one policy step of the recording, as the settle gate may take the next action) within the
+   scenario's tolerances and with a minimum coverage of matched steps; `same_inputs_same_actions` (as
+   `policy_offline`: bit-exact only between bags of the same numeric signature); `skill_switches` (same
+   skills in the same order, at the same bag time within a tolerance); `safety_events` (no status of level
+   >= HOLD that the recording does not have at about the same time; another reason inside a hold the
+   recording was in is reported, not failed); `replay_timing` (publish lateness of the replay; over its
+   limit it fails where another live judgement failed: that failure may be load).
 
 Each judgement is one JSON line; a summary line follows with the first diverging step (the recorded
 policy step, by index and observation stamp, where the earliest failure happened).
@@ -53,6 +60,9 @@ from typing import Any
 
 import numpy as np
 
+from legion_core.numeric_signature import compare as compare_signatures
+from legion_core.numeric_signature import numeric_signature, read_bag_signature
+from legion_core.numeric_signature import summary as signature_summary
 from legion_core.recording import OUTPUT_TOPICS, SENSOR_TOPICS, resolve_bag
 
 LIVE_JUDGEMENTS = (
@@ -68,7 +78,8 @@ ALL_JUDGEMENTS = ("policy_offline", *LIVE_JUDGEMENTS)
 HOLD = 2  # legion_msgs/RuntimeStatus.HOLD
 
 DEFAULT_TOLERANCES: dict[str, float] = {
-    "offline_action_atol": 0.0,  # bit-exact
+    # Where the numeric signatures match (0.0: bit-exact); across signatures float32_action_atol applies.
+    "offline_action_atol": 0.0,
     "offline_max_unmatched": 2,  # actions of observations published before the recorder subscribed
     "observation_atol_m": 0.01,
     "action_atol": 0.05,
@@ -79,7 +90,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "command_step_atol_m": 0.002,
     "gripper_atol_m": 0.005,
     "min_coverage": 0.8,
-    # Lower for commands: once the gates differ, the two runs issue commands at different stamps.
+    # Lower for commands: once the gates differ, the two runs issue commands at different stamps (matched
+    # within one policy step of the recording plus stamp_tol_s: judge_commands).
     "min_command_coverage": 0.5,
     "stamp_tol_s": 0.02,  # a few joint-state periods: which sample real2sim's tick saw is timing
     "skill_switch_tol_s": 0.3,
@@ -207,6 +219,8 @@ class Session:
     topics: dict[str, int] = field(default_factory=dict)
     sensor_span_ns: tuple[int, int] = (0, 0)
     """Log-time span of the sensor topics (what a replay feeds)."""
+    numeric_signature: dict | None = None
+    """The recording machine's numeric signature (bag metadata), None if the bag has none."""
 
 
 def _stamp_ns(header) -> int:
@@ -219,7 +233,7 @@ def read_session(path: str | Path, max_joint_states: int | None = 5) -> Session:
     from rosbags.highlevel import AnyReader
 
     bag = resolve_bag(path)
-    s = Session(bag)
+    s = Session(bag, numeric_signature=read_bag_signature(bag))
     sensor_t: list[int] = []
     with AnyReader([bag]) as r:
         s.start_ns, s.end_ns = r.start_time, r.end_time
@@ -372,15 +386,68 @@ class _StepIndex:
                           stamp_ns, detail)  # fmt: skip
 
 
-def judge_policy_offline(
-    rec: Session, bundle, atol: float = 0.0, max_unmatched: int = 2, z_mode: str = "mean"
-) -> Judgement:
-    """Re-run the pure PolicyRunner on every valid recorded observation and require each recorded action to be
-    (bit-)identical to the offline action of an observation with its stamp and skill."""
+EPS_F32 = float(np.finfo(np.float32).eps)  # 2**-23, the spacing of float32 at 1.0
+_DEFAULT_NETWORK = (10, 400)  # LegionAgent with AgentConfig's defaults: 10 weight matrices, fan-in <= 400
+
+
+def float32_action_atol(
+    weights: dict[str, np.ndarray] | None = None, scale: float = 1.0
+) -> tuple[float, dict]:
+    """Tolerance for actions that two machines of different numeric signatures computed from the same
+    observation with the same bundle:
+
+        atol = k * eps_f32 * scale,   k = 2 * D * sqrt(W)
+
+    eps_f32 = 2**-23 (float32 spacing at 1.0); scale = the largest |action| compared, at least 1 (actions are
+    tanh outputs in [-1, 1]: 1). Why: the policy is D float32 matrix products of at most W inputs each,
+    joined by 1-Lipschitz activations (ReLU, leaky ReLU, tanh). Another BLAS kernel sums each dot product
+    in another order; the rounding errors of a length-W sum accumulate like a random walk, sqrt(W) ulps of
+    its magnitude; each of the D products adds its own; and both machines carry theirs (the 2). D and W come
+    from the bundle's weights (every 2-D encoder/actor matrix; the logvar head that the mean path skips is
+    counted too: an upper bound); without weights, LEGION's default network. For LEGION's policy, D = 10 and
+    W = 400: k = 400, atol = 4.8e-05, 10x the largest difference measured between OpenBLAS kernels on the
+    shipped demo (4.3e-06) and 20x below a 1e-3 change (docs/decisions/portable-regression-check.md)."""
+    if weights is None:
+        d, w = _DEFAULT_NETWORK
+    else:
+        mats = [v for k, v in weights.items() if k.startswith(("enc.", "actor.")) and np.ndim(v) == 2]
+        d, w = (len(mats), max(int(np.shape(m)[1]) for m in mats)) if mats else _DEFAULT_NETWORK
+    k = 2.0 * d * math.sqrt(w)
+    scale = max(1.0, float(scale))
+    return k * EPS_F32 * scale, {"formula": "2 * D * sqrt(W) * eps_f32 * scale", "matrices": d, "max_fan_in": w,
+                                 "k": round(k, 3), "eps_f32": EPS_F32, "scale": scale}  # fmt: skip
+
+
+def action_comparison_mode(recorded_sig: dict | None, here_sig: dict | None, scenario_atol: float,
+                           weights: dict[str, np.ndarray] | None, scale: float) -> tuple[str, float, str, dict | None]:  # fmt: skip
+    """(mode, atol, why, tolerance derivation) for comparing actions computed under two numeric signatures:
+    'bit_exact' (equal signatures, the scenario's atol 0), 'scenario_atol' (equal signatures, the scenario
+    loosened its atol), 'float32_tolerance' (different or unknown signatures: never bit-exact across
+    machines; the larger of float32_action_atol and the scenario's atol)."""
+    same, why = compare_signatures(recorded_sig, here_sig)
+    if same:
+        return ("bit_exact" if scenario_atol == 0.0 else "scenario_atol"), scenario_atol, why, None
+    tol, how = float32_action_atol(weights, scale)
+    return "float32_tolerance", max(tol, scenario_atol), why, how
+
+
+def _action_scale(actions: Sequence[Act]) -> float:
+    return max([1.0] + [float(np.max(np.abs(a.action))) for a in actions if a.action.size])
+
+
+def judge_policy_offline(rec: Session, bundle, atol: float = 0.0, max_unmatched: int = 2, z_mode: str = "mean",
+                         here_signature: dict | None = None) -> Judgement:  # fmt: skip
+    """Re-run the pure PolicyRunner on every valid recorded observation and require each recorded action to
+    equal the offline action of an observation with its stamp and skill: within `atol` (the scenario's, 0.0 =
+    bit-exact) where this process' numeric signature (`here_signature`, default: measured now) equals the
+    bag's, within the float32 tolerance otherwise (`action_comparison_mode`)."""
     from legion_core.bundle import load
     from legion_core.policy_runner import PolicyRunner
 
     b = load(bundle) if isinstance(bundle, (str, Path)) else bundle
+    here = here_signature if here_signature is not None else numeric_signature()
+    mode, atol, why, how = action_comparison_mode(rec.numeric_signature, here, atol, b.weights,
+                                                  _action_scale(rec.actions))  # fmt: skip
     runner = PolicyRunner(b, max_obs_age_s=1e9, z_mode=z_mode)  # staleness is a live matter, not the policy's
     offline: dict[tuple[int, str], list[np.ndarray]] = {}
     refused: dict[str, int] = {}
@@ -398,9 +465,11 @@ def judge_policy_offline(
             # The node sends [float(v) for v in action]: the same float32 -> float64 conversion here.
             offline.setdefault((o.stamp_ns, o.skill), []).append(np.array([float(v) for v in d.action]))
     idx = _StepIndex(rec)
-    j = Judgement("policy_offline", True)
+    j = Judgement("policy_offline", True, note=f"{mode}: {why}")
     j.metrics = {"bundle": b.contract.get("name"), "bundle_weights_sha256": b.contract.get("files", {}).get("weights.safetensors"),
-                 "atol": atol, "observations_valid": sum(len(v) for v in offline.values())}  # fmt: skip
+                 "mode": mode, "mode_reason": why, "atol": atol, "tolerance": how,
+                 "signature_recorded": signature_summary(rec.numeric_signature), "signature_here": signature_summary(here),
+                 "observations_valid": sum(len(v) for v in offline.values())}  # fmt: skip
     unmatched: list[int] = []
     max_err = 0.0
     exact = 0
@@ -421,7 +490,7 @@ def judge_policy_offline(
                 j.first_divergence = idx.div(
                     a.t_ns, a.stamp_ns,
                     f"policy step {k} (sequence {a.sequence}, skill {a.skill}): recorded action {_fmt(a.action)} != "
-                    f"offline {_fmt(best)} (max |diff| {err:.3g} > {atol})", step=k,
+                    f"offline {_fmt(best)} (max |diff| {err:.3g} > {atol:.3g}, {mode})", step=k,
                 )  # fmt: skip
     j.metrics.update(actions=len(rec.actions), matched=j.checked, bit_exact=exact, max_abs_diff=max_err,
                      unmatched=len(unmatched), refused=refused)  # fmt: skip
@@ -507,9 +576,14 @@ def _match_by_stamp(name: str, rec_items: Sequence, new_items: Sequence, skill: 
     return j
 
 
-def judge_same_inputs(rec: Session, new: Session, lo: int, hi: int, idx: _StepIndex) -> Judgement:
+def judge_same_inputs(rec: Session, new: Session, lo: int, hi: int, idx: _StepIndex,
+                      weights: dict[str, np.ndarray] | None = None) -> Judgement:  # fmt: skip
     """Determinism on the live path: wherever the replayed runtime built an observation bit-identical to a
-    recorded one (same stamp, skill and values), its action must be bit-identical to the recorded action."""
+    recorded one (same stamp, skill and values), its action must be bit-identical to the recorded action
+    when both bags carry the same numeric signature, within the float32 tolerance otherwise (the recording
+    machine's runtime computed the one, this machine's the other)."""
+    mode, atol, why, how = action_comparison_mode(rec.numeric_signature, new.numeric_signature, 0.0, weights,
+                                                  _action_scale(rec.actions))  # fmt: skip
     j = Judgement("same_inputs_same_actions", True)
 
     def unique(obs: Sequence[Obs]) -> dict[tuple[int, str], np.ndarray]:
@@ -531,13 +605,18 @@ def judge_same_inputs(rec: Session, new: Session, lo: int, hi: int, idx: _StepIn
         if not np.array_equal(rec_obs[key], new_obs[key]):
             continue
         j.checked += 1
-        if not any(np.array_equal(x, a.action) for x in new_act[key]):
+        errs = [
+            float(np.max(np.abs(x - a.action))) if x.shape == a.action.shape else math.inf
+            for x in new_act[key]
+        ]
+        if not min(errs) <= atol:
             j.failed += 1
             if j.first_divergence is None:
                 j.first_divergence = idx.div(a.t_ns, a.stamp_ns, f"policy step {k}: identical observation but replayed "
                                              f"action {_fmt(new_act[key][0])} != recorded {_fmt(a.action)}", step=k)  # fmt: skip
     j.passed = j.failed == 0
-    j.metrics = {"identical_observations_with_action": j.checked}
+    j.metrics = {"identical_observations_with_action": j.checked, "mode": mode, "mode_reason": why, "atol": atol,
+                 "tolerance": how}  # fmt: skip
     if j.checked == 0:
         j.note = "no replayed observation was bit-identical to a recorded one (nothing to check)"
     return j
@@ -563,12 +642,28 @@ def _tool_steps(reports: Sequence[Report]) -> list[tuple[Report, np.ndarray]]:
     return out
 
 
+def policy_period_ns(actions: Sequence[Act]) -> int:
+    """The recording's policy step: the median spacing of its consecutive action stamps of one skill (0 if
+    it has fewer than two)."""
+    by_skill: dict[str, list[int]] = {}
+    for a in actions:
+        if a.stamp_ns:
+            by_skill.setdefault(a.skill, []).append(a.stamp_ns)
+    gaps = [d for st in by_skill.values() for d in np.diff(sorted(set(st))).tolist()]
+    return int(np.median(gaps)) if gaps else 0
+
+
 def judge_commands(rec_reports: Sequence[Report], new_reports: Sequence[Report], tol: dict,
-                   idx: _StepIndex, lo_ns: int, hi_ns: int) -> Judgement:  # fmt: skip
-    """Per recorded command, the replayed command of the nearest stamp: the same tool step (within
-    command_step_atol_m) and gripper opening (within gripper_atol_m). Pairs whose safety layers differ
-    (limits_hit) are counted, not scored: the target-lead, box and speed limits act on the chained target,
-    which open loop cannot reproduce once the settle gates differ (see DEFAULT_TOLERANCES)."""
+                   idx: _StepIndex, lo_ns: int, hi_ns: int, period_ns: int = 0) -> Judgement:  # fmt: skip
+    """Per recorded command, the replayed command of the nearest stamp within one policy step (`period_ns`,
+    the recording's) plus stamp_tol_s: the same tool step (within command_step_atol_m) and gripper opening
+    (within gripper_atol_m). Why a policy step: sim2real's settle gate takes the first action that arrives
+    after it opens, so whether the replayed runtime's action for a step arrives just before or just after
+    is timing (CPU load), and the command then carries the stamp of the step before or after; matched
+    within stamp_tol_s alone (less than one policy step), a loaded machine lost half of the counterparts
+    (docs/decisions/portable-regression-check.md). Pairs whose safety layers differ (limits_hit) are
+    counted, not scored: the target-lead, box and speed limits act on the chained target, which open loop
+    cannot reproduce once the settle gates differ (see DEFAULT_TOLERANCES)."""
     rec_steps = [(c, d) for c, d in _tool_steps(rec_reports) if lo_ns <= c.t_ns <= hi_ns]
     new_steps = _tool_steps(new_reports)
     step_of = {id(c): d for c, d in rec_steps + new_steps}
@@ -587,16 +682,23 @@ def judge_commands(rec_reports: Sequence[Report], new_reports: Sequence[Report],
                 f"{a.gripper_m:.4f} vs replayed {_fmt(step_of[id(b)] * 1e3)} mm gripper {b.gripper_m:.4f} "
                 f"(limits {sorted(a.limits_hit)})")  # fmt: skip
 
-    stol = int(tol["stamp_tol_s"] * 1e9)
+    stol = int(tol["stamp_tol_s"] * 1e9) + max(0, period_ns)
     j = _match_by_stamp("commands", [c for c, _ in rec_steps], [c for c, _ in new_steps], lambda c: "", err,
                         tol["command_step_atol_m"], stol, tol["min_command_coverage"], idx, what)  # fmt: skip
     j.metrics["limits_differ"] = j.metrics.pop("unscored")
+    j.metrics["policy_period_s"] = round(period_ns * 1e-9, 6)
     return j
 
 
 def _status_key(s: Status) -> tuple[str, int, str]:
     """(node, level, message up to its first number): 'holding: no action for 0.312 s' -> 'holding: no action for'."""
     return s.node, s.level, re.split(r"\d", s.message, maxsplit=1)[0].rstrip(" :([=-")
+
+
+def _level_at(statuses: Sequence[Status], node: str, t_ns: int) -> int:
+    """The level `node` was at at time t_ns (its last status at or before t_ns; OK before its first)."""
+    before = [s for s in statuses if s.node == node and s.t_ns <= t_ns]
+    return max(before, key=lambda s: s.t_ns).level if before else 0
 
 
 def _skill_runs(items: Sequence, lo: int, hi: int) -> list[tuple[int, str]]:
@@ -607,11 +709,11 @@ def _skill_runs(items: Sequence, lo: int, hi: int) -> list[tuple[int, str]]:
     return runs
 
 
-def compare_live(
-    rec: Session, new: Session, scenario: Scenario, replay_stats: dict | None = None
-) -> list[Judgement]:
+def compare_live(rec: Session, new: Session, scenario: Scenario, replay_stats: dict | None = None,
+                 weights: dict[str, np.ndarray] | None = None) -> list[Judgement]:  # fmt: skip
     """The live judgements of `scenario` on a recorded session and its replay through a fresh runtime (the
-    replay's bag logged in sim time = the recording's bag time)."""
+    replay's bag logged in sim time = the recording's bag time). `weights`: the bundle's, for the float32
+    tolerance of `same_inputs_same_actions` when the two bags' numeric signatures differ."""
     tol = scenario.tolerances
     lo, hi = _window(rec, tol)
     idx = _StepIndex(rec)
@@ -644,9 +746,9 @@ def compare_live(
                             f"replayed {_fmt(b.action)} (max |diff| {e:.3g})")  # fmt: skip
         out.append(j)
     if "same_inputs_same_actions" in want:
-        out.append(judge_same_inputs(rec, new, lo, hi, idx))
+        out.append(judge_same_inputs(rec, new, lo, hi, idx, weights))
     if "commands" in want:
-        out.append(judge_commands(rec.reports, new.reports, tol, idx, lo, hi))
+        out.append(judge_commands(rec.reports, new.reports, tol, idx, lo, hi, policy_period_ns(rec.actions)))
     if "skill_switches" in want:
         j = Judgement("skill_switches", True)
         # Observations carry the skill also while invalid (a skill the scene cannot serve): the runtime's view.
@@ -677,10 +779,17 @@ def compare_live(
         rec_ev = [s for s in rec.statuses if s.level >= HOLD]
         new_ev = [s for s in new.statuses if s.level >= HOLD and lo <= s.t_ns <= hi]
         tol_ns = int(tol["safety_time_tol_s"] * 1e9)
-        new_only = []
+        new_only, other_reason = [], []
         for s in new_ev:
             j.checked += 1
             if not any(_status_key(r) == _status_key(s) and abs(r.t_ns - s.t_ns) <= tol_ns for r in rec_ev):
+                # The node's statuses are published on change: which of two causes of one hold is reported
+                # first is timing (at a skill switch, real2sim's first tick or the first detection). Inside a
+                # hold of at least this level that the recording was in at that time, another reason is no new
+                # safety state (docs/decisions/portable-regression-check.md).
+                if _level_at(rec.statuses, s.node, s.t_ns) >= s.level:
+                    other_reason.append(s)
+                    continue
                 new_only.append(s)
                 j.failed += 1
                 if j.first_divergence is None:
@@ -690,6 +799,7 @@ def compare_live(
         missing = [s for s in rec_ev if lo <= s.t_ns <= hi
                    and not any(_status_key(r) == _status_key(s) and abs(r.t_ns - s.t_ns) <= tol_ns for r in new_ev)]  # fmt: skip
         j.metrics = {"recorded": len(rec_ev), "replayed": len(new_ev), "new": [f"{s.node}: {s.message}" for s in new_only],
+                     "reason_differs": [f"{s.node}: {s.message}" for s in other_reason],
                      "not_reproduced": [f"{s.node}: {s.message}" for s in missing]}  # fmt: skip
         j.passed = j.failed == 0
         out.append(j)
@@ -699,10 +809,24 @@ def compare_live(
         j.metrics = {"lateness_ms": lat, "limit_p99_ms": tol["max_lateness_p99_ms"]}
         if lat:
             j.checked = int(lat.get("n", 0))
-            j.passed = lat["p99"] <= tol["max_lateness_p99_ms"]
+            # A late replay (a loaded machine) can only cost the other live judgements counterparts and add
+            # holds, never make a changed runtime pass: where they all held, the lateness is reported and did
+            # not matter; where one failed, it may be load rather than a regression, and this says so
+            # (docs/decisions/portable-regression-check.md). Alone, the limit decides.
+            others = [o for o in out if o.name in LIVE_JUDGEMENTS]
+            failed = [o.name for o in others if not o.passed]
+            late = lat["p99"] > tol["max_lateness_p99_ms"]
+            j.metrics["late"] = late
+            j.passed = not late or (bool(others) and not failed)
+            msg = f"replay publish lateness p99 {lat['p99']} ms > {tol['max_lateness_p99_ms']} ms"
             if not j.passed:
                 j.failed = 1
-                j.note = f"replay publish lateness p99 {lat['p99']} ms > {tol['max_lateness_p99_ms']} ms: the live judgements saw distorted timing"
+                j.note = (f"{msg}: the live judgements saw distorted timing; {failed} may have failed from load, "
+                          "rerun on an idle machine") if failed else f"{msg}: the live judgements saw distorted timing"  # fmt: skip
+            elif late:
+                j.note = (
+                    f"{msg} (a loaded machine), but every live judgement held: the lateness did not matter"
+                )
         else:
             j.note = "as-fast-as-possible replay: no schedule to measure against"
         out.append(j)
@@ -797,6 +921,7 @@ def live_replay(bag: str | Path, bundle: str | Path, scenario: Scenario, out_dir
     rec = read_session(bag, max_joint_states=0)
     params: dict[str, Any] = {
         "policy.bundle": str(Path(bundle).resolve()), "sim2real.bundle": str(Path(bundle).resolve()),
+        "real2sim.bundle": str(Path(bundle).resolve()),
         "real2sim.use_sim_time": True, "policy.use_sim_time": True, "sim2real.use_sim_time": True,
         "policy.z_mode": scenario.z_mode,
     }  # fmt: skip
@@ -854,29 +979,31 @@ def live_replay(bag: str | Path, bundle: str | Path, scenario: Scenario, out_dir
 def check(bag: str | Path, scenario: str | Path | dict | Scenario | None, bundle: str | Path, *,
           out_dir: str | Path | None = None, rate: float | None | str = "scenario", calibration: str = "",
           emit: Callable[[str], None] = print) -> CheckResult:  # fmt: skip
-    """Regression check of a recorded session against a bundle: the offline policy re-run (bit-exact) and the
-    live replay through a fresh runtime (tolerances), as the scenario selects. Emits one JSON line per
-    judgement and a summary line (also written to OUT/judgements.jsonl)."""
+    """Regression check of a recorded session against a bundle: the offline policy re-run (bit-exact on the
+    recording's numeric signature, float32 tolerance elsewhere) and the live replay through a fresh runtime
+    (tolerances), as the scenario selects. Emits one JSON line per judgement and a summary line (also
+    written to OUT/judgements.jsonl)."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if rate == "scenario":
         rate = sc.rate
     bag = resolve_bag(bag)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="legion_check_"))
     rec = read_session(bag, max_joint_states=0)
+    from legion_core.bundle import load
+
+    b = load(bundle)
     judgements: list[Judgement] = []
     if "policy_offline" in sc.judgements:
         t = sc.tolerances
         judgements.append(
-            judge_policy_offline(
-                rec, bundle, t["offline_action_atol"], int(t["offline_max_unmatched"]), sc.z_mode
-            )
+            judge_policy_offline(rec, b, t["offline_action_atol"], int(t["offline_max_unmatched"]), sc.z_mode)
         )
     result = CheckResult(judgements, str(bag))
     if any(j in LIVE_JUDGEMENTS for j in sc.judgements):
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr, judgements on stdout
         replayed, stats = live_replay(bag, bundle, sc, out, rate, calibration, log=log)
         result.replayed_bag, result.replay = str(replayed), stats
-        judgements += compare_live(rec, read_session(replayed, max_joint_states=0), sc, stats)
+        judgements += compare_live(rec, read_session(replayed, max_joint_states=0), sc, stats, b.weights)
     out.mkdir(parents=True, exist_ok=True)
     lines = result.lines()
     (out / "judgements.jsonl").write_text("\n".join(lines) + "\n")
@@ -997,7 +1124,8 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
         run_s = min(run_s, recorded["span_s"] + float(cl["margin_s"]))
     params: dict[str, Any] = {
         "twin.task": skill, "twin.variation": variation, "policy.bundle": str(Path(bundle).resolve()),
-        "sim2real.bundle": str(Path(bundle).resolve()), "real2sim.skill": skill, "policy.skill": skill,
+        "sim2real.bundle": str(Path(bundle).resolve()), "real2sim.bundle": str(Path(bundle).resolve()),
+        "real2sim.skill": skill, "policy.skill": skill,
         "policy.z_mode": sc.z_mode, "twin.scene": train_scene or "",
     }  # fmt: skip
     if calibration:

@@ -16,8 +16,9 @@ Layers, outermost wins (docs/architecture.md, "Safety layer"):
 6. the mapper's own limits (box, IK, joint position and velocity limits, Cartesian speed).
 
 `tick(now)` is called at the command rate and returns the joint command to send (or None before the first
-valid joint state: nothing is sent until we know where the arm is). Every command obeys the per-period
-joint step limit from the last one sent (no catch-up jump after a stall).
+valid joint state: nothing is sent until we know where the arm is). Every command obeys the joint speed
+limit from the last one sent, for the time since it was sent and at most one period's step (no catch-up
+jump after a stall).
 
 Holding means: keep sending the last command that was sent, so a position-controlled arm stops where it
 was commanded to be (the running segment is cut, not finished), instead of jumping to a new target or to a
@@ -130,6 +131,7 @@ class Supervisor:
         self.started = False
         self.holding = ""
         self.q_sent: np.ndarray | None = None
+        self.t_sent = -math.inf  # when q_sent was computed [s]
         self.q_hold_target: np.ndarray | None = None
         self.gripper_m: float | None = None
         self.ready_since = -math.inf
@@ -145,7 +147,9 @@ class Supervisor:
         self.stall_end = -math.inf
         self.stalls = 0
         self.tracking_error_rad = 0.0
-        self.tracking_error_max_rad = 0.0  # largest seen while no fault held (diagnostics: is the bound sane?)
+        self.tracking_error_max_rad = (
+            0.0  # largest seen while no fault held (diagnostics: is the bound sane?)
+        )
 
     # -- inputs ----------------------------------------------------------------------------------------
     def on_joint_state(self, names, positions, stamp: float, now: float) -> bool:
@@ -340,17 +344,25 @@ class Supervisor:
         self.used_seq = self.action_seq  # never replay an action from before the restart
         self.ready_since = -math.inf
 
-    def _limited(self, q: np.ndarray) -> np.ndarray:
-        """`q` moved no further than one period's joint step from the last command sent."""
+    def _limited(self, q: np.ndarray, now: float) -> np.ndarray:
+        """`q` moved from the last command sent by no more than the joint speed limit allows for the time
+        since it was sent, and never more than one period's step (a tick after a stall must not jump to
+        where the trajectory should be by now; an extra event-driven tick right after a timer tick must not
+        add a second full step)."""
         if self.q_sent is None:
             return q
-        d = self.dq_max_per_period
+        frac = 1.0
+        if math.isfinite(self.t_sent):
+            frac = min(1.0, max(0.0, (now - self.t_sent) / self.mapper.config.command_period_s))
+        # Tiny slack so that the mapper's own plan (already within the limit) is never clipped by rounding.
+        d = self.dq_max_per_period * frac * (1 + 1e-9) + 1e-12
         return np.minimum(np.maximum(q, self.q_sent - d), self.q_sent + d)
 
     def _hold(self, level: int, reason: str) -> Tick:
         self.holding = reason
         if self.q_hold_target is not None and self.q_sent is not None:
-            self.q_sent = self._limited(self.q_hold_target)
+            self.q_sent = self._limited(self.q_hold_target, self.last_tick)
+            self.t_sent = self.last_tick
         return Tick(self.q_sent, self.gripper_m, level, f"holding: {reason}", source_stamp=self.segment_stamp)
 
     def _check_liveness(self, now: float) -> tuple[int, str] | None:
@@ -398,7 +410,7 @@ class Supervisor:
             # The runtime itself stalled (host, GC, a long callback in this process). Not a hold by itself:
             # the inputs decide (a joint state read before the stall is now old, by arrival and stamp), but
             # a hold that follows is told apart from a silent driver, and the command sent next is still
-            # within one period's step of the last one (`_limited`).
+            # within the joint speed limit of the last one (`_limited`).
             self.stalls += 1
             self.last_stall_s, self.stall_end = gap, now
         if self.q_problem:
@@ -468,8 +480,8 @@ class Supervisor:
             self.ready_since = -math.inf
             self.gripper_m = new_cmd.gripper
             self.segment_stamp = self.action_stamp
-        q = self._limited(self.mapper.interpolate(now))
-        self.q_sent = q
+        q = self._limited(self.mapper.interpolate(now), now)
+        self.q_sent, self.t_sent = q, now
         level = OK if new_cmd is None or not new_cmd.hold else WARN
         reason = "ok" if new_cmd is None else new_cmd.reason
         return Tick(

@@ -82,6 +82,16 @@ def _joint_state(names=NAMES, q=HOME_Q, stamp=None, node=None) -> JointState:
     return m
 
 
+class SentCommand:
+    """A JointTrajectory command seen as a Float64MultiArray (`data`), with the time it was sent [s]."""
+
+    __slots__ = ("data", "sent")
+
+    def __init__(self, m) -> None:
+        self.data = list(m.points[0].positions)
+        self.sent = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+
+
 class Sim2RealHarness:
     """sim2real_node in a child process; the test plays the robot (joint states) and the policy (actions)."""
 
@@ -94,7 +104,20 @@ class Sim2RealHarness:
         self.probe = probe
         self.proc = start_nodes("sim2real", {"sim2real.action_timeout_s": 0.3, **(params or {})}, log)
         n = probe.node
-        self.cmds = probe.record("/joint_command", Float64MultiArray)
+        if (params or {}).get("sim2real.command_interface") == "trajectory":
+            # Stamped commands (joint_trajectory_controller's interface): `sent` tells when sim2real sent
+            # each one, so a judgement can tell commands in flight from commands sent after a fault.
+            from trajectory_msgs.msg import JointTrajectory
+
+            self.cmds = []
+            n.create_subscription(
+                JointTrajectory,
+                "/joint_command",
+                lambda m: self.cmds.append((time.monotonic(), SentCommand(m))),
+                100,
+            )
+        else:
+            self.cmds = probe.record("/joint_command", Float64MultiArray)
         probe.record("/legion/status", RuntimeStatus)
         self.safety = probe.record("/legion/safety_state", SafetyState, LATCHED_QOS)
         self.js_pub = n.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
@@ -149,6 +172,10 @@ class Sim2RealHarness:
         fut = client.call_async(Trigger.Request())
         self.probe.wait_for(lambda: (self.step(**step_kw), fut.done())[1], timeout, "service response")
         return fut.result()
+
+    def now_ros(self) -> float:
+        """The node clock [s] (system time: the same clock sim2real stamps its commands and statuses with)."""
+        return self.probe.node.get_clock().now().nanoseconds * 1e-9
 
     def last_status(self) -> RuntimeStatus:
         st = _status(self.probe, "sim2real_node")

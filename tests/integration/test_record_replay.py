@@ -45,7 +45,10 @@ def record_sim_session(
 ) -> RecordedSession:
     """Twin + real2sim + policy + sim2real with `bundle` in a child process; this process records and plays
     the operator: drawer-close, then reach (the drawer scene has no puck: invalid observations, the policy
-    stops, sim2real holds — a safety event on record), then drawer-close again."""
+    stops, sim2real holds — a safety event on record), then drawer-close again. The plan and the recording's
+    `seconds` run from the moment the graph is ready (its topics are published), not from the recorder's
+    start: on a loaded machine discovery takes longer, and a recording timed from its start ended before
+    the last skill was published."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
@@ -55,6 +58,7 @@ def record_sim_session(
     params = {
         "policy.bundle": bundle,
         "sim2real.bundle": bundle,
+        "real2sim.bundle": bundle,
         "twin.task": "drawer-close",
         "twin.variation": VARIATION,
     }
@@ -71,10 +75,11 @@ def record_sim_session(
     )
     skill_pub = probe.node.create_publisher(String, "/legion/active_skill", latched)
     ready = threading.Event()
+    stop = threading.Event()
     result: dict = {}
 
     def run() -> None:
-        result["stats"] = record(out / f"{name}.mcap", topics, duration_s=seconds,
+        result["stats"] = record(out / f"{name}.mcap", topics, stop_event=stop,
                                  require_topics=["/joint_states", "/legion/observation", "/legion/action"],
                                  on_ready=lambda _r: ready.set())  # fmt: skip
 
@@ -85,15 +90,19 @@ def record_sim_session(
         # The first skill a while after the recorder is up: its reliable subscriptions must have matched the
         # runtime's publishers (discovery is slower on a loaded machine) before the first observation.
         plan = [(0.8, "drawer-close"), (3.0, "reach"), (4.0, "drawer-close")]
+        assert plan[-1][0] < seconds
         t0 = time.monotonic()
         sent: list[str] = []
         while th.is_alive():
             while plan and time.monotonic() - t0 >= plan[0][0]:
                 skill_pub.publish(String(data=plan[0][1]))
                 sent.append(plan.pop(0)[1])
+            if time.monotonic() - t0 >= seconds:
+                stop.set()
             probe.spin_for(0.02)
-        th.join()
     finally:
+        stop.set()
+        th.join()
         probe.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -135,6 +144,11 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
     assert custom["drops"] == 0 and custom["duration_s"] > 5.0 and custom["bag_span_s"] > 4.0
     assert custom["received"] == custom["written"] == {k: v for k, v in meta_counts.items()}
     assert set(RUNTIME_TOPICS) - set(meta_counts) == set()  # every runtime topic has a connection
+    # The recording machine's numeric signature: what the offline check may compare bit-exactly against.
+    from legion_core.numeric_signature import compare, numeric_signature, read_bag_signature
+
+    sig = read_bag_signature(session.bag)
+    assert sig is not None and compare(sig, numeric_signature())[0], sig
     # rosbags: type definitions embedded (legion_msgs too), RIHS01 hashes verified on open.
     with AnyReader([session.bag]) as r:
         counts: dict[str, int] = {}
@@ -242,6 +256,8 @@ def test_replay_through_fresh_runtime_passes_the_regression_check(session, tmp_p
     by = {j.name: j for j in res.judgements}
     assert res.passed, "\n".join(res.lines())
     off = by["policy_offline"]
+    # Recorded and checked on this machine in this run: the same numeric signature, so bit-exact.
+    assert off.metrics["mode"] == "bit_exact" and off.metrics["atol"] == 0.0, off.to_dict()
     assert (
         off.metrics["bit_exact"] == off.checked == len(read_actions(session.bag)) - off.metrics["unmatched"]
     )
@@ -305,17 +321,32 @@ def test_closed_loop_in_the_twin_finds_the_recorded_placement(session, tmp_path)
 
 # ------------------------------------------------------------------------------------- fixture generator
 def make_fixture(out_dir: Path) -> None:
-    """Record the small offline fixture of tests/unit/test_replay_check.py (run by hand, see the docstring)."""
+    """Record the small offline fixture of tests/unit/test_replay_check.py (run by hand, see the docstring).
+    The tiny bundle is built with the language embeddings in OUT/legion_cache (computed here on the first
+    run, reused after): MiniLM's embeddings differ in the last bits between CPUs (legion_core/language.py),
+    and the unit tests rebuild the bundle from the same cache, so that it is the same bundle everywhere. The
+    bag's metadata and the manifest record this machine's numeric signature (what the offline check
+    compares bit-exactly against: docs/decisions/portable-regression-check.md)."""
     import shutil
     import tempfile
 
     import yaml
 
     from legion_core.bundle import sha256_file
+    from legion_core.language import CACHE_DIR_ENV
+    from legion_core.numeric_signature import numeric_signature, read_bag_signature
     from tests.bundle_factory import make_tiny_bundle
 
     tmp = Path(tempfile.mkdtemp(prefix="replay_fixture_"))
-    bundle = make_tiny_bundle(tmp / "run", tmp / "tiny")[2]
+    old_cache = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str((out_dir / "legion_cache").resolve())
+    try:
+        bundle = make_tiny_bundle(tmp / "run", tmp / "tiny")[2]
+    finally:  # only the embeddings go into the fixture's cache, not the twin's generated scene files
+        if old_cache is None:
+            os.environ.pop(CACHE_DIR_ENV)
+        else:
+            os.environ[CACHE_DIR_ENV] = old_cache
     from legion_core.recording import RUNTIME_TOPICS
 
     topics = [t for t in RUNTIME_TOPICS if t != "/diagnostics"]
@@ -326,21 +357,15 @@ def make_fixture(out_dir: Path) -> None:
         shutil.rmtree(dst)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(s.bag, dst)
-    try:
-        import threadpoolctl
-
-        arch = next(
-            (i.get("architecture") for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"), None
-        )
-    except ImportError:
-        arch = None
+    signature = read_bag_signature(dst)
+    assert signature is not None and signature["blas"] == numeric_signature()["blas"]
     manifest = {
         "bag": dst.name,
         "bundle": "tests.bundle_factory.make_tiny_bundle(run_dir, out_dir) (seed 3, tasks reach + drawer-close)",
         "bundle_weights_sha256": sha256_file(bundle / "weights.safetensors"),
         "twin": {"task": "drawer-close", "variation": VARIATION},
         "skills_published": s.published_skills,
-        "blas_architecture": arch,
+        "numeric_signature": signature,
         "counts": s.stats.counts(),
     }
     (out_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))

@@ -16,12 +16,10 @@ import pytest
 
 from legion_core.robots import iiwa7
 from legion_core.ros_env import child_env
-from tests.bundle_factory import make_tiny_bundle
 from tests.integration.rosutil import (
     HOME_Q,
     NAMES,
     PERIOD,
-    Probe,
     Sim2RealHarness,
     _joint_state,
     start_nodes,
@@ -36,18 +34,6 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    return make_tiny_bundle(tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("b") / "tiny")[2]
-
-
-@pytest.fixture
-def probe():
-    p = Probe(f"probe_{os.getpid()}_{time.monotonic_ns() % 100000}")
-    yield p
-    p.close()
 
 
 # ------------------------------------------------------------------------------------ policy_node alone
@@ -142,13 +128,6 @@ def test_real2sim_node_builds_valid_observation_and_names_wrong_joints(probe, tm
 
 
 # ------------------------------------------------------------------------------------ sim2real_node faults
-@pytest.fixture
-def s2r(probe, tmp_path):
-    h = Sim2RealHarness(probe, tmp_path / "sim2real.log")
-    yield h
-    stop(h.proc)
-
-
 def _assert_holds(h: Sim2RealHarness, t_fault: float, budget_s: float, reason_part: str, **kw) -> None:
     h.probe.wait_for(lambda: (h.step(**kw), h.last_status() is not None and reason_part in h.last_status().message)[1],
                      budget_s + 2.0, f"hold status '{reason_part}'")  # fmt: skip

@@ -167,13 +167,6 @@ class SequencerHarness:
 
 
 @pytest.fixture
-def probe():
-    p = Probe(f"probe_{os.getpid()}_{time.monotonic_ns() % 100000}")
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def seq(probe, tmp_path):
     h = SequencerHarness(probe, tmp_path / "sequencer.log")
     yield h

@@ -31,6 +31,7 @@ from legion_ros.common import (
     TOPIC_SAFETY_STATE,
     LegionNode,
     NodeStartupError,
+    s_to_stamp,
     spin_nodes,
     stamp_to_s,
 )
@@ -304,7 +305,7 @@ class Sim2RealNode(LegionNode):
         self._publish_safety_state(tk.level, tk.reason)
         if tk.q_cmd is None:
             return
-        self._publish_command(tk.q_cmd, tk.source_stamp)
+        self._publish_command(tk.q_cmd, now)
         if tk.new_command is not None and tk.source_stamp == tk.source_stamp:
             # Control latency as the robot sees it: sensor stamp -> this new policy step's command sent.
             lat = self.now_s() - tk.source_stamp
@@ -317,13 +318,15 @@ class Sim2RealNode(LegionNode):
         if tk.gripper_m is not None:
             self.grip_pub.publish(self._msgs["Float64"](data=float(tk.gripper_m)))
 
-    def _publish_command(self, q, source_stamp: float) -> None:
+    def _publish_command(self, q, t_cmd: float) -> None:
+        """Publish joint command `q` computed for control time `t_cmd` [s] (the trajectory interface's header
+        stamp: the speed limit holds between the stamps of consecutive commands)."""
         if self.interface == "trajectory":
             from builtin_interfaces.msg import Duration
             from trajectory_msgs.msg import JointTrajectoryPoint
 
             m = self._msgs["JointTrajectory"]()
-            m.header.stamp = self.get_clock().now().to_msg()
+            m.header.stamp = s_to_stamp(t_cmd)
             m.joint_names = self.joint_names
             pt = JointTrajectoryPoint(positions=[float(v) for v in q])
             pt.time_from_start = Duration(sec=0, nanosec=int(self.period * 1e9))
@@ -336,7 +339,6 @@ class Sim2RealNode(LegionNode):
             self._command_times.append(self.now_s())
 
     def _publish_report(self, tk) -> None:
-        from legion_ros.common import s_to_stamp
 
         r = self._msgs["CommandReport"]()
         st = tk.source_stamp
