@@ -421,7 +421,9 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
     for name, m in rep["rss"].items():
         print(f"  {name:9s} RSS {m['rss_start_mb']:.1f} -> {m['rss_end_mb']:.1f} MB, slope "
               f"{m['slope_mb_per_min']:.3f} MB/min (second half {m['slope_second_half_mb_per_min']:.3f})")  # fmt: skip
-    print(f"missed command cycles {mc['total']} ({mc['outside_machine_stalls']} outside machine stalls); "
+    share = mc.get("machine_share_of_intervals")
+    print(f"missed command cycles {mc['total']} ({mc['outside_machine_stalls']} outside machine contention, "
+          f"which was in {'?' if share is None else f'{share:.0%}'} of the 1-s intervals); "
           f"holds {rep['holds']['count']} ({rep['holds']['held_s']:.2f} s held, besides "
           f"{rep['holds']['planned_rehomings']} planned re-homings): {rep['holds']['by_reason']}")  # fmt: skip
     w = rep["machine_wakeup_late_ms"]

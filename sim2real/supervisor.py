@@ -64,9 +64,10 @@ class SupervisorConfig:
     runtime's stall, not as a silent driver."""
     liveness_periods: float = 2.0
     """A watched node is silent (hold) after missing this many of its own heartbeat periods [-]."""
-    dead_after_s: float = 0.5
+    dead_after_s: float = 1.0
     """A watched node silent for this long [s] is dead: the skill is cleared, and after it comes back
-    (respawn) only a new command moves the arm."""
+    (respawn) only a new command moves the arm. The hold itself comes after two periods; this only decides
+    when a silence is a death (0.5 s was reached by live nodes on a saturated 2-core machine)."""
     hw_estop_timeout_s: float = 0.0
     """A hardware e-stop input that has been seen and then stays silent this long [s] latches the e-stop
     (a broken wire must stop the arm); 0 = do not watch the input's liveness."""
@@ -102,7 +103,9 @@ class _Watched:
     """Heartbeat bookkeeping of one control-path node."""
 
     period_s: float
-    last_arrival: float
+    last_beat: float
+    """When the node last beat [s]: the heartbeat's stamp (so DDS delivery does not extend the deadline),
+    or its arrival for a stamp that cannot be right."""
     sequence: int
     dead: bool = False
 
@@ -211,14 +214,21 @@ class Supervisor:
         self.obs_valid, self.obs_reason = bool(valid), reason
         return newly_bad
 
-    def on_heartbeat(self, node: str, period_s: float, sequence: int, now: float) -> str:
-        """A heartbeat of a control-path node (watched from its first heartbeat on). Returns a line for the
-        operator when something changed (a restart, a dead node back), else ''."""
+    def on_heartbeat(
+        self, node: str, period_s: float, sequence: int, now: float, stamp: float = math.nan
+    ) -> str:
+        """A heartbeat of a control-path node stamped `stamp` [s] arriving at `now` [s] (watched from its first
+        heartbeat on). The deadline runs from the stamp: a node killed right after a beat is held within
+        two of its periods plus one command period, however long the beat took to arrive. Returns a line for
+        the operator when something changed (a restart, a dead node back), else ''."""
         w = self.watched.get(node)
         if not (math.isfinite(period_s) and period_s > 0):
             return f"ignoring heartbeat of {node}: period {period_s} s is not > 0"
+        beat = now
+        if math.isfinite(stamp) and now - self.config.dead_after_s <= stamp <= now + self.config.max_future_s:
+            beat = min(stamp, now)
         if w is None:
-            self.watched[node] = _Watched(float(period_s), now, int(sequence))
+            self.watched[node] = _Watched(float(period_s), beat, int(sequence))
             return f"watching {node} (heartbeat every {period_s:.3f} s)"
         note = ""
         if w.dead:
@@ -226,7 +236,12 @@ class Supervisor:
         elif sequence <= w.sequence:
             note = f"{node} restarted (heartbeat sequence {w.sequence} -> {sequence})"
             self._clear_skill(f"{node} restarted")
-        w.period_s, w.last_arrival, w.sequence, w.dead = float(period_s), now, int(sequence), False
+        w.period_s, w.last_beat, w.sequence, w.dead = (
+            float(period_s),
+            max(w.last_beat, beat),
+            int(sequence),
+            False,
+        )
         return note
 
     def estop(self, reason: str = "e-stop topic") -> bool:
@@ -326,7 +341,7 @@ class Supervisor:
     def silent_nodes(self, now: float) -> list[str]:
         lim = self.config.liveness_periods
         return sorted(
-            n for n, w in self.watched.items() if not w.dead and now - w.last_arrival > lim * w.period_s
+            n for n, w in self.watched.items() if not w.dead and now - w.last_beat > lim * w.period_s
         )
 
     def dead_nodes(self) -> list[str]:
@@ -369,7 +384,7 @@ class Supervisor:
         cfg = self.config
         lines = []
         for n, w in sorted(self.watched.items()):
-            silent = now - w.last_arrival
+            silent = now - w.last_beat
             if w.dead:
                 continue
             if silent > cfg.dead_after_s:

@@ -248,7 +248,7 @@ def test_silent_node_holds_within_two_periods_then_dead_clears_the_skill(arm):
             held_at = arm.t
     assert held_at is not None and held_at - t_dead <= 2 * 0.02 + PERIOD + 1e-9
     assert "/policy_node silent" in arm.last.reason
-    arm.cycle(30)
+    arm.cycle(int(sup.config.dead_after_s / PERIOD))
     assert "/policy_node dead" in arm.last.reason or "dead" in arm.last.reason
     assert sup.dead_nodes() == ["/policy_node"] and sup.active_skill == ""
     ok, msg = sup.set_active_skill("drawer-close")
@@ -263,6 +263,22 @@ def test_silent_node_holds_within_two_periods_then_dead_clears_the_skill(arm):
         sup.on_heartbeat("/policy_node", 0.02, 2 + arm.seq, arm.t)
         arm.cycle(1)
     assert arm.moved_over(20) > 1e-4
+
+
+def test_the_deadline_runs_from_the_heartbeat_stamp_not_its_arrival(arm):
+    sup = arm.sup
+    sup.set_active_skill("drawer-close")
+    sup.on_heartbeat("/policy_node", 0.02, 1, arm.t, stamp=arm.t)
+    arm.cycle(1)
+    # The next beat was sent 5 ms later but took 30 ms to arrive; the node is killed right after sending it.
+    sup.on_heartbeat("/policy_node", 0.02, 2, arm.t + 0.025, stamp=arm.t - 0.005)
+    t_beat = arm.t - 0.005
+    while arm.last.level != HOLD:
+        arm.cycle(1)
+    assert arm.t - t_beat <= 2 * 0.02 + PERIOD + 1e-9
+    # A stamp that cannot be right (1 h old) falls back to the arrival time.
+    sup.on_heartbeat("/real2sim_node", 0.02, 1, arm.t, stamp=arm.t - 3600.0)
+    assert sup.watched["/real2sim_node"].last_beat == arm.t
 
 
 def test_a_late_heartbeat_resumes_without_clearing_the_skill(arm):

@@ -84,7 +84,7 @@ class Sim2RealNode(LegionNode):
         live_periods = self.param(
             "liveness_periods", 2.0, "a node missing this many heartbeat periods holds [-]"
         )
-        dead_after = self.param("dead_after_s", 0.5, "a node silent this long is dead: skill cleared [s]")
+        dead_after = self.param("dead_after_s", 1.0, "a node silent this long is dead: skill cleared [s]")
         hw_topic = self.param(
             "hw_estop_topic", TOPIC_ESTOP_HW, "hardware e-stop input (std_msgs/Bool, True = pressed)"
         )
@@ -144,8 +144,9 @@ class Sim2RealNode(LegionNode):
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
         self.handoff_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
         # The e-stop is durable: a transient-local subscription gets an e-stop latched before this node
-        # started (from a transient-local publisher, e.g. `legion estop`); a volatile one matches every
-        # other publisher (a transient-local subscription would not match a volatile publisher at all).
+        # started (from a transient-local publisher: `ros2 topic pub --once --qos-durability transient_local
+        # /legion/estop std_msgs/msg/Bool "{data: true}"`); a volatile one matches every other publisher (a
+        # transient-local subscription would not match a volatile publisher at all).
         try:  # Jazzy and newer; Humble has the same class in rclpy.qos_event
             from rclpy.event_handler import SubscriptionEventCallbacks
         except ImportError:  # pragma: no cover - Humble
@@ -201,7 +202,9 @@ class Sim2RealNode(LegionNode):
     def on_heartbeat(self, msg) -> None:
         if msg.node in IN_PROCESS_NODES:
             return  # same process: it cannot die alone, and its lateness is this process's stall
-        note = self.sup.on_heartbeat(msg.node, msg.period_s, msg.sequence, self.now_s())
+        note = self.sup.on_heartbeat(
+            msg.node, msg.period_s, msg.sequence, self.now_s(), stamp_to_s(msg.header.stamp)
+        )
         if note:
             self.get_logger().info(note)
 
