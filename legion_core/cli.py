@@ -701,7 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="send a language command to the task sequencer and follow it live",
         formatter_class=_F,
         description="Ground an operator command into skills of the running bundle and execute them one after\n"
-        "another (needs the runtime with task_sequencer_node). Ctrl-C cancels: the robot holds.\n\n"
+        "another (needs the runtime with task_sequencer_node). Ctrl-C cancels: the robot holds. The text is\n"
+        "checked before it is sent (no control characters, at most 500 characters: docs/operator-input.md),\n"
+        "and the sequencer's reply (/legion/command_status) is printed.\n\n"
+        "exit codes: 0 succeeded, 1 failed / cancelled / refused, 2 not sent (bad text), 3 no sequencer,\n"
+        "4 busy, 5 no result in time\n\n"
         'examples:\n  legion command "close the drawer"\n  legion command "close the drawer, then press the button"',
     )
     s.add_argument("text", help="the command, in plain language")
