@@ -14,6 +14,7 @@ Exit codes: 0 succeeded, 1 failed/cancelled/refused by the sequencer, 2 text ref
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -39,7 +40,10 @@ def run_command(text: str, timeout_s: float = 600.0, server_wait_s: float = 20.0
     from legion_ros.common import OPERATOR_QOS, TOPIC_COMMAND_STATUS
 
     # Python's own SIGINT handling (KeyboardInterrupt), not rclpy's: rclpy's handler shuts the context
-    # down on Ctrl-C, after which the cancel request could not be sent.
+    # down on Ctrl-C, after which the cancel request could not be sent. Installed explicitly: a process
+    # started in the background of a non-interactive shell (a script, `nohup`, CI) inherits SIGINT as
+    # ignored, and Python then never raises KeyboardInterrupt, so Ctrl-C / `kill -INT` would not cancel.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("legion_command")
     client = ActionClient(node, ExecuteTask, "/legion/execute_task")
