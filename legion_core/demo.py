@@ -109,7 +109,10 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
     if rec_thread is not None:
         rec_thread.join(20)
     node.destroy_node()
-    code = stop_process_group(proc, 30)
+    # The twin renders its video at shutdown (software EGL: ~0.1 s a frame idle, several times that on a
+    # loaded machine: 30 s was not enough under `stress-ng --cpu 2`). The timeout only catches a hang; the
+    # judgement is the exit code.
+    code = stop_process_group(proc, 300)
     return {
         "skill": skill,
         "variation": variation,

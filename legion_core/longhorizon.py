@@ -194,7 +194,9 @@ class ChainRunner:
 
         with contextlib.suppress(Exception):  # best effort at shutdown
             self.node.destroy_node()
-        return stop_process_group(self.proc, 120 if self._video else 30)
+        # With a video the twin renders it at shutdown (slow on a loaded machine, see demo.run_graph_skill):
+        # the timeout only catches a hang.
+        return stop_process_group(self.proc, 300 if self._video else 30)
 
 
 # ------------------------------------------------------------------------------------------------ bench
