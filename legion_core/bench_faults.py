@@ -578,6 +578,17 @@ class _Rig:
         self.spin(until=fut.done, timeout=timeout, what=f"reply of {client.srv_name}")
         return fut.result()
 
+    def call_until_ok(self, client, tries: int, pause_s: float, what: str):
+        """Call a Trigger service until it answers success (sim2real refuses a reset or re-arm until it has
+        a fresh joint state); RuntimeError naming `what` and sim2real's last answer otherwise."""
+        r = None
+        for _ in range(tries):
+            r = self.call(client)
+            if r is not None and r.success:
+                return r
+            self.spin(pause_s)
+        raise RuntimeError(f"sim2real refused {what}: {None if r is None else r.message}")
+
     def moving(self, n: int = 2) -> bool:
         """The last command differs from the one n-1 commands before it."""
         if len(self.cmds) < n:
@@ -612,13 +623,7 @@ class _Rig:
         self.fixed_q = self.home.copy()
         self.stamp_age = 0.0
         self.spin(max(0.03, 3 * self.js_period))
-        for _ in range(5):
-            r = self.call(self.reset_cli)
-            if r is not None and r.success:
-                break
-            self.spin(0.1)
-        else:
-            raise RuntimeError(f"sim2real refused the reset: {None if r is None else r.message}")
+        self.call_until_ok(self.reset_cli, 5, 0.1, "the reset")
         # Follow again only once sim2real commands the home posture (no stale command followed).
         self.spin(until=lambda: bool(self.cmds) and float(np.max(np.abs(self.cmds[-1][1] - self.home))) < 1e-9,
                   timeout=5, what="the home command")  # fmt: skip
@@ -684,13 +689,7 @@ def _recover(rig: _Rig, drill: str) -> None:
     if drill == "hw_estop":
         rig.hw_pub.publish(rig._Bool(data=False))
         rig.spin(0.05)
-    for _ in range(10):
-        r = rig.call(rig.rearm_cli)
-        if r is not None and r.success:
-            break
-        rig.spin(0.2)
-    else:
-        raise RuntimeError(f"re-arm refused after {drill}: {None if r is None else r.message}")
+    rig.call_until_ok(rig.rearm_cli, 10, 0.2, f"the re-arm after {drill}")
     rig.rehome()
 
 
