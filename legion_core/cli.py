@@ -31,7 +31,7 @@ def _write_json(payload: dict, path: str | None) -> None:
 
 # ---------------------------------------------------------------------------------------------- tasks
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from legion_core.tasks import TASK_SETS, TASKS, get_task_set
+    from legion_core.contracts.tasks import TASK_SETS, TASKS, get_task_set
 
     specs = get_task_set(args.set) if args.set else list(TASKS.values())
     print(f"{'task':22s} {'env':26s} {'object':14s} {'goal':14s} {'success predicate':40s} steps")
@@ -51,14 +51,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- setup
 def cmd_setup(args: argparse.Namespace) -> int:
-    from legion_core.envs import kuka_model
+    from legion_core.sim import kuka_model
 
     t0 = time.perf_counter()
     root = kuka_model.build_assets(force=args.force)
     print(f"KUKA iiwa 7 scene files: {root} ({time.perf_counter() - t0:.1f} s)")
     try:
-        from legion_core import language
-        from legion_core.tasks import TASKS
+        from legion_core.contracts import language
+        from legion_core.contracts.tasks import TASKS
 
         texts = sorted({d for t in TASKS.values() for d in t.descriptions})
         t0 = time.perf_counter()
@@ -73,8 +73,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------- render
 def cmd_render(args: argparse.Namespace) -> int:
-    from legion_core.envs.factory import TaskEnv, run_episode, scripted_expert
-    from legion_core.video import write_still, write_video
+    from legion_core.sim.factory import TaskEnv, run_episode, scripted_expert
+    from legion_core.sim.video import write_still, write_video
 
     env = TaskEnv(
         args.task,
@@ -88,7 +88,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.policy == "scripted":
         policy, layout = scripted_expert(env.spec), "mw39"
     else:
-        from legion_core.bundle import load
+        from legion_core.contracts.bundle import load
 
         bundle = load(args.policy)
         policy, layout = bundle.policy_fn(env.spec.name), bundle.layout.name
@@ -105,13 +105,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     if not args.scripted:
-        from legion_core.demo import run_demo
+        from legion_core.tools.demo import run_demo
 
         code = run_demo(args.model, args.skill, args.episodes, Path(args.out_dir), args.variation)
         if code >= 0:
             return code
-    from legion_core.evaluation import evaluate
-    from legion_core.tasks import get_task_set
+    from legion_core.contracts.tasks import get_task_set
+    from legion_core.training.evaluation import evaluate
 
     tasks = get_task_set(args.tasks)
     print(
@@ -158,7 +158,7 @@ def _setup_logging(run_dir: Path | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from legion_core import trainer as tr
+    from legion_core.training import trainer as tr
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from legion_core.report import render_report
+    from legion_core.training.report import render_report
 
     for p in render_report(args.run_dir):
         print(f"wrote {p}")
@@ -203,9 +203,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- export/inspect
 def cmd_export(args: argparse.Namespace) -> int:
-    from legion_core.bundle import load
-    from legion_core.export import export_run, inspect_text
-    from legion_core.signing import SigningError
+    from legion_core.contracts.bundle import load
+    from legion_core.contracts.signing import SigningError
+    from legion_core.training.export import export_run, inspect_text
 
     try:
         out = export_run(
@@ -228,8 +228,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from legion_core.bundle import BundleError, load
-    from legion_core.export import inspect_text
+    from legion_core.contracts.bundle import BundleError, load
+    from legion_core.training.export import inspect_text
 
     try:
         b = load(args.bundle, trusted_keys=args.trusted_keys)
@@ -241,7 +241,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from legion_core.signing import SigningError, keygen, read_trusted_keys
+    from legion_core.contracts.signing import SigningError, keygen, read_trusted_keys
 
     try:
         key, pub = keygen(args.output, force=args.force)
@@ -255,8 +255,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from legion_core.bundle import BundleError, load
-    from legion_core.signing import SigningError, sign_bundle
+    from legion_core.contracts.bundle import BundleError, load
+    from legion_core.contracts.signing import SigningError, sign_bundle
 
     try:
         load(args.bundle)  # a signature vouches for the bundle: never sign one that does not load
@@ -274,8 +274,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- bench
 def cmd_bench_envs(args: argparse.Namespace) -> int:
-    from legion_core.evaluation import parity_report
-    from legion_core.tasks import get_task_set
+    from legion_core.contracts.tasks import get_task_set
+    from legion_core.training.evaluation import parity_report
 
     names = [t.name for t in get_task_set(args.tasks)]
     rep = parity_report(names, episodes=args.episodes, seed=args.seed, progress=not args.quiet)
@@ -297,14 +297,14 @@ def _bench_module(name: str, attr: str):
 
 
 def cmd_bench_sim2real(args: argparse.Namespace) -> int:
-    rep = _bench_module("sim2real.bench", "run_bench")(n_calls=args.calls)
+    rep = _bench_module("legion_core.bench.sim2real", "run_bench")(n_calls=args.calls)
     print(json.dumps(rep, indent=2, default=float))
     _write_json(rep, args.output)
     return 0
 
 
 def cmd_bench_inference(args: argparse.Namespace) -> int:
-    from legion_core.bench_inference import run_bench
+    from legion_core.bench.inference import run_bench
 
     rep = run_bench(args.bundle, calls=args.calls, skill=args.skill)
     o, u = rep["original_eager_torch_sampled_z"], rep["ours_numpy_z_mean"]
@@ -323,7 +323,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_runtime(args: argparse.Namespace) -> int:
-    from legion_core.bench_runtime import run_bench
+    from legion_core.bench.runtime import run_bench
 
     rep = run_bench(
         args.bundle,
@@ -369,7 +369,7 @@ def cmd_bench_runtime(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faults(args: argparse.Namespace) -> int:
-    from legion_core.bench_faults import run_bench
+    from legion_core.bench.faults import run_bench
 
     drills = [d.strip() for d in args.drills.split(",") if d.strip()] if args.drills else None
     rep = run_bench(
@@ -406,7 +406,7 @@ def cmd_bench_faults(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_soak(args: argparse.Namespace) -> int:
-    from legion_core.bench_faults import run_soak
+    from legion_core.bench.faults import run_soak
 
     rep = run_soak(
         args.bundle,
@@ -435,7 +435,7 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_transfer(args: argparse.Namespace) -> int:
-    from legion_core.bench_transfer import run_bench
+    from legion_core.bench.transfer import run_bench
 
     rep = run_bench(args.bundle, episodes=args.episodes)
     for k, v in rep["skills"].items():
@@ -449,7 +449,7 @@ def cmd_bench_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_longhorizon(args: argparse.Namespace) -> int:
-    from legion_core.longhorizon import run_bench
+    from legion_core.tools.longhorizon import run_bench
 
     rep = run_bench(args.bundle, scenes=args.scenes, command=args.command, first_variation=args.first)
     print(f"command: {rep['command']!r} -> plan {' -> '.join(rep['plan'])} in scene {rep['scene']}")
@@ -464,13 +464,13 @@ def cmd_bench_longhorizon(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from legion_core import launch_runner
+    from legion_core.tools import launch_runner
 
     return launch_runner.run_from_args(args)
 
 
 def cmd_bench_grounding(args: argparse.Namespace) -> int:
-    from legion_core.bench_grounding import run_bench, summary_lines
+    from legion_core.bench.grounding import run_bench, summary_lines
 
     rep = run_bench() if not args.path else run_bench(args.path)
     for line in summary_lines(rep):
@@ -480,7 +480,7 @@ def cmd_bench_grounding(args: argparse.Namespace) -> int:
 
 
 def cmd_command(args: argparse.Namespace) -> int:
-    from legion_core.command_client import run_command
+    from legion_core.tools.command_client import run_command
 
     return run_command(args.text, timeout_s=args.timeout)
 
@@ -488,7 +488,7 @@ def cmd_command(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
-    from legion_core.ros_env import child_env, ensure_workspace
+    from legion_core.tools.ros_env import child_env, ensure_workspace
 
     ensure_workspace()
     cmd = [sys.executable, "-m", "legion_ros.composed", "--nodes", args.nodes]
@@ -498,7 +498,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    rep = _bench_module("legion_core.agent.bench_train", "run_bench")(device=args.device)
+    rep = _bench_module("legion_core.bench.train", "run_bench")(device=args.device)
     print(json.dumps(rep, indent=2, default=float))
     _write_json(rep, args.output)
     return 0
@@ -691,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  legion launch launch/sim.launch.yaml bundle:=models/legion-kuka skill:=drawer-close\n"
         "  legion launch launch/robot.launch.yaml bundle:=models/x calibration:=cell.yaml --dry-run",
     )
-    from legion_core import launch_runner
+    from legion_core.tools import launch_runner
 
     launch_runner.add_arguments(s)
     s.set_defaults(func=cmd_launch)
@@ -714,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_command)
 
-    from legion_core import recording
+    from legion_core.tools import bags as recording
 
     s = sub.add_parser(
         "record",

@@ -41,8 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from legion_core.robots import iiwa7
-from sim2real import kinematics
+from legion_core.robot import iiwa7, kinematics
 from sim2real.calibration import Calibration
 
 TIMING_MODES = ("settle", "stream")

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from legion_core.layouts import ObservationLayout, get_layout
-from legion_core.robots import iiwa7
-from legion_core.tasks import TaskSpec, get_task
-from sim2real import kinematics
+from legion_core.contracts.layouts import ObservationLayout, get_layout
+from legion_core.contracts.tasks import TaskSpec, get_task
+from legion_core.robot import iiwa7, kinematics
+from legion_core.robot.frames import R_to_quat
 from sim2real.calibration import Calibration
-from sim2real.frames import R_to_quat
 
 #: Fields Real2Sim can fill. A layout asking for anything else is refused at construction (a zero default
 #: standing in for e.g. Meta-World's previous-frame block would be a silently wrong vector).

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim2real import kinematics
+from legion_core.robot import kinematics
 from sim2real.mapper import Command, Sim2RealMapper, WorkspaceError
 
 OK, WARN, HOLD, ESTOP, ERROR = 0, 1, 2, 3, 4  # legion_msgs/RuntimeStatus levels

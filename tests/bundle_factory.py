@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from legion_core import bundle as B
-from legion_core.agent.agent import LegionAgent
-from legion_core.agent.config import AgentConfig
-from legion_core.export import build_contract
-from legion_core.trainer import TrainConfig
+from legion_core.contracts import bundle as B
+from legion_core.training.agent.agent import LegionAgent
+from legion_core.training.agent.config import AgentConfig
+from legion_core.training.export import build_contract
+from legion_core.training.trainer import TrainConfig
 
 
 def make_tiny_bundle(run_dir: Path, out: Path, tasks=("reach", "drawer-close"), seed: int = 3):

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from legion_core.bundle import load
-from legion_core.demo import DEFAULT_MODEL
-from legion_core.longhorizon import DEFAULT_COMMAND, ChainRunner
+from legion_core.contracts.bundle import load
+from legion_core.tools.demo import DEFAULT_MODEL
+from legion_core.tools.longhorizon import DEFAULT_COMMAND, ChainRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ros]
 

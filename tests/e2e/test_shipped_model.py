@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from legion_core.bundle import load
-from legion_core.demo import DEFAULT_MODEL, evaluate_bundle_table, run_graph_skill
+from legion_core.contracts.bundle import load
+from legion_core.tools.demo import DEFAULT_MODEL, evaluate_bundle_table, run_graph_skill
 
 pytestmark = pytest.mark.e2e
 

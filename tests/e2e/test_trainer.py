@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from legion_core import trainer as tr
-from legion_core.report import render_report
+from legion_core.training import trainer as tr
+from legion_core.training.report import render_report
 
 PRESET = Path(__file__).resolve().parents[2] / "presets" / "smoke.yaml"
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from legion_core.robots import iiwa7
-from legion_core.ros_env import ensure_workspace, start_composed, stop_process_group
+from legion_core.robot import iiwa7
+from legion_core.tools.ros_env import ensure_workspace, start_composed, stop_process_group
 
 ensure_workspace()
 
@@ -99,7 +99,7 @@ class Sim2RealHarness:
         from legion_msgs.msg import SafetyState
         from std_msgs.msg import String
 
-        from legion_ros.common import LATCHED_QOS
+        from legion_core.ros.common import LATCHED_QOS
 
         self.probe = probe
         self.proc = start_nodes("sim2real", {"sim2real.action_timeout_s": 0.3, **(params or {})}, log)

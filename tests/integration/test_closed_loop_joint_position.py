@@ -3,7 +3,7 @@
 sim joint angles (by name) + simulated camera detections (object/goal from the simulator, expressed in the
 camera frame through the calibration) -> Real2Sim -> Meta-World's scripted expert -> Sim2RealMapper ->
 `set_joint_targets(q)` + `step([0, 0, 0, grip])`; no mocap. Success is compared per task with the same
-expert on a mocap TaskEnv over the same seeded variations (`sim2real.bench.closed_loop_report`).
+expert on a mocap TaskEnv over the same seeded variations (`legion_core.bench.sim2real.closed_loop_report`).
 
 Bar: joint_position success >= 90 % of the mocap rate per task. Two legion-mt10 tasks miss it on the
 current twin (see KNOWN_GAPS and the issue-5 report); they are xfail with the reason, so a fix shows up
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from legion_core.tasks import TASK_SETS
-from sim2real.bench import closed_loop_report
+from legion_core.bench.sim2real import closed_loop_report
+from legion_core.contracts.tasks import TASK_SETS
 
 FAST_TASKS = ("reach", "pick-place", "drawer-close")  # marker goal, grasp, object_offset goal
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from legion_core.robots import iiwa7
+from legion_core.robot import iiwa7
 from tests.integration.rosutil import (
     HOME_Q,
     NAMES,
@@ -34,7 +34,7 @@ from legion_msgs.msg import ObjectDetection, ObjectDetectionArray, Observation  
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
 
-from legion_ros.common import LATCHED_QOS  # noqa: E402
+from legion_core.ros.common import LATCHED_QOS  # noqa: E402
 
 # One command period's largest joint step at the shipped joint_vel_scale 0.5 [rad].
 DQ_MAX = iiwa7.JOINT_VEL_LIMITS_RAD_S * 0.5 * PERIOD
@@ -144,7 +144,7 @@ def test_an_estop_published_before_sim2real_starts_takes_effect(probe, tmp_path)
 
 
 def test_estop_service_and_hardware_input(s2r):
-    from legion_ros.common import TOPIC_ESTOP_HW
+    from legion_core.ros.common import TOPIC_ESTOP_HW
 
     _moving_now(s2r)
     r = s2r.call(s2r.estop_srv)

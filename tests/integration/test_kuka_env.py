@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.envs.factory import TaskEnv
-from legion_core.evaluation import evaluate, parity_ok
-from legion_core.robots import iiwa7
-from legion_core.tasks import TASK_SETS
+from legion_core.contracts.tasks import TASK_SETS
+from legion_core.robot import iiwa7
+from legion_core.sim.factory import TaskEnv
+from legion_core.training.evaluation import evaluate, parity_ok
 
 FAST_EPISODES = 10
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from legion_core.launch_runner import LaunchRunner, parse_launch_file
+from legion_core.tools.launch_runner import LaunchRunner, parse_launch_file
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "launch"
@@ -113,7 +113,7 @@ def test_cli_run_respawns_bounded_and_sigint_leaves_no_orphans(prefix, tmp_path)
     cmd = [
         sys.executable,
         "-m",
-        "legion_core.launch_runner",
+        "legion_core.tools.launch_runner",
         str(DATA / "procs.launch.yaml"),
         "--install-dir",
         str(prefix),

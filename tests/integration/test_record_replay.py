@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from legion_core.ros_env import child_env, ensure_workspace
+from legion_core.tools.ros_env import child_env, ensure_workspace
 
 ensure_workspace()
 
@@ -52,7 +52,7 @@ def record_sim_session(
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from legion_core.recording import record
+    from legion_core.tools.bags import record
     from tests.integration.rosutil import Probe
 
     params = {
@@ -130,7 +130,7 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
 
-    from legion_core.recording import RUNTIME_TOPICS, read_recorder_metadata
+    from legion_core.tools.bags import RUNTIME_TOPICS, read_recorder_metadata
 
     st = session.stats
     assert st.drops == 0 and st.received == st.written > 500, st.to_dict()
@@ -145,7 +145,7 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
     assert custom["received"] == custom["written"] == {k: v for k, v in meta_counts.items()}
     assert set(RUNTIME_TOPICS) - set(meta_counts) == set()  # every runtime topic has a connection
     # The recording machine's numeric signature: what the offline check may compare bit-exactly against.
-    from legion_core.numeric_signature import compare, numeric_signature, read_bag_signature
+    from legion_core.tools.numeric_signature import compare, numeric_signature, read_bag_signature
 
     sig = read_bag_signature(session.bag)
     assert sig is not None and compare(sig, numeric_signature())[0], sig
@@ -190,7 +190,7 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
 
 
 def test_record_flood_2000_msgs_per_s_without_drops(tmp_path):
-    from legion_core.recording import measure_throughput
+    from legion_core.tools.bags import measure_throughput
 
     for reliable in (True, False):
         r = measure_throughput(tmp_path, rate_hz=2000.0, seconds=1.5, reliable=reliable)
@@ -208,7 +208,7 @@ def test_replay_publishes_recorded_messages_with_clock(session):
     from rosgraph_msgs.msg import Clock
     from std_msgs.msg import String
 
-    from legion_core.recording import load_messages, replay
+    from legion_core.tools.bags import load_messages, replay
     from tests.integration.rosutil import Probe
 
     rel = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
@@ -250,7 +250,7 @@ def test_replay_publishes_recorded_messages_with_clock(session):
 
 
 def test_replay_through_fresh_runtime_passes_the_regression_check(session, tmp_path):
-    from legion_core.replay_check import check
+    from legion_core.tools.regression import check
 
     res = check(session.bag, SCENARIO, session.bundle, out_dir=tmp_path)
     by = {j.name: j for j in res.judgements}
@@ -274,7 +274,7 @@ def test_replay_through_fresh_runtime_passes_the_regression_check(session, tmp_p
 
 
 def read_actions(bag: Path) -> list:
-    from legion_core.replay_check import read_session
+    from legion_core.tools.regression import read_session
 
     return read_session(bag, max_joint_states=0).actions
 
@@ -282,7 +282,7 @@ def read_actions(bag: Path) -> list:
 def test_check_with_another_bundle_fails_at_the_first_step(session, tmp_path, capsys):
     """Through the CLI (exit code): a bundle of another seed diverges at the very first policy step, offline
     and live."""
-    from legion_core.recording import main
+    from legion_core.tools.bags import main
 
     code = main(["replay", str(session.bag), "--check", str(SCENARIO), "--bundle", str(session.other_bundle),
                  "--out", str(tmp_path)])  # fmt: skip
@@ -295,7 +295,7 @@ def test_check_with_another_bundle_fails_at_the_first_step(session, tmp_path, ca
     first = summary["first_divergence"]
     # Step 0 unless the recorder missed the observation of the very first action (then that action is
     # "unmatched", within the allowance, and the first checkable step is named).
-    from legion_core.replay_check import read_session
+    from legion_core.tools.regression import read_session
 
     rec = read_session(session.bag, max_joint_states=0)
     observed = {(o.stamp_ns, o.skill) for o in rec.observations if o.valid}
@@ -308,7 +308,7 @@ def test_check_with_another_bundle_fails_at_the_first_step(session, tmp_path, ca
 
 
 def test_closed_loop_in_the_twin_finds_the_recorded_placement(session, tmp_path):
-    from legion_core.replay_check import closed_loop
+    from legion_core.tools.regression import closed_loop
 
     res = closed_loop(
         session.bag, session.bundle, out_dir=tmp_path, scenario={"closed_loop": {"timeout_s": 8.0}}
@@ -323,7 +323,7 @@ def test_closed_loop_in_the_twin_finds_the_recorded_placement(session, tmp_path)
 def make_fixture(out_dir: Path) -> None:
     """Record the small offline fixture of tests/unit/test_replay_check.py (run by hand, see the docstring).
     The tiny bundle is built with the language embeddings in OUT/legion_cache (computed here on the first
-    run, reused after): MiniLM's embeddings differ in the last bits between CPUs (legion_core/language.py),
+    run, reused after): MiniLM's embeddings differ in the last bits between CPUs (legion_core/contracts/language.py),
     and the unit tests rebuild the bundle from the same cache, so that it is the same bundle everywhere. The
     bag's metadata and the manifest record this machine's numeric signature (what the offline check
     compares bit-exactly against: docs/decisions/portable-regression-check.md)."""
@@ -332,9 +332,9 @@ def make_fixture(out_dir: Path) -> None:
 
     import yaml
 
-    from legion_core.bundle import sha256_file
-    from legion_core.language import CACHE_DIR_ENV
-    from legion_core.numeric_signature import numeric_signature, read_bag_signature
+    from legion_core.contracts.bundle import sha256_file
+    from legion_core.contracts.language import CACHE_DIR_ENV
+    from legion_core.tools.numeric_signature import numeric_signature, read_bag_signature
     from tests.bundle_factory import make_tiny_bundle
 
     tmp = Path(tempfile.mkdtemp(prefix="replay_fixture_"))
@@ -347,7 +347,7 @@ def make_fixture(out_dir: Path) -> None:
             os.environ.pop(CACHE_DIR_ENV)
         else:
             os.environ[CACHE_DIR_ENV] = old_cache
-    from legion_core.recording import RUNTIME_TOPICS
+    from legion_core.tools.bags import RUNTIME_TOPICS
 
     topics = [t for t in RUNTIME_TOPICS if t != "/diagnostics"]
     s = record_sim_session(tmp, bundle, seconds=5.0, topics=topics, name="drawer_close_session")

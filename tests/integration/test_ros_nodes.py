@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from legion_core.robots import iiwa7
-from legion_core.ros_env import child_env
+from legion_core.robot import iiwa7
+from legion_core.tools.ros_env import child_env
 from tests.integration.rosutil import (
     HOME_Q,
     NAMES,
@@ -301,7 +301,7 @@ def test_in_process_handoff_calls_the_consumer_once_and_still_publishes(probe):
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import String
 
-    from legion_ros.common import RELIABLE_QOS, LegionNode, connect_in_process
+    from legion_core.ros.common import RELIABLE_QOS, LegionNode, connect_in_process
 
     prod, cons, other = (
         LegionNode("handoff_producer"),
@@ -347,7 +347,7 @@ def test_realtime_priority_is_applied_or_explained(tmp_path):
     """`composed --realtime-priority`: SCHED_FIFO where permitted, otherwise a warning that says how to
     allow it, and the node runs anyway (never a crash: the robot must not depend on the permission)."""
     code = (
-        "import os; from legion_ros.common import set_realtime_priority as s; "
+        "import os; from legion_core.ros.common import set_realtime_priority as s; "
         "print(s(0)); print(s(7)); print(os.sched_getscheduler(0) == os.SCHED_FIFO)"
     )
     out = subprocess.run(
@@ -363,7 +363,7 @@ def test_realtime_priority_is_applied_or_explained(tmp_path):
 def test_cpu_affinity_pins_or_explains(tmp_path):
     """`composed --cpu-affinity`: the process runs on the CPUs asked for; a malformed list is refused with
     the format, one the machine lacks is explained and the process runs unpinned."""
-    from legion_ros.common import parse_cpu_list
+    from legion_core.ros.common import parse_cpu_list
 
     assert parse_cpu_list("all") is None and parse_cpu_list("") is None
     assert parse_cpu_list("0,2-3") == {0, 2, 3}
@@ -371,7 +371,7 @@ def test_cpu_affinity_pins_or_explains(tmp_path):
         parse_cpu_list("1-x")
     first = min(os.sched_getaffinity(0))
     code = (
-        "import os; from legion_ros.common import set_cpu_affinity as s; "
+        "import os; from legion_core.ros.common import set_cpu_affinity as s; "
         f"print(s('{first}')); print(sorted(os.sched_getaffinity(0))); print(s('4095'))"
     )
     out = subprocess.run(
@@ -390,7 +390,7 @@ def test_a_fault_in_a_callback_still_fails_the_process():
     """spin_nodes treats a RuntimeError from rclpy as a clean stop only after SIGINT/SIGTERM (the signal can
     land inside rclpy's message conversion); the same error with no stop request must fail the process."""
     code = (
-        "from legion_ros.common import LegionNode, spin_nodes\n"
+        "from legion_core.ros.common import LegionNode, spin_nodes\n"
         "class Faulty(LegionNode):\n"
         "    def __init__(self):\n"
         "        super().__init__('faulty_node')\n"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.envs.factory import TaskEnv, run_episode, scripted_expert, seeded_placement
-from legion_core.scenes import SCENES, get_scene
-from legion_core.tasks import get_task
+from legion_core.contracts.scenes import SCENES, get_scene
+from legion_core.contracts.tasks import get_task
+from legion_core.sim.factory import TaskEnv, run_episode, scripted_expert, seeded_placement
 
 SCENE = "drawer-button"
 
@@ -60,7 +60,7 @@ def test_scripted_experts_solve_every_skill_where_the_scene_puts_it(task):
 
 @pytest.fixture(scope="module")
 def twin():
-    from legion_core.twin import DigitalTwin, TwinConfig
+    from legion_core.sim.twin import DigitalTwin, TwinConfig
     from sim2real.calibration import sim_calibration
 
     t = DigitalTwin(sim_calibration(), SCENE, 0, TwinConfig(seed=1))

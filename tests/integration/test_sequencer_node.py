@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from legion_core.operator_text import MAX_CHARS
-from legion_core.ros_env import REPO, child_env
+from legion_core.runtime.operator_text import MAX_CHARS
+from legion_core.tools.ros_env import REPO, child_env
 from tests.integration.rosutil import Probe, start_nodes, stop
 
 pytestmark = pytest.mark.ros
@@ -30,7 +30,7 @@ from rclpy.serialization import serialize_message  # noqa: E402
 from std_msgs.msg import Empty, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from legion_ros.common import (  # noqa: E402
+from legion_core.ros.common import (  # noqa: E402
     HEARTBEAT_QOS,
     LATCHED_QOS,
     OPERATOR_QOS,
@@ -395,9 +395,7 @@ def test_heartbeat_is_published_with_its_period(probe, tmp_path):
 
 # ------------------------------------------------------------------------------------- `legion command`
 def _client(text: str, out: Path) -> subprocess.Popen:
-    code = (
-        "import sys; from legion_core.command_client import run_command; sys.exit(run_command(sys.argv[1]))"
-    )
+    code = "import sys; from legion_core.tools.command_client import run_command; sys.exit(run_command(sys.argv[1]))"
     with open(out, "w") as f:
         return subprocess.Popen(
             [sys.executable, "-c", code, text], env=child_env(), stdout=f, stderr=subprocess.STDOUT, cwd=REPO

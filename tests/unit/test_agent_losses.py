@@ -1,4 +1,4 @@
-"""LEGION losses (legion_core/agent/losses.py) against values computed by hand on tiny tensors."""
+"""LEGION losses (legion_core/training/agent/losses.py) against values computed by hand on tiny tensors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from legion_core.agent import losses
+from legion_core.training.agent import losses
 
 
 def t(x) -> torch.Tensor:

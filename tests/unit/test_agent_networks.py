@@ -1,4 +1,4 @@
-"""LEGION networks (legion_core/agent/networks.py): shapes of §2, init, the fused twin critic, the actor."""
+"""LEGION networks (legion_core/training/agent/networks.py): shapes of §2, init, the fused twin critic, the actor."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from legion_core.agent.networks import (
+from legion_core.training.agent.networks import (
     Actor,
     ContextDecoder,
     DynamicsDecoder,

@@ -1,4 +1,4 @@
-"""LegionAgent (legion_core/agent/agent.py): the update of §5, acting, DPMM plumbing, exact save/load."""
+"""LegionAgent (legion_core/training/agent/agent.py): the update of §5, acting, DPMM plumbing, exact save/load."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from legion_core.agent.agent import LegionAgent
-from legion_core.agent.config import AgentConfig
+from legion_core.training.agent.agent import LegionAgent
+from legion_core.training.agent.config import AgentConfig
 
 B = 64
 N_TASKS = 3
@@ -194,7 +194,7 @@ def test_config_validation_and_round_trip():
 @pytest.mark.slow
 def test_bench_train_smoke():
     """bench_train runs end to end (tiny settings; SB3 and bnpy parts included)."""
-    from legion_core.agent.bench_train import run_bench
+    from legion_core.bench.train import run_bench
 
     rep = run_bench(n_updates=10, rounds=1, vae_update_every=5)
     assert rep["updates_per_s"]["legion_gated"] > 0 and rep["updates_per_s"]["sb3_sac"] > 0

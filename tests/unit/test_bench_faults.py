@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from legion_core.bench_faults import (
+from legion_core.bench.faults import (
     DRILLS,
     _missed_cycles,
     analyse_commands,
@@ -203,7 +203,7 @@ def test_hold_episodes_from_status_transitions():
 def test_the_bench_runs_a_drill_end_to_end():
     """Smoke test of the rig (three node processes, the driver, recovery after a kill): the figures are
     recorded; timing is judged by the bench on a quiet machine, never here."""
-    from legion_core.bench_faults import run_bench
+    from legion_core.bench.faults import run_bench
 
     rep = run_bench(drills=("estop_topic", "dead_policy"), repeats=1, progress=False)
     assert not rep["errors"], rep["errors"]

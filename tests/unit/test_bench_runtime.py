@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from legion_core.bench_runtime import (
+from legion_core.bench.runtime import (
     LOG_KEYS,
     PERIOD_S,
     _cycle_stats,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from legion_core import bundle as B
-from legion_core.export import inspect_text, model_card
-from legion_core.tasks import get_task
+from legion_core.contracts import bundle as B
+from legion_core.contracts.tasks import get_task
+from legion_core.training.export import inspect_text, model_card
 from tests.bundle_factory import make_tiny_bundle
 
 

@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from legion_core import bundle as B
 from legion_core.cli import main
+from legion_core.contracts import bundle as B
 from tests.bundle_factory import make_tiny_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(run_dir, agent, bundle_dir) of an unsigned tiny bundle; tests copy it before changing anything."""
-    from legion_core.export import model_card
+    from legion_core.training.export import model_card
 
     run = tmp_path_factory.mktemp("run")
     agent, _, out = make_tiny_bundle(run, tmp_path_factory.mktemp("bundle") / "t")
@@ -240,7 +240,7 @@ def test_misconfigured_trusted_keys_never_disable_verification(tiny, keys, tmp_p
 def test_robot_pc_without_trusted_keys_does_not_import_cryptography(tiny, keys, tmp_path):
     d = _signed(tiny, keys, tmp_path)
     code = (
-        "import sys; from legion_core.bundle import load; b = load(sys.argv[1]); "
+        "import sys; from legion_core.contracts.bundle import load; b = load(sys.argv[1]); "
         "assert 'cryptography' not in sys.modules, 'cryptography imported'; print(b.signature.state)"
     )
     r = subprocess.run(
@@ -289,7 +289,7 @@ def test_cli_sign_refuses_an_invalid_bundle(tiny, keys, tmp_path, capsys):
 def test_cli_export_sign_round_trip(tiny, keys, tmp_path, monkeypatch, capsys):
     """`legion export RUN --sign KEY` through the real export path; the evaluation (MuJoCo episodes) is
     replaced by fixed results to keep this a unit test."""
-    import legion_core.export as E
+    import legion_core.training.export as E
 
     run, agent, _ = _copy_run(tiny, tmp_path)
     monkeypatch.setattr(

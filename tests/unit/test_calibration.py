@@ -1,4 +1,4 @@
-"""sim2real.frames and sim2real.calibration: transforms, the calibration file format and the hand-eye solver."""
+"""legion_core.robot.frames and sim2real.calibration: transforms, the calibration file format and the hand-eye solver."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from legion_core.robots import iiwa7
-from sim2real import calibration as C
-from sim2real.frames import (
+from legion_core.robot import iiwa7
+from legion_core.robot.frames import (
     FrameError,
     R_to_quat,
     R_to_rpy,
@@ -23,6 +22,7 @@ from sim2real.frames import (
     rotation_angle,
     rpy_to_R,
 )
+from sim2real import calibration as C
 
 
 def _random_R(rng):

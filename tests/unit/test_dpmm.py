@@ -1,4 +1,4 @@
-"""DPMM knowledge space (legion_core/agent/dpmm.py) and the bnpy shim (legion_core/agent/bnpy_compat.py)."""
+"""DPMM knowledge space (legion_core/training/agent/dpmm.py) and the bnpy shim (legion_core/training/agent/bnpy_compat.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from legion_core.agent.bnpy_compat import apply_shim, import_bnpy
-from legion_core.agent.dpmm import DPMMKnowledgeSpace
+from legion_core.training.agent.bnpy_compat import apply_shim, import_bnpy
+from legion_core.training.agent.dpmm import DPMMKnowledgeSpace
 
 N_CLUSTERS, D = 5, 10
 

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from legion_core import bench_grounding as B
-from legion_core import grounding as G
-from legion_core.language import cosine, embed_cached
+from legion_core.bench import grounding as B
+from legion_core.contracts.language import cosine, embed_cached
+from legion_core.runtime import grounding as G
 
 CLOSED_WORLD = [
     "drawer-close",

@@ -1,12 +1,12 @@
-"""sim2real.kinematics: FK against MuJoCo (the twin's model), datasheet height, Jacobian, bounded IK."""
+"""legion_core.robot.kinematics: FK against MuJoCo (the twin's model), datasheet height, Jacobian, bounded IK."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from legion_core.robots import iiwa7
-from sim2real import kinematics as kin
+from legion_core.robot import iiwa7
+from legion_core.robot import kinematics as kin
 
 P_BASE, R_SIM_BASE = iiwa7.base_pose_sim()
 R_DOWN = kin.R_base_flange_down(R_SIM_BASE)
@@ -15,7 +15,7 @@ R_DOWN = kin.R_base_flange_down(R_SIM_BASE)
 @pytest.fixture(scope="module")
 def mj():
     mujoco = pytest.importorskip("mujoco")
-    from legion_core.envs.kuka_model import build_assets
+    from legion_core.sim.kuka_model import build_assets
 
     root = build_assets()
     model = mujoco.MjModel.from_xml_path(str(root / "kuka_xyz" / "sawyer_reach_v3.xml"))
@@ -76,7 +76,7 @@ def test_jacobian_matches_finite_differences(point):
 
 
 def test_orientation_error_is_the_log_map_including_180_degrees():
-    from sim2real.frames import rot_y, rot_z
+    from legion_core.robot.frames import rot_y, rot_z
 
     for angle in (0.0, 1e-10, 0.3, 2.0, np.pi - 1e-9, np.pi):
         e = kin.orientation_error(np.eye(3), rot_z(angle))
@@ -171,8 +171,8 @@ def test_ik_never_leaves_joint_limits_and_stays_finite():
 
 
 def test_home_posture_of_the_twin_is_still_solved():
-    """legion_core.envs.kuka solves its home posture with solve_ik: the optimisation must not change it."""
-    from legion_core.envs.kuka import home_posture
+    """legion_core.sim.kuka solves its home posture with solve_ik: the optimisation must not change it."""
+    from legion_core.sim.kuka import home_posture
 
     home_posture.cache_clear()
     q, residual = home_posture((0.0, 0.6, 0.2))
@@ -193,7 +193,7 @@ def test_sim_to_base_round_trip():
 
 def test_position_first_ik_reaches_near_base_targets_that_flange_down_cannot():
     """door-open's final hand positions: with the flange down the iiwa would need A4 past -120 deg."""
-    from legion_core.envs.kuka import home_posture
+    from legion_core.sim.kuka import home_posture
 
     home = home_posture((0.0, 0.6, 0.2))[0]
     target = kin.sim_to_base(np.array([0.0, 0.45, 0.16]), P_BASE, R_SIM_BASE)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from legion_core import language as lang
+from legion_core.contracts import language as lang
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TASKS = [
@@ -130,7 +130,7 @@ def test_fresh_process_reads_cache_without_torch(loaded, tmp_path):
     expected = lang.embed_cached(TASKS)
     script = (
         "import json, sys\n"
-        "from legion_core import language as lang\n"
+        "from legion_core.contracts import language as lang\n"
         f"vecs = lang.embed_cached({TASKS!r})\n"
         "print(json.dumps({'hashes': [lang.embedding_hash(v) for v in vecs],\n"
         "  'torch': 'torch' in sys.modules, 'st': 'sentence_transformers' in sys.modules}))\n"

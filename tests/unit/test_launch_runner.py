@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from legion_core import launch_runner as lr
-from legion_core.launch_runner import LaunchError, parse_launch_file, parse_substitutions, runtime_env
+from legion_core.tools import launch_runner as lr
+from legion_core.tools.launch_runner import LaunchError, parse_launch_file, parse_substitutions, runtime_env
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "launch"
 PREFIX = DATA / "prefix"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.layouts import LEGION12, MW39, LayoutError, convert, get_layout
+from legion_core.contracts.layouts import LEGION12, MW39, LayoutError, convert, get_layout
 
 
 def test_legion12_contract():
@@ -42,7 +42,7 @@ def test_build_from_named_fields_and_errors():
 
 
 def test_convert_mw39_to_legion12_from_a_real_observation():
-    from legion_core.envs.factory import TaskEnv
+    from legion_core.sim.factory import TaskEnv
 
     env = TaskEnv("drawer-close", "sawyer")
     obs = env.reset(0)

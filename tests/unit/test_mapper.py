@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.robots import iiwa7
-from sim2real import kinematics as kin
+from legion_core.robot import iiwa7
+from legion_core.robot import kinematics as kin
 from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH, load_calibration, sim_calibration
 from sim2real.mapper import Command, MapperConfig, Sim2RealMapper, WorkspaceError
 
@@ -16,7 +16,7 @@ V_MAX = iiwa7.JOINT_VEL_LIMITS_RAD_S
 
 @pytest.fixture(scope="module")
 def home():
-    from legion_core.envs.kuka import home_posture
+    from legion_core.sim.kuka import home_posture
 
     return home_posture((0.0, 0.6, 0.2))[0]
 

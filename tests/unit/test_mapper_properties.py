@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim2real import kinematics as kin
+from legion_core.robot import kinematics as kin
 from sim2real.calibration import sim_calibration
 from sim2real.mapper import MapperConfig, Sim2RealMapper
 

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from legion_core import metrics as m
+from legion_core.training import metrics as m
 
 TASKS = ["reach", "push", "drawer-close", "window-open"]
 # Rows: tasks; columns: end of phase 0..3 (phase j trains task j).

@@ -1,11 +1,11 @@
-"""Operator text at the edge (legion_core.operator_text): what is refused and why, and how operator text is
+"""Operator text at the edge (legion_core.runtime.operator_text): what is refused and why, and how operator text is
 shown in logs and echoed in replies (capped). docs/operator-input.md."""
 
 from __future__ import annotations
 
 import pytest
 
-from legion_core.operator_text import LOG_CHARS, MAX_CHARS, check, for_echo, for_log
+from legion_core.runtime.operator_text import LOG_CHARS, MAX_CHARS, check, for_echo, for_log
 
 
 @pytest.mark.parametrize(
@@ -97,8 +97,8 @@ def test_for_echo_is_the_text_as_received_capped():
 def test_command_client_refuses_before_sending(text, capsys, monkeypatch):
     """`legion command` checks the text before it starts ROS: a NUL would be cut off by rclpy in this very
     process, so the sequencer could not refuse it."""
-    import legion_core.ros_env as ros_env
-    from legion_core.command_client import run_command
+    import legion_core.tools.ros_env as ros_env
+    from legion_core.tools.command_client import run_command
 
     def no_ros(*_a, **_k):
         raise AssertionError("ROS was started for a text that must not be sent")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core import plots
+from legion_core.training import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASKS = ["reach", "push", "drawer-close"]

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from legion_core.layouts import LEGION12
-from legion_core.robots import iiwa7
-from legion_core.tasks import get_task
-from sim2real import kinematics as kin
+from legion_core.contracts.layouts import LEGION12
+from legion_core.contracts.tasks import get_task
+from legion_core.robot import iiwa7
+from legion_core.robot import kinematics as kin
+from legion_core.robot.frames import R_to_quat, rot_z
 from sim2real.calibration import (
     EXAMPLE_REAL_CALIBRATION_PATH,
     CalibrationError,
@@ -22,7 +23,6 @@ from sim2real.calibration import (
     load_calibration,
     sim_calibration,
 )
-from sim2real.frames import R_to_quat, rot_z
 from sim2real.real2sim import Detection, Real2Sim, Real2SimConfig
 
 CAL = sim_calibration()
@@ -32,7 +32,7 @@ Q_CAM_IDENTITY = R_to_quat(T_CAM_SIM.R)  # a marker whose axes are sim_world's
 
 
 def home_q() -> np.ndarray:
-    from legion_core.envs.kuka import home_posture
+    from legion_core.sim.kuka import home_posture
 
     return home_posture((0.0, 0.6, 0.2))[0]
 

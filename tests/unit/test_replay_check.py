@@ -8,7 +8,7 @@ copies.
 
 The tiny bundle is rebuilt by make_tiny_bundle with the language embeddings the fixture was recorded with
 (tests/data/replay/legion_cache, the language module's own cache layout): MiniLM's embeddings differ in the
-last bits between CPUs (legion_core/language.py), which would make another bundle on another machine."""
+last bits between CPUs (legion_core/contracts/language.py), which would make another bundle on another machine."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import yaml
 
-from legion_core.numeric_signature import compare as compare_signatures
-from legion_core.numeric_signature import numeric_signature, read_bag_signature
-from legion_core.replay_check import (
+from legion_core.tools.numeric_signature import compare as compare_signatures
+from legion_core.tools.numeric_signature import numeric_signature, read_bag_signature
+from legion_core.tools.regression import (
     ALL_JUDGEMENTS,
     Status,
     compare_live,
@@ -49,8 +49,8 @@ def rec():
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
-    from legion_core.bundle import sha256_file
-    from legion_core.language import CACHE_DIR_ENV
+    from legion_core.contracts.bundle import sha256_file
+    from legion_core.contracts.language import CACHE_DIR_ENV
     from tests.bundle_factory import make_tiny_bundle
 
     cache = tmp_path_factory.mktemp("legion_cache")
@@ -89,7 +89,7 @@ def test_fixture_is_a_self_describing_rosbag2_mcap_bag():
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
 
-    from legion_core.recording import read_recorder_metadata, resolve_bag
+    from legion_core.tools.bags import read_recorder_metadata, resolve_bag
 
     assert resolve_bag(BAG / "metadata.yaml") == resolve_bag(BAG / "drawer_close_session_0.mcap") == BAG
     meta = read_recorder_metadata(BAG)
@@ -119,7 +119,7 @@ def test_policy_offline_reproduces_every_recorded_action(rec, tiny_bundle):
     if j.metrics["mode"] == "bit_exact":
         assert j.metrics["bit_exact"] == j.checked and j.metrics["max_abs_diff"] == 0.0 == j.metrics["atol"]
     else:
-        from legion_core.bundle import load
+        from legion_core.contracts.bundle import load
 
         assert (
             j.metrics["max_abs_diff"]
@@ -131,8 +131,8 @@ def test_policy_offline_reproduces_every_recorded_action(rec, tiny_bundle):
 def _recomputed_here(rec, bundle_dir):
     """The session with every recorded action replaced by this process' own offline action for its
     observation and this process' signature: a bag this machine reproduces bit-exactly, whatever its kernel."""
-    from legion_core.bundle import load
-    from legion_core.policy_runner import PolicyRunner
+    from legion_core.contracts.bundle import load
+    from legion_core.runtime.policy_runner import PolicyRunner
 
     runner = PolicyRunner(load(bundle_dir), max_obs_age_s=1e9)
     mine = {}
@@ -170,8 +170,8 @@ def test_a_changed_action_is_named_by_its_policy_step(rec, tiny_bundle):
 
 FORCED_KERNEL_SCRIPT = """
 import json, sys
-from legion_core.numeric_signature import numeric_signature
-from legion_core.replay_check import judge_policy_offline, read_session
+from legion_core.tools.numeric_signature import numeric_signature
+from legion_core.tools.regression import judge_policy_offline, read_session
 j = judge_policy_offline(read_session(sys.argv[1]), sys.argv[2])
 print(json.dumps({"signature": numeric_signature(), "mode": j.metrics["mode"], "reason": j.metrics["mode_reason"],
                   "passed": j.passed, "checked": j.checked, "max_abs_diff": j.metrics["max_abs_diff"],
@@ -398,7 +398,7 @@ def test_scenarios_are_validated():
 def test_closed_loop_scene_is_the_recorded_placement(rec):
     """camera -> sim through the calibration, then the closest of the 50 seeded placements: the one the
     session was recorded in."""
-    from legion_core.replay_check import closest_placement, recorded_scene
+    from legion_core.tools.regression import closest_placement, recorded_scene
     from sim2real.calibration import sim_calibration
 
     cal = sim_calibration()
@@ -409,7 +409,7 @@ def test_closed_loop_scene_is_the_recorded_placement(rec):
 
 
 def test_copy_topics_makes_a_smaller_bag_with_the_same_decisions(tmp_path, rec):
-    from legion_core.recording import copy_topics
+    from legion_core.tools.bags import copy_topics
 
     keep = ["/legion/observation", "/legion/action", "/legion/active_skill"]
     counts = copy_topics(BAG, tmp_path / "small", keep)

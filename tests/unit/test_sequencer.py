@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from legion_core.sequencer import Sequencer, SequencerConfig, SkillSpec, safety_refusal
-from legion_core.tasks import get_task
+from legion_core.contracts.tasks import get_task
+from legion_core.runtime.sequencer import Sequencer, SequencerConfig, SkillSpec, safety_refusal
 
 DRAWER = SkillSpec("drawer-close", get_task("drawer-close").success, max_steps=10)
 BUTTON = SkillSpec("button-press-topdown", get_task("button-press-topdown").success, max_steps=10)

@@ -7,7 +7,7 @@ signature, on a machine nobody wrote down (tests/data/replay/shipped_demo/manife
 tolerance mode everywhere.
 Regenerate after a model change with `make demo`, then keep the runtime's decision topics only (copy_topics
 keeps the bag's numeric signature):
-    .venv/bin/python -c "from legion_core.recording import copy_topics; copy_topics('out/demo/demo_session',
+    .venv/bin/python -c "from legion_core.tools.bags import copy_topics; copy_topics('out/demo/demo_session',
         'tests/data/replay/shipped_demo/demo_session', ['/legion/observation', '/legion/action',
         '/legion/active_skill', '/legion/command_sent', '/legion/status', '/twin/success'])"
 """
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import yaml
 
-from legion_core.replay_check import check, float32_action_atol, judge_policy_offline, read_session
-from legion_core.ros_env import REPO
+from legion_core.tools.regression import check, float32_action_atol, judge_policy_offline, read_session
+from legion_core.tools.ros_env import REPO
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "replay" / "shipped_demo"
 BAG = DATA / "demo_session"
@@ -37,7 +37,7 @@ def rec():
 
 @pytest.fixture(scope="module")
 def bundle():
-    from legion_core.bundle import load
+    from legion_core.contracts.bundle import load
 
     return load(BUNDLE)
 
@@ -83,7 +83,7 @@ def test_tolerance_mode_passes_rounding_and_fails_a_regression(rec, bundle, delt
 
 def test_the_float32_tolerance_follows_from_the_network(bundle):
     """atol = 2 * D * sqrt(W) * eps_float32 * scale: D weight matrices of up to W inputs (the formula's
-    derivation is in legion_core/replay_check.py and docs/decisions/portable-regression-check.md)."""
+    derivation is in legion_core/tools/regression.py and docs/decisions/portable-regression-check.md)."""
     atol, how = float32_action_atol(bundle.weights)
     eps = float(np.finfo(np.float32).eps)
     assert how["matrices"] == 10 and how["max_fan_in"] == 400  # encoder l0-l2, mu, logvar; actor l0-l3, out

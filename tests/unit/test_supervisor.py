@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.robots import iiwa7
+from legion_core.robot import iiwa7
 from sim2real.calibration import sim_calibration
 from sim2real.mapper import MapperConfig, Sim2RealMapper
 from sim2real.supervisor import ESTOP, HOLD, OK, Supervisor, SupervisorConfig

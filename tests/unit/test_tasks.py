@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.tasks import TASK_SETS, TASKS, GoalRule, UnknownTaskError, get_task, get_task_set
+from legion_core.contracts.tasks import TASK_SETS, TASKS, GoalRule, UnknownTaskError, get_task, get_task_set
 
 
 def test_task_sets_resolve_and_have_ten_tasks():
@@ -61,7 +61,7 @@ def test_goal_rule_validation():
 @pytest.mark.parametrize("name", [n for n in TASK_SETS["legion-mt10"]])
 def test_goal_offsets_match_simulator(name):
     """Offset goal rules reproduce Meta-World's goal from the first observed object position."""
-    from legion_core.envs.factory import TaskEnv
+    from legion_core.sim.factory import TaskEnv
 
     spec = get_task(name)
     if spec.goal.kind != "object_offset":
@@ -80,7 +80,7 @@ def test_goal_offsets_match_simulator(name):
 def test_anchor_goals_match_simulator(name):
     """Anchor goal rules reproduce Meta-World's goal from the static body the marker is fixed to, whatever
     state the articulated part is in (here: after random actions moved it)."""
-    from legion_core.envs.factory import TaskEnv
+    from legion_core.sim.factory import TaskEnv
 
     spec = get_task(name)
     env = TaskEnv(spec, "sawyer", seed=3)
@@ -100,8 +100,8 @@ def test_anchor_goals_match_simulator(name):
 def test_success_predicate_agrees_with_env(name):
     """The observation-level predicate (what the sequencer uses on real data) agrees with Meta-World's
     info['success'] on scripted-expert rollouts, step by step, on >= 97% of steps."""
-    from legion_core.envs.factory import TaskEnv, scripted_expert
-    from legion_core.layouts import LEGION12
+    from legion_core.contracts.layouts import LEGION12
+    from legion_core.sim.factory import TaskEnv, scripted_expert
 
     spec = get_task(name)
     env = TaskEnv(spec, "sawyer", seed=0)

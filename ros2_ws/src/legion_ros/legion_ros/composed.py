@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from legion_ros.common import parse_cpu_list, spin_nodes
+from legion_core.ros.common import parse_cpu_list, spin_nodes
 
 NODE_CLASSES = {
     "twin": ("legion_ros.twin_node", "TwinNode"),

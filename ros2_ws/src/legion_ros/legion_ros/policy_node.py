@@ -1,10 +1,10 @@
 """policy_node: the frozen LEGION policy. Loads a bundle (refuses to start on an invalid one), follows the
 active skill, and turns each valid, fresh observation into an action stamped with the observation's stamp.
-Logic: legion_core.policy_runner (pure, unit-tested)."""
+Logic: legion_core.runtime.policy_runner (pure, unit-tested)."""
 
 from __future__ import annotations
 
-from legion_ros.common import (
+from legion_core.ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
     TOPIC_ACTION,
@@ -23,8 +23,8 @@ class PolicyNode(LegionNode):
         from legion_msgs.msg import Observation, PolicyAction
         from std_msgs.msg import String
 
-        from legion_core.bundle import BundleError, load
-        from legion_core.policy_runner import PolicyRunner
+        from legion_core.contracts.bundle import BundleError, load
+        from legion_core.runtime.policy_runner import PolicyRunner
 
         path = self.param("bundle", "", "policy bundle directory (models/<name>) [required]")
         max_age = self.param("max_obs_age_s", 0.2, "observations older than this [s] are not acted on")

@@ -8,7 +8,7 @@ timer keeps publishing (invalid) observations with their reason when joint state
 
 from __future__ import annotations
 
-from legion_ros.common import (
+from legion_core.ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
     SENSOR_QOS,
@@ -62,7 +62,7 @@ class Real2SimNode(LegionNode):
         self.log_parameters()
         box = {}
         if bundle:
-            from legion_core.bundle import BundleError, load
+            from legion_core.contracts.bundle import BundleError, load
 
             try:
                 ws = load(bundle, trusted_keys=trusted_keys or None).contract["action"]["workspace_box_sim_m"]
@@ -103,7 +103,7 @@ class Real2SimNode(LegionNode):
         self.start_heartbeat(heartbeat)
 
     def on_skill(self, msg) -> None:
-        from legion_core.tasks import UnknownTaskError
+        from legion_core.contracts.tasks import UnknownTaskError
 
         if not msg.data:
             self.r2s = None

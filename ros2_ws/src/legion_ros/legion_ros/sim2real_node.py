@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from legion_ros.common import (
+from legion_core.ros.common import (
     COMMAND_QOS,
     HEARTBEAT_QOS,
     IN_PROCESS_NODES,
@@ -114,7 +114,7 @@ class Sim2RealNode(LegionNode):
             max_tool_speed_m_s=vmax, joint_vel_scale=vel_scale,
         )  # fmt: skip
         if bundle:
-            from legion_core.bundle import BundleError, load
+            from legion_core.contracts.bundle import BundleError, load
 
             try:
                 act = load(bundle, trusted_keys=trusted_keys or None).contract["action"]

@@ -1,11 +1,11 @@
 """task_sequencer_node: an operator's language command -> a grounded plan of bundle skills -> run one after
 another (issue 7). Exposes the action /legion/execute_task (legion_msgs/action/ExecuteTask) and the plain
 topic /legion/command (std_msgs/String, same path). Nothing from the text reaches the robot except skill
-names chosen by the grounder's closed world (legion_core.grounding); the run itself is
-legion_core.sequencer (pure, unit-tested).
+names chosen by the grounder's closed world (legion_core.runtime.grounding); the run itself is
+legion_core.runtime.sequencer (pure, unit-tested).
 
 Operator input (docs/operator-input.md): every command, topic or action, is checked as text first
-(legion_core.operator_text: control characters, invalid UTF-8, over-long text are refused with the reason)
+(legion_core.runtime.operator_text: control characters, invalid UTF-8, over-long text are refused with the reason)
 and answered on /legion/command_status (legion_msgs/CommandStatus: ACCEPTED with the plan, BUSY or
 REFUSED; later SUCCEEDED, FAILED or CANCELLED when the plan ends). Any running plan is cancelled by the
 service ~/cancel (std_srvs/Trigger), the topic /legion/cancel (std_msgs/Empty) or the action's cancel.
@@ -14,9 +14,7 @@ watched node is dead. Operator text appears in logs only through operator_text.f
 
 from __future__ import annotations
 
-from legion_core.operator_text import check, for_echo, for_log
-from legion_core.sequencer import safety_refusal
-from legion_ros.common import (
+from legion_core.ros.common import (
     LATCHED_QOS,
     OPERATOR_QOS,
     RELIABLE_QOS,
@@ -32,6 +30,8 @@ from legion_ros.common import (
     spin_nodes,
     stamp_to_s,
 )
+from legion_core.runtime.operator_text import check, for_echo, for_log
+from legion_core.runtime.sequencer import safety_refusal
 
 ACTION_NAME = "/legion/execute_task"
 
@@ -45,9 +45,9 @@ class TaskSequencerNode(LegionNode):
         from std_msgs.msg import Empty, String
         from std_srvs.srv import Trigger
 
-        from legion_core.bundle import BundleError, load
-        from legion_core.grounding import Grounder, skill_cards_from_bundle
-        from legion_core.sequencer import SequencerConfig
+        from legion_core.contracts.bundle import BundleError, load
+        from legion_core.runtime.grounding import Grounder, skill_cards_from_bundle
+        from legion_core.runtime.sequencer import SequencerConfig
 
         path = self.param("bundle", "", "policy bundle directory: its skills are the closed world [required]")
         pre = self.param(
@@ -171,7 +171,7 @@ class TaskSequencerNode(LegionNode):
     def _receive(self, text, via: str, gate=None):
         """Count, check, ground and start one command; reply on /legion/command_status either way.
         Returns (ok, message, plan)."""
-        from legion_core.sequencer import Sequencer, SkillSpec
+        from legion_core.runtime.sequencer import Sequencer, SkillSpec
 
         CS = self._CommandStatus
         self._command_id += 1

@@ -1,13 +1,13 @@
 """twin_node: the MuJoCo digital twin of the iiwa (joint_position mode) standing in for the robot and the
 camera: publishes joint states (default 200 Hz) and detections (default 30 Hz, with noise / latency /
 drop-outs), takes the joint and gripper commands sim2real_node sends, offers reset-to-task and a success
-report. Logic: legion_core.twin.DigitalTwin."""
+report. Logic: legion_core.sim.twin.DigitalTwin."""
 
 from __future__ import annotations
 
 import time
 
-from legion_ros.common import (
+from legion_core.ros.common import (
     COMMAND_QOS,
     LATCHED_QOS,
     SENSOR_QOS,
@@ -33,13 +33,15 @@ class TwinNode(LegionNode):
         from std_msgs.msg import Bool, Float64, Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
 
-        from legion_core.tasks import UnknownTaskError
-        from legion_core.twin import DigitalTwin, TwinConfig
+        from legion_core.contracts.tasks import UnknownTaskError
+        from legion_core.sim.twin import DigitalTwin, TwinConfig
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
 
         cal_path = self.param("calibration", "", "calibration YAML of the simulated cell ('' = built-in)")
         task = self.param(
-            "task", "drawer-close", "task (registry name) or multi-object scene (legion_core.scenes)"
+            "task",
+            "drawer-close",
+            "task (registry name) or multi-object scene (legion_core.contracts.scenes)",
         )
         scene = self.param(
             "scene", "", "for a single task: place it as in this scene ('' = Meta-World's placements)"
@@ -95,7 +97,7 @@ class TwinNode(LegionNode):
 
     def on_shutdown(self) -> None:
         if self.video_path and self.frames:
-            from legion_core.video import write_video
+            from legion_core.sim.video import write_video
 
             try:
                 write_video(
@@ -144,7 +146,7 @@ class TwinNode(LegionNode):
         self.twin.set_gripper_opening(msg.data)
 
     def on_reset(self, req, resp):
-        from legion_core.tasks import UnknownTaskError
+        from legion_core.contracts.tasks import UnknownTaskError
 
         try:
             self.twin.reset(req.task or self.twin.name, int(req.variation))

@@ -1,0 +1,211 @@
+"""The task sequencer's state machine, without ROS (issue 7): run a grounded plan of skills one after
+another, judge each skill's success from the observation (the bundle's success predicate), enforce a
+per-skill step and time budget, retry, cancel, and report feedback and a human result sentence.
+
+Driven by plain calls from the node: `on_observation(...)`, `on_action(skill)`, `tick(now)`; every output
+is in the returned `SeqOutput` (which skill must be active — '' means none, i.e. the robot holds — the
+feedback, and the result once finished).
+
+Preconditions: a skill starts only once real2sim reports a valid observation for it (its object, and its
+goal marker if it has one, are detected and fresh); otherwise it waits up to `precondition_timeout_s` and
+fails with real2sim's reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from legion_core.contracts.layouts import get_layout
+from legion_core.contracts.tasks import SuccessPredicate
+
+
+@dataclass
+class SequencerConfig:
+    precondition_timeout_s: float = 5.0
+    """How long a skill waits for its object (and goal) to be detected before it fails [s]."""
+    seconds_per_step: float = 0.25
+    """Time budget per policy step of the skill's step budget [s] (time budget = steps x this)."""
+    step_budget_factor: float = 1.0
+    """Multiplier on the bundle's step budget (max_episode_steps) per attempt."""
+    retries: int = 1
+    """Extra attempts per skill after its budget ran out (the attempt continues from where the arm is)."""
+    success_hold_steps: int = 3
+    """Consecutive observations satisfying the predicate needed to call a skill done (noise robustness)."""
+
+
+@dataclass
+class SkillSpec:
+    name: str
+    success: SuccessPredicate
+    max_steps: int
+
+    @classmethod
+    def from_bundle(cls, bundle, name: str) -> SkillSpec:
+        info = bundle.skills[name]
+        if not info.success:
+            raise ValueError(
+                f"skill {name} has no observable success predicate; the sequencer cannot judge it"
+            )
+        d = dict(info.success)
+        d["a_offset_m"] = tuple(d.get("a_offset_m", (0.0, 0.0, 0.0)))
+        return cls(name, SuccessPredicate(**d), info.max_episode_steps)
+
+
+@dataclass
+class SeqOutput:
+    active_skill: str
+    state: str
+    step_index: int
+    step_count: int
+    progress: float
+    done: bool = False
+    success: bool = False
+    message: str = ""
+    step_durations_s: list[float] = field(default_factory=list)
+
+
+class Sequencer:
+    def __init__(
+        self, plan: list[SkillSpec], layout: str = "legion12", config: SequencerConfig | None = None
+    ) -> None:
+        if not plan:
+            raise ValueError("empty plan")
+        self.plan = plan
+        self.layout = get_layout(layout)
+        self.config = config or SequencerConfig()
+        self.i = 0
+        self.state = "idle"
+        self.message = ""
+        self.durations: list[float] = []
+        self._t_state = 0.0
+        self._t_skill = 0.0
+        self._steps = 0
+        self._attempt = 0
+        self._hits = 0
+        self._d0: float | None = None
+        self._progress = 0.0
+        self._last_reason = "no observation yet"
+        self._cancelled = False
+        self._cancel_reason = ""
+
+    @property
+    def current(self) -> SkillSpec:
+        return self.plan[min(self.i, len(self.plan) - 1)]
+
+    def start(self, now: float) -> None:
+        self.state = "waiting"
+        self._t_state = self._t_skill = now
+        self._reset_skill_counters()
+
+    def _reset_skill_counters(self) -> None:
+        self._steps, self._attempt, self._hits, self._d0, self._progress = 0, 0, 0, None, 0.0
+
+    def cancel(self, now: float, reason: str = "") -> None:
+        """End the plan at the next tick, the robot holding. `reason` (e.g. "e-stop latched (e-stop
+        topic)") goes into the result sentence; the first cancel's reason is kept."""
+        if not self._cancelled:
+            self._cancel_reason = reason
+        self._cancelled = True
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def on_observation(self, skill: str, valid: bool, reason: str, values, now: float) -> None:
+        if self.state not in ("waiting", "running") or skill != self.current.name:
+            return
+        if not valid:
+            self._last_reason = reason
+            return
+        fields = self.layout.extract(np.asarray(values, float))
+        d = self.current.success.distance(fields)
+        if self.state == "waiting":
+            self.state = "running"
+            self._t_state = now
+            self._d0 = max(d, 1e-6)
+        self._progress = float(np.clip(1.0 - d / self._d0, 0.0, 1.0)) if self._d0 else 0.0
+        self._hits = self._hits + 1 if d <= self.current.success.max_dist_m else 0
+
+    def on_action(self, skill: str) -> None:
+        if self.state == "running" and skill == self.current.name:
+            self._steps += 1
+
+    # -- the state machine -----------------------------------------------------------------------------
+    def _out(self, active: str, done=False, success=False) -> SeqOutput:
+        return SeqOutput(
+            active, self.state, min(self.i + 1, len(self.plan)), len(self.plan), self._progress, done, success,
+            self.message, list(self.durations),
+        )  # fmt: skip
+
+    def _finish(self, success: bool, message: str) -> SeqOutput:
+        self.state = "succeeded" if success else "failed"
+        self.message = message
+        return self._out("", done=True, success=success)
+
+    def tick(self, now: float) -> SeqOutput:
+        cfg = self.config
+        if self.state in ("succeeded", "failed", "cancelled"):
+            return self._out("", done=True, success=self.state == "succeeded")
+        if self._cancelled:
+            self.state = "cancelled"
+            done = ", ".join(s.name for s in self.plan[: self.i]) or "nothing"
+            why = f" because {self._cancel_reason}" if self._cancel_reason else ""
+            self.message = (
+                f"Cancelled during {self.current.name} (step {self.i + 1} of {len(self.plan)}){why}; "
+                f"completed: {done}. The robot holds."
+            )
+            return self._out("", done=True, success=False)
+        if self.state == "idle":
+            self.start(now)
+        sk = self.current
+        if self.state == "waiting":
+            if now - self._t_state > cfg.precondition_timeout_s:
+                return self._finish(
+                    False,
+                    f"{sk.name} (step {self.i + 1} of {len(self.plan)}) could not start within "
+                    f"{cfg.precondition_timeout_s:.0f} s: {self._last_reason}.",
+                )
+            return self._out(sk.name)
+        # running
+        if self._hits >= cfg.success_hold_steps:
+            self.durations.append(now - self._t_skill)
+            self.i += 1
+            if self.i >= len(self.plan):
+                steps = ", ".join(f"{s.name} ({t:.1f} s)" for s, t in zip(self.plan, self.durations))
+                return self._finish(True, f"Done: {steps}.")
+            self.state = "waiting"
+            self._t_state = self._t_skill = now
+            self._reset_skill_counters()
+            return self._out(self.current.name)
+        budget_steps = int(sk.max_steps * cfg.step_budget_factor)
+        over_steps = self._steps >= budget_steps
+        over_time = now - self._t_state > budget_steps * cfg.seconds_per_step
+        if over_steps or over_time:
+            if self._attempt < cfg.retries:
+                self._attempt += 1
+                self._steps = 0
+                self._t_state = now
+                return self._out(sk.name)
+            why = f"{self._steps} policy steps" if over_steps else f"{now - self._t_state:.1f} s"
+            return self._finish(
+                False,
+                f"{sk.name} (step {self.i + 1} of {len(self.plan)}) did not succeed within its budget "
+                f"({why}, {self._attempt + 1} attempt(s)); progress {self._progress:.0%}.",
+            )
+        return self._out(sk.name)
+
+
+def safety_refusal(estop_latched: bool, estop_reason: str = "", dead_nodes=()) -> str | None:
+    """Why no plan may run under sim2real_node's SafetyState (legion_msgs/SafetyState), or None.
+
+    A latched e-stop: a command accepted now would start moving the arm the moment it is re-armed, which the
+    operator who pressed the e-stop did not ask for; so it is refused, and re-arming starts nothing by
+    itself. A dead node: sim2real has cleared the skill and will not move the arm until a new command, and
+    that command could not run without the node. docs/operator-input.md, "Safety state"; docs/architecture.md,
+    "Safety layer"."""
+    if estop_latched:
+        return f"e-stop latched ({estop_reason or 'reason not given'}); re-arm sim2real_node (~/rearm) first"
+    dead = [n for n in dead_nodes if n]
+    if dead:
+        verb = "is" if len(dead) == 1 else "are"
+        return f"{', '.join(dead)} {verb} not alive; the robot holds until it is back"
+    return None

@@ -1,0 +1,165 @@
+"""Make the built ROS 2 workspace (ros2_ws/install) usable from this Python process and its children,
+without `source install/setup.bash`: what `legion launch`, `legion run`, the benchmarks and the tests use.
+
+On a robot PC with a full ROS 2 install, source the workspace's setup.bash instead; nothing here is needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL = REPO / "ros2_ws" / "install"
+
+
+class WorkspaceNotBuiltError(RuntimeError):
+    pass
+
+
+def site_packages(install: Path = INSTALL) -> Path:
+    return install / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def child_env(install: Path = INSTALL, base: dict | None = None) -> dict[str, str]:
+    """Environment for a child process that runs LEGION nodes (loopback DDS forced)."""
+    env = dict(os.environ if base is None else base)
+
+    def prepend(key: str, value: str) -> None:
+        env[key] = value + (os.pathsep + env[key] if env.get(key) else "")
+
+    prepend("PYTHONPATH", str(site_packages(install)))
+    prepend("LD_LIBRARY_PATH", str(install / "lib"))
+    prepend("AMENT_PREFIX_PATH", str(install))
+    prepend("PATH", str(Path(sys.executable).parent))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("MUJOCO_GL", "egl")  # offscreen rendering (videos) on headless machines
+    return env
+
+
+def ensure_workspace(install: Path = INSTALL) -> Path:
+    """Import path + shared libraries of the workspace for THIS process. The generated message libraries
+    are found by the dynamic loader only through LD_LIBRARY_PATH, which a running process cannot change:
+    preloading them with RTLD_GLOBAL makes their sonames resolvable for the typesupport modules."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    sp = site_packages(install)
+    if not (sp / "legion_msgs").exists():
+        raise WorkspaceNotBuiltError(
+            f"{install} has no legion_msgs: build the workspace with `make ws` (scripts/build_ws.sh)"
+        )
+    if str(sp) not in sys.path:
+        sys.path.insert(0, str(sp))
+    lib = install / "lib"
+    pending = sorted(lib.glob("*.so"))
+    # Load in dependency order by retrying: generator_c before typesupport, etc.
+    for _ in range(len(pending)):
+        failed = []
+        for so in pending:
+            try:
+                ctypes.CDLL(str(so), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                failed.append(so)
+        if not failed or len(failed) == len(pending):
+            break
+        pending = failed
+    prefix = os.environ.get("AMENT_PREFIX_PATH", "")
+    if str(install) not in prefix.split(os.pathsep):
+        os.environ["AMENT_PREFIX_PATH"] = str(install) + (os.pathsep + prefix if prefix else "")
+    return install
+
+
+def start_composed(
+    nodes: str,
+    params: dict[str, object] | list[str],
+    log_path=None,
+    handoff: bool = True,
+    realtime_priority: int = 0,
+    cpu_affinity: str = "all",
+):
+    """Start `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") in a child process with its own
+    process group; params as {"policy.bundle": path} or ["policy.bundle:=path", ...]; `handoff=False` keeps
+    the control path on DDS (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO;
+    `cpu_affinity` pins it to CPUs ("1", "2-3"). Returns the Popen."""
+    import subprocess
+
+    items = [f"{k}:={v}" for k, v in params.items()] if isinstance(params, dict) else list(params)
+    args = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
+    if not handoff:
+        args.append("--no-handoff")
+    if realtime_priority > 0:
+        args += ["--realtime-priority", str(realtime_priority)]
+    if cpu_affinity not in ("", "all"):
+        args += ["--cpu-affinity", cpu_affinity]
+    for it in items:
+        args += ["-p", it]
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(
+        args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_process_group(proc, timeout: float = 20.0) -> int:
+    """SIGINT to the child's process group (clean node shutdown), SIGKILL if it does not exit in time."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    return proc.returncode
+
+
+# -------------------------------------------------------------------- driving a sim graph from a test/bench
+def spin_for(node, seconds: float) -> None:
+    """Spin `node` for `seconds` of wall time."""
+    import time
+
+    import rclpy
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.02)
+
+
+def call_service(node, client, request, timeout_s: float = 20.0):
+    """Call a service from `node`, waiting for it to appear; the response, or None after timeout_s."""
+    import time
+
+    import rclpy
+
+    end = time.monotonic() + timeout_s
+    while not client.service_is_ready() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    fut = client.call_async(request)
+    while not fut.done() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return fut.result() if fut.done() else None
+
+
+def reset_twin_and_runtime(node, twin_client, s2r_client, task: str, variation: int, settle_s: float = 0.2,
+                           attempts: int = 3) -> bool:  # fmt: skip
+    """Twin to `task` (a task or scene) placement `variation` (retried: a lost service response must not
+    count as a policy failure), then let sim2real see joint states of the reset posture (meanwhile the
+    twin ignores the old command stream) and restart it from the measured posture, which ends the twin's
+    reset guard. False if the twin could not be reset."""
+    from legion_msgs.srv import ResetTask
+    from std_srvs.srv import Trigger
+
+    for _ in range(attempts):
+        r = call_service(node, twin_client, ResetTask.Request(task=task, variation=int(variation)))
+        if r is not None and r.success:
+            break
+    else:
+        return False
+    spin_for(node, settle_s)
+    call_service(node, s2r_client, Trigger.Request())
+    spin_for(node, settle_s)
+    return True
