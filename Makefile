@@ -49,6 +49,7 @@ test-fast: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	PYTHONPATH=ros2_ws/src/legion_ros $(BIN)/lint-imports  # layer contracts: pyproject.toml, docs/architecture.md
 	$(BIN)/ruff format --check .
 
 format: venv

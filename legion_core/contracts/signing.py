@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from legion_core.contracts.bundle import SIGNATURE_FILE, WEIGHTS_FILE, BundleError, sha256_file
+from legion_core.contracts.bundle_schema import SIGNATURE_FILE, WEIGHTS_FILE, BundleError, sha256_file
 
 SIG_FORMAT = "legion-bundle-signature"
 SIG_VERSION = 1

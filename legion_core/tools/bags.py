@@ -51,6 +51,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from legion_core.tools.numeric_signature import METADATA_KEY, numeric_signature
+
 # NETWORK RULE: any rclpy this module starts stays on loopback DDS.
 if os.environ.get("LEGION_ALLOW_NETWORK") != "1":
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -129,6 +133,14 @@ def resolve_bag(path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- type store
+def read_bag_signature(path: str | Path) -> dict | None:
+    """The signature stored in a bag's metadata.yaml (custom_data), or None (a bag recorded before
+    signatures were stored, or by another tool)."""
+    meta = yaml.safe_load((resolve_bag(path) / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    raw = (meta.get("custom_data") or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else None
+
+
 def _msg_search_dirs(package: str) -> list[Path]:
     from legion_core.tools.ros_env import INSTALL, REPO
 
@@ -277,8 +289,6 @@ def copy_topics(src: str | Path, dst: str | Path, topics: Sequence[str]) -> dict
     and the source's numeric signature; not its recorder counts, which the copy does not match): e.g. a
     regression fixture with only the runtime's decisions. Returns the message count per topic."""
     from rosbags.rosbag2 import Reader
-
-    from legion_core.tools.numeric_signature import METADATA_KEY, read_bag_signature
 
     keep, counts = set(topics), {}
     src = resolve_bag(src)
@@ -614,7 +624,6 @@ class Recorder:
         self.writer.set_custom_data("legion.recorder", json.dumps(meta, sort_keys=True))
         # What decides the policy's last float32 bits on this machine: the regression check compares actions
         # bit-exactly only against a bag with the same signature (docs/decisions/portable-regression-check.md).
-        from legion_core.tools.numeric_signature import METADATA_KEY, numeric_signature
 
         self.writer.set_custom_data(METADATA_KEY, json.dumps(numeric_signature(), sort_keys=True))
         self.writer.close()

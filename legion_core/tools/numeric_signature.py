@@ -163,17 +163,5 @@ def summary(sig: dict | None) -> dict[str, Any] | None:
     return {f: _field(sig, f) for f in (*COMPARED, "cpu.model_name")}
 
 
-def read_bag_signature(path: str | Path) -> dict | None:
-    """The signature stored in a bag's metadata.yaml (custom_data), or None (a bag recorded before
-    signatures were stored, or by another tool)."""
-    import yaml
-
-    from legion_core.tools.bags import resolve_bag
-
-    meta = yaml.safe_load((resolve_bag(path) / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    raw = (meta.get("custom_data") or {}).get(METADATA_KEY)
-    return json.loads(raw) if raw else None
-
-
 if __name__ == "__main__":  # `python -m legion_core.tools.numeric_signature`: this process' signature as JSON
     print(json.dumps(numeric_signature(), indent=1))

@@ -60,9 +60,9 @@ from typing import Any
 
 import numpy as np
 
-from legion_core.tools.bags import OUTPUT_TOPICS, SENSOR_TOPICS, resolve_bag
+from legion_core.tools.bags import OUTPUT_TOPICS, SENSOR_TOPICS, read_bag_signature, resolve_bag
 from legion_core.tools.numeric_signature import compare as compare_signatures
-from legion_core.tools.numeric_signature import numeric_signature, read_bag_signature
+from legion_core.tools.numeric_signature import numeric_signature
 from legion_core.tools.numeric_signature import summary as signature_summary
 
 LIVE_JUDGEMENTS = (

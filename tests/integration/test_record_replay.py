@@ -145,7 +145,8 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
     assert custom["received"] == custom["written"] == {k: v for k, v in meta_counts.items()}
     assert set(RUNTIME_TOPICS) - set(meta_counts) == set()  # every runtime topic has a connection
     # The recording machine's numeric signature: what the offline check may compare bit-exactly against.
-    from legion_core.tools.numeric_signature import compare, numeric_signature, read_bag_signature
+    from legion_core.tools.bags import read_bag_signature
+    from legion_core.tools.numeric_signature import compare, numeric_signature
 
     sig = read_bag_signature(session.bag)
     assert sig is not None and compare(sig, numeric_signature())[0], sig
@@ -334,7 +335,8 @@ def make_fixture(out_dir: Path) -> None:
 
     from legion_core.contracts.bundle import sha256_file
     from legion_core.contracts.language import CACHE_DIR_ENV
-    from legion_core.tools.numeric_signature import numeric_signature, read_bag_signature
+    from legion_core.tools.bags import read_bag_signature
+    from legion_core.tools.numeric_signature import numeric_signature
     from tests.bundle_factory import make_tiny_bundle
 
     tmp = Path(tempfile.mkdtemp(prefix="replay_fixture_"))

@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 import yaml
 
+from legion_core.tools.bags import read_bag_signature
 from legion_core.tools.numeric_signature import compare as compare_signatures
-from legion_core.tools.numeric_signature import numeric_signature, read_bag_signature
+from legion_core.tools.numeric_signature import numeric_signature
 from legion_core.tools.regression import (
     ALL_JUDGEMENTS,
     Status,
