@@ -1,7 +1,5 @@
-"""ament_python package of the LEGION runtime nodes. `ros2 launch legion_ros sim.launch.yaml` finds the
-launch files installed here (the launch/ folder of the repository, linked into the package)."""
-
-from glob import glob
+"""ament_python package of the LEGION runtime nodes (thin ROS 2 wrappers over legion_core / sim2real); the
+launch files and parameters are in legion_bringup."""
 
 from setuptools import setup
 
@@ -15,8 +13,6 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PKG]),
         ("share/" + PKG, ["package.xml"]),
-        ("share/" + PKG + "/launch", glob("launch/*.launch.yaml")),
-        ("share/" + PKG + "/config", glob("launch/config/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
