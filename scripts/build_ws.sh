@@ -17,7 +17,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && [ "${1:-}" != "--force"
   echo "[build_ws] ros2_ws is up to date"
   exit 0
 fi
-# The one documented fix (shared/research/environment.md): the wheels' exported CMake files point at the
+# The one documented fix (docs/environment.md#building-the-workspace): the wheels' exported CMake files point at the
 # build image's Python include dirs; rewrite them to this venv's.
 PYINC=$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 NPINC=$(python -c 'import numpy; print(numpy.get_include())')

@@ -1,6 +1,7 @@
-"""Policy action -> safe joint position command for the iiwa (issue 5 §sim2real). Pure Python, no ROS.
+"""Policy action -> safe joint position command for the iiwa. Pure Python, no ROS.
 
-The safety layers, outermost first (runtime-sketch.md), each reported in `Command.limits_hit` when it acts:
+The safety layers, outermost first (docs/architecture.md, "Safety layer"), each reported in
+`Command.limits_hit` when it acts:
 
   action clamp to [-1, 1] (non-finite xyz -> hold)                     action_clamp / action_nonfinite
   dxyz = action * scale (0.01 m per policy step: Meta-World's action scale, sim_world axes)
@@ -95,10 +96,10 @@ class MapperConfig:
     ik_max_orientation_err_rad: float = 0.1
     """IK orientation residual [rad] above which the solution is refused (hold)."""
     ik_max_tilt_rad: float = 0.0
-    """Orientation freedom [rad] for targets the flange-down IK cannot reach (issue 5): 0 keeps the flange
-    down (the real-robot default); > 0 solves position first with the flange-down orientation as the
-    secondary task, the hand tilting at most this far (hard bound, at most MAX_TILT_RAD). A command whose
-    solution is tilted reports `ik_tilt`."""
+    """Orientation freedom [rad] for targets the flange-down IK cannot reach
+    (docs/decisions/ik-bounded-tilt.md): 0 keeps the flange down (the real-robot default); > 0 solves
+    position first with the flange-down orientation as the secondary task, the hand tilting at most this far
+    (hard bound, at most MAX_TILT_RAD). A command whose solution is tilted reports `ik_tilt`."""
     ik_unreachable: str = "best_effort"
     """When the IK position residual exceeds ik_max_residual_m: `best_effort` moves to the IK solution if it
     brings the tool closer to the target (orientation within limits), `hold` keeps the previous target."""
@@ -230,7 +231,7 @@ class Sim2RealMapper:
         self.last_settle_reason = ""
         # FK of the last few postures: one control step asks for the same ones several times (the measured
         # q in the settle check and in map, the finished segment's target as the next start, the checked
-        # step as the new target); 4-5 of its ~9 FK evaluations are repeats (issue 6: latency).
+        # step as the new target); 4-5 of its ~9 FK evaluations are repeats (docs/decisions/runtime-latency.md).
         self._fk_memo: dict[bytes, np.ndarray] = {}
 
     def _tool_pos_base(self, q: np.ndarray) -> np.ndarray:

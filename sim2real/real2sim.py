@@ -1,4 +1,4 @@
-"""Real robot data -> the policy's observation (issue 5 §real2sim). Pure Python, no ROS, no wall clock.
+"""Real robot data -> the policy's observation (docs/method.md#tasks). Pure Python, no ROS, no wall clock.
 
 `Real2Sim` is fed the robot's joint states (by joint NAME, any order), the gripper state and camera
 detections (label, pose in the camera frame, stamp, confidence), and builds the observation of the active

@@ -38,10 +38,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from legion_core.contracts.interface import StatusLevel
 from legion_core.robot import kinematics
 from sim2real.mapper import Command, Sim2RealMapper, WorkspaceError
 
-OK, WARN, HOLD, ESTOP, ERROR = 0, 1, 2, 3, 4  # legion_msgs/RuntimeStatus levels
+# Short names for the legion_msgs/RuntimeStatus levels of every Tick (legion_core.contracts.interface).
+OK, WARN, HOLD, ESTOP, ERROR = (
+    StatusLevel.OK,
+    StatusLevel.WARN,
+    StatusLevel.HOLD,
+    StatusLevel.ESTOP,
+    StatusLevel.ERROR,
+)
 ESTOP_LATCHED = "e-stop latched"  # the words every refusal while latched starts with
 
 

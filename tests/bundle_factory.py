@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from legion_core.contracts import bundle as B
 from legion_core.training.agent.agent import LegionAgent
 from legion_core.training.agent.config import AgentConfig
-from legion_core.training.export import build_contract
+from legion_core.training.export import agent_weights, build_contract, write_bundle
 from legion_core.training.trainer import TrainConfig
 
 
@@ -26,5 +25,5 @@ def make_tiny_bundle(run_dir: Path, out: Path, tasks=("reach", "drawer-close"), 
     rng = np.random.default_rng(0)
     agent.fit_dpmm(np.concatenate([rng.normal(0, 0.01, (300, 10)), rng.normal(1, 0.01, (300, 10))]))
     contract, emb = build_contract(run_dir, agent, dataclasses.asdict(cfg), {"env_steps": 0}, out.name)
-    B.write_bundle(out, contract, B.agent_weights(agent, emb))
+    write_bundle(out, contract, agent_weights(agent, emb))
     return agent, emb, out

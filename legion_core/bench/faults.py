@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from legion_core.base.stats import percentile, summarize
 from legion_core.bench.runtime import (
     STALL_S,
     _read_latency_log,
@@ -65,10 +66,12 @@ from legion_core.bench.runtime import (
     _stats_ms,
     _steal_s,
 )
+from legion_core.contracts.interface import NODE_POLICY, NODE_REAL2SIM, StatusLevel, node_fqn
 
 COMMAND_PERIOD_S = 0.01  # sim2real's command stream at the shipped 100 Hz
 HEARTBEAT_PERIOD_S = 0.02  # policy_node and real2sim_node heartbeats (their shipped default)
 LIVENESS_PERIODS = 2.0  # sim2real: a node silent for this many of its periods holds the arm
+POLICY_FQN, REAL2SIM_FQN = node_fqn(NODE_POLICY), node_fqn(NODE_REAL2SIM)  # as heartbeats name them
 JOINT_VEL_SCALE = 0.5  # sim2real's shipped joint_vel_scale (fraction of the datasheet joint speeds)
 DETECTION_RATE_HZ = 30.0
 TOL = 1e-12  # "identical" commands
@@ -104,8 +107,8 @@ DRILLS: dict[str, Drill] = {
         Drill("estop_service", ("e-stop service",), ONE_PERIOD_MS, "first", 0.5, "/sim2real_node/estop (Trigger)"),
         Drill("hw_estop", ("hardware e-stop input",), ONE_PERIOD_MS, "first", 0.5,
               "True on /legion/estop_hw (released before re-arm)"),
-        Drill("dead_policy", ("/policy_node",), DEAD_MS, "segments", 0.7, "SIGKILL to policy_node's process"),
-        Drill("dead_real2sim", ("/real2sim_node",), DEAD_MS, "segments", 0.7, "SIGKILL to real2sim_node's process"),
+        Drill("dead_policy", (POLICY_FQN,), DEAD_MS, "segments", 0.7, "SIGKILL to policy_node's process"),
+        Drill("dead_real2sim", (REAL2SIM_FQN,), DEAD_MS, "segments", 0.7, "SIGKILL to real2sim_node's process"),
         # sim2real's own stamp check, or real2sim's (an invalid observation), whichever reaches it first
         Drill("stale_stamps", ("stamped", "joints: stale"), ONE_PERIOD_MS, "first", 0.5,
               f"the driver stamps joint states {STALE_STAMP_S} s in the past"),
@@ -186,9 +189,7 @@ def stalls_near(wake, t0: float, t1: float, near_s: float = NEAR_S, stall_s: flo
 
 def summarise(values) -> dict:
     """Median and max of the finite values; `missing` counts the None/NaN ones (a hold never seen)."""
-    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
-    return {"median": float(np.median(v)) if v else None, "max": float(max(v)) if v else None, "n": len(v),
-            "missing": len(values) - len(v)}  # fmt: skip
+    return summarize(values, ("median", "max", "n", "missing"))
 
 
 def judge_drill(drill: Drill, runs: list[dict], dq_tol: float = 1e-9) -> dict:
@@ -226,13 +227,13 @@ def judge_drill(drill: Drill, runs: list[dict], dq_tol: float = 1e-9) -> dict:
 
 
 def hold_episodes(statuses, t_end: float, planned=(), slack_s: float = 0.2) -> list[dict]:
-    """sim2real's statuses [(time [s], level, message)] -> hold episodes: from a status at level >= 2 (HOLD,
+    """sim2real's statuses [(time [s], level, message)] -> hold episodes: from a status at level >= HOLD (HOLD,
     ESTOP, ERROR) to the next one below it (or `t_end`), with every hold reason seen in it. An episode that
     starts inside a planned window [(t0, t1)] (+ `slack_s`) is `planned`."""
     out: list[dict] = []
     cur = None
     for t, level, msg in statuses:
-        if level >= 2:
+        if level >= StatusLevel.HOLD:
             if cur is None:
                 cur = {"start": t, "reasons": []}
             if msg not in cur["reasons"]:
@@ -310,16 +311,14 @@ class _Rig:
         from std_msgs.msg import Bool, Float64MultiArray, String
         from std_srvs.srv import Trigger
 
-        from legion_core.contracts.tasks import get_task
-        from legion_core.robot import iiwa7
-        from legion_core.ros.common import (
-            HEARTBEAT_QOS,
-            LATCHED_QOS,
-            RELIABLE_QOS,
-            SENSOR_QOS,
+        from legion_core.contracts.interface import (
+            SIM2REAL_ESTOP_SERVICE,
+            SIM2REAL_REARM_SERVICE,
+            SIM2REAL_RESET_SERVICE,
             TOPIC_ACTIVE_SKILL,
             TOPIC_COMMAND_REPORT,
             TOPIC_DETECTIONS,
+            TOPIC_DIAGNOSTICS,
             TOPIC_ESTOP,
             TOPIC_ESTOP_HW,
             TOPIC_HEARTBEAT,
@@ -328,6 +327,9 @@ class _Rig:
             TOPIC_SAFETY_STATE,
             TOPIC_STATUS,
         )
+        from legion_core.contracts.tasks import get_task
+        from legion_core.robot import iiwa7
+        from legion_core.ros.common import HEARTBEAT_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
         from sim2real.calibration import sim_calibration
 
         self.rclpy = rclpy
@@ -368,7 +370,7 @@ class _Rig:
         n.create_subscription(SafetyState, TOPIC_SAFETY_STATE, self._on_safety, LATCHED_QOS)
         n.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, self._on_report, 100)
         n.create_subscription(Heartbeat, TOPIC_HEARTBEAT, self._on_heartbeat, HEARTBEAT_QOS)
-        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
+        n.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, self._on_diag, 100)
         self.js_pub = n.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR_QOS)
         self.det_pub = n.create_publisher(ObjectDetectionArray, TOPIC_DETECTIONS, SENSOR_QOS)
         self.skill_pub = n.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
@@ -382,9 +384,9 @@ class _Rig:
         quiet = PublisherEventCallbacks(incompatible_qos=lambda _e: None)
         self.estop_pub = n.create_publisher(Bool, TOPIC_ESTOP, RELIABLE_QOS, event_callbacks=quiet)
         self.hw_pub = n.create_publisher(Bool, TOPIC_ESTOP_HW, RELIABLE_QOS)
-        self.rearm_cli = n.create_client(Trigger, "/sim2real_node/rearm")
-        self.reset_cli = n.create_client(Trigger, "/sim2real_node/reset")
-        self.estop_cli = n.create_client(Trigger, "/sim2real_node/estop")
+        self.rearm_cli = n.create_client(Trigger, SIM2REAL_REARM_SERVICE)
+        self.reset_cli = n.create_client(Trigger, SIM2REAL_RESET_SERVICE)
+        self.estop_cli = n.create_client(Trigger, SIM2REAL_ESTOP_SERVICE)
         self._Bool, self._String, self._Trigger = Bool, String, Trigger
         self._js = JointState(name=list(iiwa7.JOINT_NAMES))
         d = ObjectDetection()
@@ -413,8 +415,8 @@ class _Rig:
     def _check_object_inside_box(self, bundle: str) -> None:
         from legion_core.contracts.bundle import load
 
-        ws = load(bundle).contract["action"]["workspace_box_sim_m"]
-        lo, hi = np.asarray(ws["low"]) - 0.10, np.asarray(ws["high"]) + 0.10
+        ws = load(bundle).action.workspace_box_sim_m
+        lo, hi = np.asarray(ws.low) - 0.10, np.asarray(ws.high) + 0.10
         p = np.asarray(OBJECT_SIM_M)
         if np.any(p < lo) or np.any(p > hi):
             raise ValueError(
@@ -598,7 +600,7 @@ class _Rig:
     def s2r_status_since(self, t0: float) -> list:
         return [(t, m) for t, m in self.status if t >= t0 and m.node == "sim2real_node"]
 
-    def wait_alive(self, nodes=("/policy_node", "/real2sim_node"), timeout: float = 60.0) -> None:
+    def wait_alive(self, nodes=(POLICY_FQN, REAL2SIM_FQN), timeout: float = 60.0) -> None:
         """Every node heard from within 0.1 s, and sim2real reporting none silent or dead."""
         t0 = time.time()
 
@@ -708,7 +710,7 @@ def _run_drill(rig: _Rig, drill: Drill, dq_max, rng) -> dict:
     rig.spin(until=moving_now, timeout=10, what="a moving command early in a policy step")
     from legion_core.ros.common import stamp_to_s
 
-    hb_node = {"dead_policy": "/policy_node", "dead_real2sim": "/real2sim_node"}.get(drill.name)
+    hb_node = {"dead_policy": POLICY_FQN, "dead_real2sim": REAL2SIM_FQN}.get(drill.name)
     hb_name = {"dead_policy": "policy", "dead_real2sim": "real2sim"}.get(drill.name)  # killed at t_f
     n_before = len(rig.cmds)
     q_before = rig.cmds[-1][1].copy()
@@ -919,7 +921,7 @@ def _run_bench(bundle, js_rate_hz, repeats, drills, skill, seed, progress, publi
             "rate_hz_asked": js_rate_hz,
             "rate_hz_achieved": js_rate,
             "longest_gap_ms": float(gaps.max() * 1e3) if gaps.size else None,
-            "gap_p99_ms": float(np.percentile(gaps, 99) * 1e3) if gaps.size else None,
+            "gap_p99_ms": percentile(gaps, 99) * 1e3 if gaps.size else None,
             "slots_skipped": rig.js_late_skipped,
         },  # fmt: skip
         "detections_hz": DETECTION_RATE_HZ,
@@ -1099,7 +1101,7 @@ def _run_soak(bundle, minutes, js_rate_hz, skill, sample_s, progress, publisher,
             "rate_hz_asked": js_rate_hz,
             "rate_hz_achieved": float((rig.js_count - js0) / dur),
             "longest_gap_ms": float(gaps.max() * 1e3) if gaps.size else None,
-            "gap_p99_ms": float(np.percentile(gaps, 99) * 1e3) if gaps.size else None,
+            "gap_p99_ms": percentile(gaps, 99) * 1e3 if gaps.size else None,
             "gaps_over_2_periods": int(np.sum(gaps > 2.0 / js_rate_hz)),
             "slots_skipped": rig.js_late_skipped - skipped0,
         },  # fmt: skip

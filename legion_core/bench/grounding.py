@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from legion_core.base.stats import ratio, summarize
 from legion_core.runtime import grounding as G
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "tests" / "data" / "grounding" / "commands.yaml"
@@ -53,20 +54,6 @@ def load_eval_set(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
             if ("plan" in item) == bool(item.get("refuse")):
                 raise ValueError(f"{path}: item {item['id']} needs exactly one of `plan` or `refuse: true`")
     return data
-
-
-def _stats_ms(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000.0
-    return {
-        "median": float(np.median(ms)),
-        "p95": float(np.percentile(ms, 95)),
-        "max": float(ms.max()),
-        "mean": float(ms.mean()),
-    }
-
-
-def _rate(k: int, n: int) -> float | None:
-    return k / n if n else None
 
 
 def evaluate_split(grounder: G.Grounder, items: list[dict]) -> dict[str, Any]:
@@ -107,20 +94,20 @@ def evaluate_split(grounder: G.Grounder, items: list[dict]) -> dict[str, Any]:
                     "got": res.skills if res.ok else {"refused": res.reason, "refusal": res.refusal},
                 }
             )
-    in_acc, out_rate = _rate(in_ok, in_n), _rate(out_ref, out_n)
+    in_acc, out_rate = ratio(in_ok, in_n), ratio(out_ref, out_n)
     return {
         "n": len(items),
         "in_scope": {"n": in_n, "exact": in_ok, "accuracy": in_acc},
-        "false_refusals": {"n": false_ref, "rate": _rate(false_ref, in_n)},
-        "wrong_plans": {"n": wrong_plan, "rate": _rate(wrong_plan, in_n)},
+        "false_refusals": {"n": false_ref, "rate": ratio(false_ref, in_n)},
+        "wrong_plans": {"n": wrong_plan, "rate": ratio(wrong_plan, in_n)},
         "out_of_scope": {"n": out_n, "refused": out_ref, "rate": out_rate},
-        "refusal_reason_match": {"n": reason_n, "match": reason_ok, "rate": _rate(reason_ok, reason_n)},
+        "refusal_reason_match": {"n": reason_n, "match": reason_ok, "rate": ratio(reason_ok, reason_n)},
         "per_category": {
             k: {**v, "accuracy": v["correct"] / v["n"]}
             for k, v in sorted(per_cat.items(), key=lambda kv: kv[0])
         },
         "failures": failures,
-        "latency_ms": _stats_ms(latencies),
+        "latency_ms": summarize(latencies, ("median", "p95", "max", "mean"), scale=1000.0),
         "meets_targets": bool(
             in_acc is not None
             and in_acc >= TARGETS["in_scope_exact"]
@@ -192,13 +179,13 @@ def typo_stress(grounder: G.Grounder, items: list[dict], variants: int = 3, seed
     return {
         "n": n,
         "exact": exact,
-        "accuracy": _rate(exact, n),
+        "accuracy": ratio(exact, n),
         "refused": refused,
         "wrong_plans": len(wrong),
         "wrong": wrong,
         "out_of_scope_n": out_n,
         "out_of_scope_refused": out_refused,
-        "out_of_scope_rate": _rate(out_refused, out_n),
+        "out_of_scope_rate": ratio(out_refused, out_n),
         "out_of_scope_accepted": accepted,
         "seed": seed,
     }

@@ -1,6 +1,6 @@
-"""`legion bench runtime`: end-to-end latency of the runtime graph on the digital twin (issue 6 §Performance)
-in three modes: `composed` (real2sim, policy and sim2real in one process, control path handed over in
-process: what `legion run` does), `composed_dds` (same process, every hop on DDS: `composed --no-handoff`)
+"""`legion bench runtime`: end-to-end latency of the runtime graph on the digital twin
+(docs/decisions/runtime-latency.md) in three modes: `composed` (real2sim, policy and sim2real in one process,
+control path handed over in process: what `legion run` does), `composed_dds` (same process, every hop on DDS: `composed --no-handoff`)
 and `cross_process` (one process per node). The twin always runs in its own process: it stands in for the
 robot's driver, which is never composed into the runtime, and its 200 Hz physics on the runtime's executor
 would add its step time to every control step.
@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from legion_core.base.stats import summarize
+from legion_core.contracts.interface import TOPIC_COMMAND_REPORT, TOPIC_JOINT_COMMAND
 
 MODES = ("composed", "composed_dds", "cross_process")
 PERIOD_S = 0.01  # the command stream's period (100 Hz)
@@ -129,10 +132,10 @@ def run_bench(
                 now = node.get_clock().now().nanoseconds * 1e-9
                 lat.append(now - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9))
 
-        node.create_subscription(CommandReport, "/legion/command_sent", on_report, 100)
+        node.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, on_report, 100)
         node.create_subscription(
             Float64MultiArray,
-            "/joint_command",
+            TOPIC_JOINT_COMMAND,
             lambda _m, c=cmd_t, n=node: c.append(n.get_clock().now().nanoseconds * 1e-9),
             100,
         )
@@ -315,8 +318,5 @@ def _cycle_stats(ticks: list[tuple[float, float, int]]) -> dict:
 
 
 def _stats_ms(lat_s: list[float]) -> dict:
-    if not lat_s:
-        return {"n": 0, "median": None, "p99": None, "max": None}
-    ms = np.asarray(lat_s) * 1e3
-    return {"n": int(ms.size), "median": float(np.median(ms)), "p99": float(np.percentile(ms, 99)),
-            "max": float(ms.max())}  # fmt: skip
+    """n, median, p99 and max [ms] of latencies in seconds (nulls when there are none)."""
+    return summarize(lat_s, ("n", "median", "p99", "max"), scale=1e3)

@@ -15,7 +15,7 @@ What is measured (paper sizes, batch 512, synthetic data; no simulator needed):
   `sb3_sac_fast_matmul` repeats it with the same fp32 matmul routing our agent uses (`fast_cpu_matmul`);
 * `dpmm_fit_s` / `dpmm_refit_s`: bnpy DPMM cold fit and warm-started refit on 3000×10 latents of 5 clusters.
 
-Both learners sample their batch from a replay buffer each update (ours: index a synthetic tensor buffer and
+Both learners sample their batch from an RL (replay) buffer each update (ours: index a synthetic tensor buffer and
 look up each task's embedding; SB3: its own ReplayBuffer.sample), so both pay for batch assembly. The
 measurements are interleaved in rounds; the median round and the best round are reported, so a busy machine
 (the dev machines are shared) slows all of them alike instead of biasing the ratio.
@@ -48,7 +48,6 @@ import argparse
 import json
 import platform
 import shutil
-import statistics
 import tempfile
 import time
 from typing import Any
@@ -56,19 +55,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from legion_core.base.stats import median, ratio
 from legion_core.training.agent.agent import LegionAgent, fast_fp32_matmul_is_exact
 from legion_core.training.agent.config import AgentConfig
 
 BATCH = 512
 N_TASKS = 10
-REPLAY_SIZE = 50_000
+BUFFER_SIZE = 50_000
 
 
 # ------------------------------------------------------------------------------------------------------------
 # LEGION side
 # ------------------------------------------------------------------------------------------------------------
-class _SyntheticReplay:
-    """A filled replay buffer of random transitions plus a per-task embedding table, on `device`."""
+class _SyntheticBuffer:
+    """A filled RL buffer of random transitions plus a per-task embedding table, on `device`."""
 
     def __init__(self, cfg: AgentConfig, n: int, device: torch.device, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
@@ -99,12 +99,12 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _legion_rate(
-    agent: LegionAgent, replay: _SyntheticReplay, n_updates: int, step0: int, clock=time.perf_counter
+    agent: LegionAgent, buffer: _SyntheticBuffer, n_updates: int, step0: int, clock=time.perf_counter
 ) -> float:
     """Updates/s over n_updates consecutive updates starting at global step step0."""
     t0 = clock()
     for i in range(n_updates):
-        agent.update(replay.sample(BATCH), step0 + i)
+        agent.update(buffer.sample(BATCH), step0 + i)
     return n_updates / (clock() - t0)
 
 
@@ -137,7 +137,7 @@ def _make_sb3(device: str, obs_dim: int, action_dim: int, seed: int = 0):
         TinyBoxEnv(),
         policy_kwargs=dict(net_arch=dict(pi=[300] * 4, qf=[300] * 4)),
         batch_size=BATCH,
-        buffer_size=REPLAY_SIZE,
+        buffer_size=BUFFER_SIZE,
         learning_starts=0,
         device=device,
         seed=seed,
@@ -248,7 +248,7 @@ def _run_bench(
 ) -> dict[str, Any]:
     clk = CLOCKS[clock]
     cfg = AgentConfig(device=device)
-    replay = _SyntheticReplay(cfg, REPLAY_SIZE, torch.device(device))
+    buffer = _SyntheticBuffer(cfg, BUFFER_SIZE, torch.device(device))
     gated_n = max(1, -(-n_updates // vae_update_every)) * vae_update_every
     short_n = max(10, n_updates // 3)
 
@@ -264,10 +264,10 @@ def _run_bench(
 
     # warm-up (allocator, oneDNN primitive caches, inductor compilation)
     t_warm = time.perf_counter()
-    _legion_rate(every, replay, 5, 0)
-    _legion_rate(gated, replay, vae_update_every, 0)
+    _legion_rate(every, buffer, 5, 0)
+    _legion_rate(gated, buffer, vae_update_every, 0)
     if compiled is not None:
-        _legion_rate(compiled, replay, vae_update_every, 0)
+        _legion_rate(compiled, buffer, vae_update_every, 0)
     compile_warmup_s = time.perf_counter() - t_warm
     if sb3 is not None:
         _sb3_rate(sb3, 5)
@@ -284,17 +284,17 @@ def _run_bench(
     for r in range(rounds):
         if r > 0 and time.perf_counter() - t_start > seconds_budget:
             break
-        rates["legion_every_step"].append(_legion_rate(every, replay, short_n, 0, clk))
+        rates["legion_every_step"].append(_legion_rate(every, buffer, short_n, 0, clk))
         if sb3 is not None:
             rates["sb3_sac"].append(_sb3_rate(sb3, short_n, clock=clk))
-        rates["legion_gated"].append(_legion_rate(gated, replay, gated_n, step, clk))
+        rates["legion_gated"].append(_legion_rate(gated, buffer, gated_n, step, clk))
         if compiled is not None:
-            rates["legion_gated_compiled"].append(_legion_rate(compiled, replay, gated_n, step, clk))
+            rates["legion_gated_compiled"].append(_legion_rate(compiled, buffer, gated_n, step, clk))
         if sb3 is not None and fast_mm is not None:
             rates["sb3_sac_fast_matmul"].append(_sb3_rate(sb3, short_n, fast_mm, clk))
         step += gated_n
 
-    med = {k: statistics.median(v) for k, v in rates.items() if v}
+    med = {k: median(v) for k, v in rates.items() if v}
     best = {k: max(v) for k, v in rates.items() if v}
     report: dict[str, Any] = dict(
         device=device,
@@ -314,15 +314,15 @@ def _run_bench(
     )
     for tag, stat in (("", med), ("_best", best)):
         if "sb3_sac" in stat:
-            report[f"ratio_gated_vs_sb3{tag}"] = round(stat["legion_gated"] / stat["sb3_sac"], 3)
-            report[f"ratio_every_step_vs_sb3{tag}"] = round(stat["legion_every_step"] / stat["sb3_sac"], 3)
+            report[f"ratio_gated_vs_sb3{tag}"] = ratio(stat["legion_gated"], stat["sb3_sac"], 3)
+            report[f"ratio_every_step_vs_sb3{tag}"] = ratio(stat["legion_every_step"], stat["sb3_sac"], 3)
         if "sb3_sac_fast_matmul" in stat:
-            report[f"ratio_gated_vs_sb3_fast_matmul{tag}"] = round(
-                stat["legion_gated"] / stat["sb3_sac_fast_matmul"], 3
+            report[f"ratio_gated_vs_sb3_fast_matmul{tag}"] = ratio(
+                stat["legion_gated"], stat["sb3_sac_fast_matmul"], 3
             )
     if compiled is not None:
         report["compile_warmup_s"] = round(compile_warmup_s, 1)
-        report["ratio_compiled_vs_eager"] = round(med["legion_gated_compiled"] / med["legion_gated"], 3)
+        report["ratio_compiled_vs_eager"] = ratio(med["legion_gated_compiled"], med["legion_gated"], 3)
     if include_dpmm:
         report.update(
             {k: round(v, 3) if isinstance(v, float) else v for k, v in _dpmm_times(tmp + "/d").items()}

@@ -1,6 +1,7 @@
 """`legion bench transfer`: per skill, success of a bundle in the training simulator (mocap, direct
 numpy inference) versus through the full ROS 2 graph on the digital twin (twin in joint_position mode ->
-real2sim -> policy -> sim2real with all its limits), on the same placements (issue 6 §Performance).
+real2sim -> policy -> sim2real with all its limits), on the same placements. Target: a ratio of at least
+0.95 for every shipped skill.
 
 The graph is started once per skill; between episodes the twin is reset to the next placement, the
 sim2real node restarts from the measured posture, and the skill is re-activated (which re-anchors
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+from legion_core.base.stats import ratio
 
 
 def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.5,
@@ -33,6 +36,13 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
     from std_msgs.msg import Bool, String
     from std_srvs.srv import Trigger
 
+    from legion_core.contracts.interface import (
+        SIM2REAL_RESET_SERVICE,
+        TOPIC_ACTIVE_SKILL,
+        TOPIC_COMMAND_REPORT,
+        TOPIC_TWIN_SUCCESS,
+        TWIN_RESET_TASK_SERVICE,
+    )
     from legion_core.ros.common import LATCHED_QOS
 
     b = load(bundle_path)
@@ -43,7 +53,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
 
     sim_eps: dict[str, list[bool]] = {}
     for skill in b.skill_names:
-        env = TaskEnv(skill, b.contract["embodiment"], seed=seed, scene=b.scene)
+        env = TaskEnv(skill, b.embodiment, seed=seed, scene=b.scene)
         pol = b.policy_fn(skill)
         sim_eps[skill] = [run_episode(env, pol, i, layout=b.layout.name).success for i in range(episodes)]
         env.close()
@@ -65,20 +75,20 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
         success = {"v": False}
         node.create_subscription(
             Bool,
-            "/twin/success",
+            TOPIC_TWIN_SUCCESS,
             lambda m, success=success: success.__setitem__("v", bool(m.data)),
             LATCHED_QOS,
         )
         steps = {"n": 0}
         node.create_subscription(
             CommandReport,
-            "/legion/command_sent",
+            TOPIC_COMMAND_REPORT,
             lambda m, steps=steps: steps.__setitem__("n", steps["n"] + (0 if m.hold else 1)),
             10,
         )
-        skill_pub = node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
-        reset_twin = node.create_client(ResetTask, "/twin_node/reset_task")
-        reset_s2r = node.create_client(Trigger, "/sim2real_node/reset")
+        skill_pub = node.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
+        reset_twin = node.create_client(ResetTask, TWIN_RESET_TASK_SERVICE)
+        reset_s2r = node.create_client(Trigger, SIM2REAL_RESET_SERVICE)
 
         results, durations, not_run, episode_steps = [], [], [], []
         for i in range(episodes):
@@ -110,7 +120,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
             "graph_successes": g,
             "episodes_run": len(ran),
             "not_run_reset_failed": not_run,
-            "ratio": (g / s_ran) if s_ran else None,
+            "ratio": ratio(g, s_ran),
             "graph_episode_wall_s_mean": float(sum(durations) / max(len(durations), 1)),
             "graph_episode_steps": episode_steps,
             "per_episode": results,

@@ -1,4 +1,4 @@
-"""Frozen policy bundles: the one artefact a trained LEGION agent leaves the lab as (issue 4).
+"""Frozen policy bundles: the one artefact a trained LEGION agent leaves the lab as (docs/architecture.md).
 
 A bundle is a directory:
 - `bundle.yaml` — the contract: format version, observation layout (fields, slices, units, frame),
@@ -11,6 +11,10 @@ A bundle is a directory:
 - `bundle.sig` (optional) — an Ed25519 signature over the sha256 of every file (legion_core/contracts/signing.py,
   docs/bundle-signing.md).
 
+The keys of `bundle.yaml`, their types and the checks on them live in one schema
+(legion_core/contracts/bundle_schema.py), which `legion export` writes through and `load` validates through;
+`Bundle` exposes the typed sections (e.g. `bundle.action.workspace_box_sim_m`) for the nodes to read.
+
 Contract for loading (`load(path, trusted_keys=...)`): every field is validated (schema, types, shapes,
 hashes, versions), the observation layout is checked field by field against the built-in layout the runtime
 runs, and any problem raises `BundleError` naming the field and the fix. The sha256 values catch accidents
@@ -18,7 +22,7 @@ only; a robot PC that configures trusted public keys also refuses bundles that a
 another key, or changed since signing. Inference needs numpy only.
 
 Inference path (`Policy.act`), deterministic by default: z = μ(s, e) of the VAE encoder, a = tanh(μ_a(s, z))
-(method notes §2.4; the original's sampled z is available with `z_mode="sample"`). Why it is fast on a
+(the original's sampled z is available with `z_mode="sample"`). Why it is fast on a
 2-core robot PC: the encoder's first layer sees [s; e], and W_e·e + b is constant per skill, so it is
 precomputed once per skill; what is left is a 12→400 layer, two 400×400 layers, 10 outputs, and the actor
 with only the 4 mean rows of its last layer — in float32 numpy with preallocated buffers.
@@ -26,164 +30,31 @@ with only the 4 mean rows of its last layer — in float32 numpy with preallocat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
 from legion_core.contracts.bundle_schema import (
-    FORMAT,
-    FORMAT_VERSION,
+    CONTRACT_FILE,
     LEAKY_SLOPE,
     LN_EPS,
-    SIGNATURE_FILE,
     WEIGHTS_FILE,
+    ActionSpec,
+    BundleContract,
     BundleError,
+    LanguageModelSpec,
+    NetworkSpec,
+    ObservationSpec,
+    parse_contract,
     sha256_file,
 )
-from legion_core.contracts.layouts import LAYOUTS, SIM_WORLD, LayoutError, ObservationLayout
+from legion_core.contracts.layouts import LayoutError, ObservationLayout
 
 if TYPE_CHECKING:
     from legion_core.contracts.signing import SignatureCheck
-
-
-# ------------------------------------------------------------------------------------------- validation
-def _req(d: dict, key: str, typ, where: str, fix: str = "re-export the bundle with `legion export`"):
-    if not isinstance(d, dict) or key not in d:
-        raise BundleError(f"{where}{key}", "missing", fix)
-    v = d[key]
-    if typ is float and isinstance(v, int) and not isinstance(v, bool):
-        v = float(v)
-    if not isinstance(v, typ):
-        tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
-        raise BundleError(f"{where}{key}", f"expected {tname}, got {type(v).__name__} ({v!r:.60})", fix)
-    return v
-
-
-def _validate_contract(c: Any) -> None:
-    if not isinstance(c, dict):
-        raise BundleError("bundle.yaml", "is not a YAML mapping", "re-export the bundle")
-    fmt = _req(c, "format", str, "")
-    if fmt != FORMAT:
-        raise BundleError(
-            "format", f"is {fmt!r}, not {FORMAT!r}", "this directory is not a LEGION policy bundle"
-        )
-    ver = _req(c, "format_version", int, "")
-    if ver != FORMAT_VERSION:
-        raise BundleError(
-            "format_version",
-            f"is {ver}, this runtime reads version {FORMAT_VERSION}",
-            "re-export the run with this version of `legion export`, or use the matching runtime",
-        )
-    obs = _req(c, "observation", dict, "")
-    lay = _req(obs, "layout", str, "observation.")
-    if lay not in LAYOUTS:
-        raise BundleError("observation.layout", f"unknown layout {lay!r}", f"use one of {sorted(LAYOUTS)}")
-    if _req(obs, "dim", int, "observation.") != LAYOUTS[lay].dim:
-        raise BundleError("observation.dim", f"does not match layout {lay} ({LAYOUTS[lay].dim})", "re-export")
-    _check_layout(obs, LAYOUTS[lay])
-    act = _req(c, "action", dict, "")
-    _req(act, "dim", int, "action.")
-    scale = _req(act, "delta_xyz_scale_m_per_step", float, "action.")
-    if not (0 < scale <= 0.05):
-        raise BundleError(
-            "action.delta_xyz_scale_m_per_step", f"{scale} m is implausible", "expected ~0.01 m"
-        )
-    box = _req(act, "workspace_box_sim_m", dict, "action.")
-    lo = np.asarray(_req(box, "low", list, "action.workspace_box_sim_m."), float)
-    hi = np.asarray(_req(box, "high", list, "action.workspace_box_sim_m."), float)
-    if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
-        raise BundleError("action.workspace_box_sim_m", "needs low < high, 3 values each [m]", "re-export")
-    _req(act, "policy_step_s", float, "action.")
-    _req(c, "embodiment", str, "")
-    net = _req(c, "network", dict, "")
-    for k in ("obs_dim", "embed_dim", "latent_dim", "encoder_hidden", "actor_hidden", "action_dim"):
-        _req(net, k, int, "network.")
-    lang = _req(c, "language_model", dict, "")
-    _req(lang, "id", str, "language_model.")
-    skills = _req(c, "skills", list, "")
-    if not skills:
-        raise BundleError("skills", "is empty", "a bundle needs at least one skill")
-    for i, s in enumerate(skills):
-        w = f"skills[{i}]."
-        _req(s, "name", str, w)
-        _req(s, "descriptions", list, w)
-        _req(s, "embedding_sha256", str, w)
-        _req(s, "object_label", str, w)
-        _req(s, "goal", dict, w)
-        _req(s, "max_episode_steps", int, w)
-    files = _req(c, "files", dict, "")
-    _req(files, WEIGHTS_FILE, str, "files.")
-
-
-#: The parts of a layout field that decide what the policy sees at which index. A field's `description` is
-#: prose: rewording it in layouts.py must not invalidate every shipped bundle, so it is not compared (and
-#: with signing, an edited description is refused like any other change of bundle.yaml).
-LAYOUT_FIELD_KEYS = ("name", "slice", "unit", "frame", "default")
-
-
-def _same(got: Any, want: Any) -> bool:
-    if isinstance(got, bool) or isinstance(want, bool):
-        return got is want
-    if isinstance(want, list):
-        return isinstance(got, list) and len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
-    if isinstance(want, (int, float)):
-        return isinstance(got, (int, float)) and float(got) == float(want)
-    return got == want
-
-
-def _check_layout(obs: dict, layout: ObservationLayout) -> None:
-    """The bundle's observation fields must be the built-in layout of the same name, field by field.
-
-    Why check against the built-in instead of building the layout from bundle.yaml: the layout is code, not
-    data. Training built the policy's inputs with `legion_core.contracts.layouts` by name, and the runtime does the
-    same (real2sim_node and policy_node look the layout up by name and build the vector from named fields).
-    A bundle.yaml whose fields differ (e.g. obj_pos and goal_pos slices swapped) therefore describes a
-    vector that nothing produces: either the file was damaged or edited, or the policy was trained on a
-    different layout, which needs its own name and code in layouts.py. Building the layout from the bundle
-    would let the contract and the nodes disagree; refusing keeps one source of truth.
-    """
-    fix = (
-        f"the runtime builds observations with the built-in layout {layout.name!r} (legion_core/contracts/layouts.py); "
-        "restore bundle.yaml from the export or re-export the run with `legion export`. A policy trained on a "
-        "different layout needs that layout added to legion_core/contracts/layouts.py under its own name"
-    )
-    want = layout.to_dict()
-    if "name" in obs and obs["name"] != layout.name:
-        raise BundleError(
-            "observation.name", f"is {obs['name']!r}, observation.layout is {layout.name!r}", fix
-        )
-    frame = _req(obs, "frame", str, "observation.")
-    if frame != SIM_WORLD:
-        raise BundleError(
-            "observation.frame", f"is {frame!r}, the built-in {layout.name} layout is in {SIM_WORLD!r}", fix
-        )
-    fields = _req(obs, "fields", list, "observation.")
-    ref_fields = want["fields"]
-    if len(fields) != len(ref_fields):
-        raise BundleError(
-            "observation.fields",
-            f"has {len(fields)} fields, the built-in {layout.name} layout has {len(ref_fields)} "
-            f"({', '.join(f['name'] for f in ref_fields)})",
-            fix,
-        )
-    for i, (got, ref) in enumerate(zip(fields, ref_fields)):
-        where = f"observation.fields[{i}]"
-        if not isinstance(got, dict):
-            raise BundleError(where, f"is not a mapping ({got!r:.60})", fix)
-        for key in LAYOUT_FIELD_KEYS:
-            g, r = got.get(key), ref.get(key)
-            if not _same(g, r):
-                have = "missing" if key not in got else f"is {g!r}"
-                raise BundleError(
-                    f"{where}.{key}",
-                    f"{have}, the built-in {layout.name} layout the runtime runs has {r!r} "
-                    f"(field {ref['name']!r})",
-                    fix,
-                )
 
 
 # --------------------------------------------------------------------------------------------- inference
@@ -195,14 +66,25 @@ def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SkillInfo:
+    """A skill of a loaded bundle: its `skills` entry of bundle.yaml (bundle_schema.BundleSkill) and its row in
+    the embedding table."""
+
     name: str
+    """Skill name."""
     index: int
+    """Row of the skill's task embedding in `skills.embeddings`."""
     descriptions: list[str]
+    """Operator phrasings the grounding matches."""
     object_label: str
+    """Detection label of the object the skill acts on."""
     goal: dict
+    """Goal rule (tasks.GoalRule.to_dict())."""
     success: dict | None
+    """Observable success predicate (tasks.SuccessPredicate.to_dict()), or None."""
     max_episode_steps: int
+    """Step budget of one attempt [policy steps]."""
     evaluation: dict | None
+    """The export's evaluation of this skill (free-form), or None."""
 
 
 class Policy:
@@ -213,10 +95,10 @@ class Policy:
         if z_mode not in ("mean", "sample"):
             raise ValueError("z_mode must be 'mean' (deterministic) or 'sample' (the original's sampled z)")
         w = bundle.weights
-        n_obs = bundle.network["obs_dim"]
+        n_obs = bundle.network.obs_dim
         e = np.asarray(embedding, np.float32).reshape(-1)
-        if e.shape != (bundle.network["embed_dim"],):
-            raise ValueError(f"embedding must have {bundle.network['embed_dim']} values, got {e.shape}")
+        if e.shape != (bundle.network.embed_dim,):
+            raise ValueError(f"embedding must have {bundle.network.embed_dim} values, got {e.shape}")
         self.skill = skill
         self.bundle = bundle
         self.layout = bundle.layout
@@ -240,7 +122,7 @@ class Policy:
         self._act = [
             (np.ascontiguousarray(w[f"actor.l{i}.weight"].T), w[f"actor.l{i}.bias"]) for i in (1, 2, 3)
         ]
-        a = bundle.network["action_dim"]
+        a = bundle.network.action_dim
         self._out = (
             np.ascontiguousarray(w["actor.out.weight"][:a].T),
             w["actor.out.bias"][:a],
@@ -333,31 +215,74 @@ class Policy:
 
 
 class Bundle:
+    """A loaded, validated bundle: the typed sections of its contract (bundle_schema.BundleContract), the raw
+    bundle.yaml mapping for its free-form parts, and the weights."""
+
     def __init__(
         self,
         path: Path,
         contract: dict,
         weights: dict[str, np.ndarray],
         signature: SignatureCheck | None = None,
+        spec: BundleContract | None = None,
     ) -> None:
         from legion_core.contracts.signing import UNSIGNED
 
         self.path = path
+        #: bundle.yaml as read (plain data). Read the typed sections below for what the schema covers; the
+        #: free-form sections (provenance, evaluation, dpmm, inference, scene) are only here and in `spec`.
         self.contract = contract
+        #: The typed contract (parsed and validated by bundle_schema.parse_contract).
+        self.spec: BundleContract = spec if spec is not None else parse_contract(contract)
         self.weights = weights
         #: What load() established about bundle.sig (legion_core.contracts.signing.SignatureCheck): state "unsigned",
         #: "signed" (not verified: no trusted keys configured), "verified" or "unreadable", and the key id.
         self.signature = signature if signature is not None else UNSIGNED
-        self.network = contract["network"]
-        self.layout: ObservationLayout = LAYOUTS[contract["observation"]["layout"]]
+        self.layout: ObservationLayout = self.spec.observation.built_in
         self.skills = {
-            s["name"]: SkillInfo(
-                s["name"], i, list(s["descriptions"]), s["object_label"], s["goal"], s.get("success"),
-                int(s["max_episode_steps"]), s.get("evaluation"),
+            s.name: SkillInfo(
+                s.name, i, list(s.descriptions), s.object_label, s.goal, s.success, int(s.max_episode_steps),
+                s.evaluation,
             )
-            for i, s in enumerate(contract["skills"])
+            for i, s in enumerate(self.spec.skills)
         }  # fmt: skip
         self._policies: dict[str, Policy] = {}
+
+    @property
+    def name(self) -> str | None:
+        """The bundle's name (bundle.yaml `name`)."""
+        return self.spec.name
+
+    @property
+    def embodiment(self) -> str:
+        """The robot the policy was trained for (e.g. "kuka")."""
+        return self.spec.embodiment
+
+    @property
+    def observation(self) -> ObservationSpec:
+        """Observation layout and frame; `layout` is the built-in layout itself."""
+        return self.spec.observation
+
+    @property
+    def action(self) -> ActionSpec:
+        """Action semantics: dim, delta_xyz_scale_m_per_step [m], workspace_box_sim_m (low/high [m]),
+        policy_step_s [s]."""
+        return self.spec.action
+
+    @property
+    def network(self) -> NetworkSpec:
+        """Network sizes (obs_dim, embed_dim, latent_dim, encoder_hidden, actor_hidden, action_dim)."""
+        return self.spec.network
+
+    @property
+    def language_model(self) -> LanguageModelSpec:
+        """The sentence embedder the skills' task embeddings came from."""
+        return self.spec.language_model
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 of the weight file as the contract records it."""
+        return self.spec.weights_sha256
 
     @property
     def skill_names(self) -> list[str]:
@@ -373,7 +298,7 @@ class Bundle:
     def scene(self) -> str | None:
         """The multi-object scene the skills were trained in (legion_core.contracts.scenes), or None for Meta-World's
         own placements. Evaluations and the twin must place objects the same way."""
-        return (self.contract.get("scene") or {}).get("name")
+        return (self.spec.scene or {}).get("name")
 
     def embedding(self, skill: str) -> np.ndarray:
         return self.weights["skills.embeddings"][self._skill(skill).index]
@@ -420,24 +345,24 @@ def load(path: str | Path, check_hashes: bool = True, trusted_keys: str | Path |
         raise BundleError(
             "path", f"{path} is not a directory", "give the bundle directory, e.g. models/<name>"
         )
-    cfile = path / "bundle.yaml"
+    cfile = path / CONTRACT_FILE
     if not cfile.exists():
         raise BundleError(
-            "bundle.yaml", f"not found in {path}", "export the run with `legion export RUN_DIR -o DIR`"
+            CONTRACT_FILE, f"not found in {path}", "export the run with `legion export RUN_DIR -o DIR`"
         )
     signature = signing.check(path, trusted_keys)
     try:
         contract = yaml.safe_load(cfile.read_text())
     except yaml.YAMLError as e:
         raise BundleError(
-            "bundle.yaml", f"is not valid YAML ({e})", "restore the file from the export"
+            CONTRACT_FILE, f"is not valid YAML ({e})", "restore the file from the export"
         ) from None
-    _validate_contract(contract)
+    spec = parse_contract(contract)
     wfile = path / WEIGHTS_FILE
     if not wfile.exists():
         raise BundleError(f"files.{WEIGHTS_FILE}", f"{wfile} is missing", "copy the whole bundle directory")
     if check_hashes:
-        want = contract["files"][WEIGHTS_FILE]
+        want = spec.weights_sha256
         got = sha256_file(wfile)
         if got != want:
             raise BundleError(
@@ -450,28 +375,28 @@ def load(path: str | Path, check_hashes: bool = True, trusted_keys: str | Path |
         weights = load_file(str(wfile))
     except (SafetensorError, OSError, ValueError) as e:
         raise BundleError(f"files.{WEIGHTS_FILE}", f"cannot be read ({e})", "re-export the bundle") from None
-    _check_shapes(contract, weights)
-    b = Bundle(path, contract, {k: v.astype(np.float32, copy=False) for k, v in weights.items()}, signature)
+    _check_shapes(spec, weights)
+    b = Bundle(
+        path, contract, {k: v.astype(np.float32, copy=False) for k, v in weights.items()}, signature, spec
+    )
     if check_hashes:
         from legion_core.contracts.language import embedding_hash
 
-        for s in contract["skills"]:
-            got = embedding_hash(b.embedding(s["name"]))
-            if got != s["embedding_sha256"]:
+        for s in spec.skills:
+            got = embedding_hash(b.embedding(s.name))
+            if got != s.embedding_sha256:
                 raise BundleError(
-                    f"skills[{s['name']}].embedding_sha256",
+                    f"skills[{s.name}].embedding_sha256",
                     "does not match the stored embedding",
                     "re-export the bundle; the embedding table was altered",
                 )
     return b
 
 
-def _check_shapes(c: dict, w: dict[str, np.ndarray]) -> None:
-    n = c["network"]
-    o, e, d, H, Ha, A = (
-        n[k] for k in ("obs_dim", "embed_dim", "latent_dim", "encoder_hidden", "actor_hidden", "action_dim")
-    )
-    S = len(c["skills"])
+def _check_shapes(c: BundleContract, w: dict[str, np.ndarray]) -> None:
+    n = c.network
+    o, e, d, H, Ha, A = n.obs_dim, n.embed_dim, n.latent_dim, n.encoder_hidden, n.actor_hidden, n.action_dim
+    S = len(c.skills)
     expect = {
         "enc.l0.weight": (H, o + e), "enc.l0.bias": (H,), "enc.l1.weight": (H, H), "enc.l1.bias": (H,),
         "enc.l2.weight": (H, H), "enc.l2.bias": (H,), "enc.mu.weight": (d, H), "enc.mu.bias": (d,),
@@ -492,51 +417,3 @@ def _check_shapes(c: dict, w: dict[str, np.ndarray]) -> None:
             raise BundleError(
                 f"weights.{k}", "contains NaN/inf", "the run diverged; export an earlier checkpoint"
             )
-
-
-# ---------------------------------------------------------------------------------------------- export
-def agent_weights(agent, embeddings: np.ndarray) -> dict[str, np.ndarray]:
-    """The inference weights of a LegionAgent as named float32 arrays."""
-    enc, act = agent.encoder, agent.actor.model
-
-    def t(x) -> np.ndarray:
-        return x.detach().cpu().numpy().astype(np.float32)
-
-    w = {
-        "enc.mu.weight": t(enc.mu.weight), "enc.mu.bias": t(enc.mu.bias),
-        "enc.logvar.weight": t(enc.logvar.weight), "enc.logvar.bias": t(enc.logvar.bias),
-        "actor.ln.weight": t(act[1].weight), "actor.ln.bias": t(act[1].bias),
-        "actor.out.weight": t(act[9].weight), "actor.out.bias": t(act[9].bias),
-        "skills.embeddings": np.asarray(embeddings, np.float32),
-    }  # fmt: skip
-    for i, idx in enumerate((0, 2, 4)):
-        w[f"enc.l{i}.weight"], w[f"enc.l{i}.bias"] = t(enc.trunk[idx].weight), t(enc.trunk[idx].bias)
-    for i, idx in enumerate((0, 3, 5, 7)):
-        w[f"actor.l{i}.weight"], w[f"actor.l{i}.bias"] = t(act[idx].weight), t(act[idx].bias)
-    return w
-
-
-def write_bundle(out_dir: Path, contract: dict, weights: dict[str, np.ndarray]) -> Path:
-    """Write weights + contract (with the weight file's sha256) atomically enough for a model directory."""
-    from safetensors.numpy import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A signature of the bundle that is being overwritten can only be wrong now; sign again after export.
-    (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
-    wfile = out_dir / WEIGHTS_FILE
-    save_file(
-        {k: np.ascontiguousarray(v) for k, v in weights.items()}, str(wfile), metadata={"format": FORMAT}
-    )
-    contract = dict(contract)
-    contract["files"] = {WEIGHTS_FILE: sha256_file(wfile)}
-    _validate_contract(contract)
-    (out_dir / "bundle.yaml").write_text(
-        "# LEGION policy bundle contract (issue 4). Loaded and validated by legion_core.contracts.bundle.load().\n"
-        + yaml.safe_dump(contract, sort_keys=False, width=110)
-    )
-    return out_dir
-
-
-def fmt_rate(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"

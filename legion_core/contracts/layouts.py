@@ -1,4 +1,4 @@
-"""Observation contracts as named layouts, not magic indices (issue 2 §2).
+"""Observation contracts as named layouts, not magic indices (the paper's layout: docs/method.md#tasks).
 
 A layout knows each field's name, slice, unit and frame, and builds the flat vector the policy sees from a
 dict of named fields. The same code builds it in simulation (from Meta-World's 39-d vector) and on the

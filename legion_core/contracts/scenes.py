@@ -1,4 +1,6 @@
-"""Multi-object scenes: where each skill's object sits when several skills share one table (issue 7).
+"""Multi-object scenes: where each skill's object sits when several skills share one table.
+
+Long-horizon chains need them (docs/architecture.md, "Long-horizon chains in one scene").
 
 Meta-World places every task's object in the same spot in front of the robot (x in [-0.1, 0.1] m, y about
 0.8-0.9 m), so a drawer and a button box of two tasks would overlap. A scene moves each task's seeded

@@ -30,7 +30,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from legion_core.contracts.bundle_schema import SIGNATURE_FILE, WEIGHTS_FILE, BundleError, sha256_file
+from legion_core.contracts.bundle_schema import (
+    CONTRACT_FILE,
+    SIGNATURE_FILE,
+    WEIGHTS_FILE,
+    BundleError,
+    sha256_file,
+)
 
 SIG_FORMAT = "legion-bundle-signature"
 SIG_VERSION = 1
@@ -40,7 +46,7 @@ ALGORITHM = "ed25519"
 DOMAIN = b"legion-bundle-signature v1\n"
 #: Files a signature must cover: without them the signature would not cover what the runtime executes.
 #: Also the order in which changed files are named: the weights (what drives the arm) first.
-REQUIRED = (WEIGHTS_FILE, "bundle.yaml")
+REQUIRED = (WEIGHTS_FILE, CONTRACT_FILE)
 _KEY_LINE_FIX = (
     "each line is `ed25519 <base64 of the 32-byte public key> [comment]`, as `legion keygen` writes"
 )

@@ -1,7 +1,7 @@
-"""The task/skill registry: the single source of truth for what a task is (issue 2 §2).
+"""The task/skill registry: the single source of truth for what a task is.
 
 Each `TaskSpec` says: the task name, the Meta-World v3 env it runs on, natural-language descriptions
-(the first is the paper's, method notes §1.1; the others are operator phrasings used by the grounder),
+(the first is the paper's, docs/method.md#tasks; the others are operator phrasings used by the grounder),
 the object it acts on (the label a camera pipeline reports), how its goal is defined (a detected marker,
 or an offset from the object's initial position as the Meta-World task code computes it), its success
 predicate written on the observation (thresholds from the task's own `evaluate_state`), and the episode
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-#: The paper's episode length (method notes §1.5: hard-coded 150 in the original, not Meta-World's 500).
+#: The paper's episode length (docs/method.md#tasks: hard-coded 150 in the original, not Meta-World's 500).
 DEFAULT_EPISODE_STEPS = 150
 
 _AXES = {"xyz": [0, 1, 2], "x": [0], "y": [1], "z": [2]}
@@ -35,7 +35,7 @@ class GoalRule:
     samples a free goal. kind "object_offset": goal = first seen object position + `offset_m` (sim_world
     axes), as the task code does for articulated objects (button, window...). kind "anchor_offset": goal =
     first seen position of a static marker `marker_label` (e.g. on the drawer's cabinet) + `offset_m`: for
-    objects whose start state varies in a chain (a drawer a previous skill left half open, issue 7), where
+    objects whose start state varies in a chain (a drawer a previous skill left half open), where
     anchoring on the moving part would put the goal wherever that part happened to be.
     `anchor_body` names the simulator body that marker is fixed to (the digital twin reports it).
     """
@@ -132,7 +132,7 @@ class TaskSpec:
     #: From the point a detection of `object_label` stands for (marker + calibration offset) to the point
     #: this task's observation calls the object [m, sim_world]. Non-zero where two tasks observe one object
     #: at different points: Meta-World's drawer-close looks 5 cm higher on the handle than drawer-open, and
-    #: one camera marker on the handle serves both (a multi-object scene has one drawer, issue 7).
+    #: one camera marker on the handle serves both (a multi-object scene has one drawer).
     object_point_offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
     notes: str = ""
     extra: dict = field(default_factory=dict, compare=False)
@@ -420,7 +420,7 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in _TASKS}
 
 #: Task sets, in training order.
 TASK_SETS: dict[str, tuple[str, ...]] = {
-    # The paper's LEGION-MT10 (method notes §1.1): faucet-open and peg-unplug-side replace MT10's
+    # The paper's LEGION-MT10 (docs/method.md#tasks): faucet-open and peg-unplug-side replace MT10's
     # drawer-open and peg-insert-side; the order is the curriculum order. Mapped to the v3 classes.
     "legion-mt10": (
         "reach",

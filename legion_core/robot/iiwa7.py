@@ -2,7 +2,7 @@
 
 Both the simulated KUKA embodiment (`legion_core.sim.kuka_model`, MJCF authored from these numbers) and
 the real-robot kinematics (`legion_core.robot.kinematics`) read this module, so that sim and "real" share one
-kinematic model (issue 5: "use the same model as the simulated KUKA embodiment").
+kinematic model: a policy that works on the twin then sees the same arm on the robot.
 
 Sources: KUKA LBR iiwa 7 R800 specification (link lengths 0.340 / 0.400 / 0.400 / 0.126 m, axis limits
 and maximum axis speeds) and the iiwa_stack / lbr_fri_ros2_stack descriptions for the axis directions

@@ -1,6 +1,6 @@
 """iiwa 7 R800 kinematics in numpy: forward kinematics (flange, hand, tool centre point), the geometric
 Jacobian, and damped-least-squares IK for a position target at the fixed downward orientation the policy
-assumes (issue 5 §Kinematics).
+assumes (docs/method.md#tasks).
 
 One model for sim and real: the chain is built from `legion_core.robot.iiwa7`, the same numbers the
 MJCF of the simulated KUKA embodiment is generated from (`tests/unit/test_kinematics.py` checks FK
@@ -241,9 +241,9 @@ class IKConfig:
     """Largest joint change per iteration (keeps DLS from jumping branches)."""
     max_tilt_rad: float = 0.0
     """0: the stacked (weighted) position + orientation solve. > 0: position first, orientation second
-    (issue 5): the orientation error may grow up to this bound [rad] where the target cannot be reached
-    with R_target inside the joint limits (the iiwa's A4 limit near its base), and joints pinned at a limit
-    are taken out of the Jacobian so that the others make up for them."""
+    (docs/decisions/ik-bounded-tilt.md): the orientation error may grow up to this bound [rad] where the
+    target cannot be reached with R_target inside the joint limits (the iiwa's A4 limit near its base), and
+    joints pinned at a limit are taken out of the Jacobian so that the others make up for them."""
 
 
 def solve_ik(
@@ -344,8 +344,8 @@ def _damped_pinv(J: np.ndarray, lam2: float) -> np.ndarray:
 
 
 def _solve_ik_position_first(p_target, q, R_target, point, q_rest, cfg, lo, hi) -> IKResult:
-    """Task-priority DLS (issue 5, `IKConfig.max_tilt_rad`): the position is the primary task and the
-    orientation the secondary one in its null space, then the posture pull; while the orientation error
+    """Task-priority DLS (`IKConfig.max_tilt_rad`, docs/decisions/ik-bounded-tilt.md): the position is the
+    primary task and the orientation the secondary one in its null space, then the posture pull; while the orientation error
     exceeds max_tilt_rad the priorities swap (bring the tilt back to the bound first, position second), so
     a solution that reaches its target is within the bound (far out of reach with joints pinned it may not
     be: callers check the orientation residual, as Sim2RealMapper does). Joints at a limit that the step would push

@@ -32,45 +32,56 @@ from rclpy.qos import (  # noqa: E402
     ReliabilityPolicy,
 )
 
-# QoS (docs/architecture.md): sensor streams best effort, shallow; commands reliable depth 1; the active
-# skill and status transient-local so that late joiners get the last value.
-SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-# Operator commands and their replies: a burst of commands must not be dropped by a shallow queue (every
-# command gets a CommandStatus reply; the sequencer refuses what it cannot run instead of losing it).
-OPERATOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
-# Heartbeats: the newest is all that matters; a lost one only brings the deadline closer.
-HEARTBEAT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT
+from legion_core.base.params import Parameter  # noqa: E402
+from legion_core.contracts.interface import (  # noqa: E402
+    COMMAND,
+    HEARTBEAT,
+    LATCHED,
+    OPERATOR,
+    QOS,
+    RELIABLE,
+    SENSOR,
+    TOPIC_DIAGNOSTICS,
+    TOPIC_HEARTBEAT,
+    TOPIC_STATUS,
+    DiagnosticLevel,
+    Durability,
+    History,
+    QosSpec,
+    Reliability,
 )
 
-# Topic names (remappable in the launch files).
-TOPIC_JOINT_STATES = "/joint_states"
-TOPIC_DETECTIONS = "/detections"
-TOPIC_GRIPPER_STATE = "/gripper_state"
-TOPIC_OBSERVATION = "/legion/observation"
-TOPIC_ACTIVE_SKILL = "/legion/active_skill"
-TOPIC_ACTION = "/legion/action"
-TOPIC_JOINT_COMMAND = "/joint_command"
-TOPIC_GRIPPER_COMMAND = "/gripper_command"
-TOPIC_COMMAND_REPORT = "/legion/command_sent"
-TOPIC_STATUS = "/legion/status"
-TOPIC_ESTOP = "/legion/estop"
-TOPIC_COMMAND_TEXT = "/legion/command"
-TOPIC_TWIN_SUCCESS = "/twin/success"
-TOPIC_HEARTBEAT = "/legion/heartbeat"
-TOPIC_SAFETY_STATE = "/legion/safety_state"
-TOPIC_COMMAND_STATUS = "/legion/command_status"
-TOPIC_CANCEL = "/legion/cancel"
-#: A hardware e-stop input (std_msgs/Bool, True = pressed), e.g. a safety relay read by a GPIO/IO driver.
-TOPIC_ESTOP_HW = "/legion/estop_hw"
+_RELIABILITY = {
+    Reliability.RELIABLE: ReliabilityPolicy.RELIABLE,
+    Reliability.BEST_EFFORT: ReliabilityPolicy.BEST_EFFORT,
+}
+_DURABILITY = {
+    Durability.VOLATILE: DurabilityPolicy.VOLATILE,
+    Durability.TRANSIENT_LOCAL: DurabilityPolicy.TRANSIENT_LOCAL,
+}
+_HISTORY = {History.KEEP_LAST: HistoryPolicy.KEEP_LAST}
+
+
+def qos_profile(spec: QosSpec | str, depth: int | None = None) -> QoSProfile:
+    """The rclpy profile of a QoS spec of legion_core.contracts.interface (or of its kind name, a key of
+    `QOS`); `depth` overrides the spec's history depth (a recorder's deeper receive buffer)."""
+    if isinstance(spec, str):
+        spec = QOS[spec]
+    return QoSProfile(
+        history=_HISTORY[spec.history],
+        depth=spec.depth if depth is None else depth,
+        reliability=_RELIABILITY[spec.reliability],
+        durability=_DURABILITY[spec.durability],
+    )
+
+
+# The profiles every node and tool uses (what each kind is for: legion_core.contracts.interface, `QOS`).
+SENSOR_QOS = qos_profile(SENSOR)
+RELIABLE_QOS = qos_profile(RELIABLE)
+COMMAND_QOS = qos_profile(COMMAND)
+LATCHED_QOS = qos_profile(LATCHED)
+OPERATOR_QOS = qos_profile(OPERATOR)
+HEARTBEAT_QOS = qos_profile(HEARTBEAT)
 
 
 def stamp_to_s(stamp) -> float:
@@ -98,7 +109,7 @@ class LegionNode(Node):
         IN_PROCESS_NODES.add(self.get_fully_qualified_name())
         self._param_names: list[str] = []
         self._status_pub = None
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, RELIABLE_QOS)
         # In-process hand-off (composed mode, `connect_in_process`): resolved topic -> the local callbacks
         # that get a message before it is published, and resolved topic -> (subscription, callback) of the
         # inputs that a node in the same process may feed directly.
@@ -131,6 +142,11 @@ class LegionNode(Node):
         self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self._param_names.append(name)
         return self.get_parameter(name).value
+
+    def declare_parameters_from(self, params: Sequence[Parameter]) -> dict[str, Any]:
+        """Declare `params` (legion_core.base.params: the default and the description of each come from its
+        dataclass field, the one home of the default) and return name -> value."""
+        return {p.name: self.param(p.name, p.default, p.description) for p in params}
 
     def log_parameters(self) -> None:
         lines = [f"  {n} = {self.get_parameter(n).value!r}" for n in self._param_names]
@@ -175,7 +191,7 @@ class LegionNode(Node):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         st = DiagnosticStatus()
-        st.level = bytes([min(int(level), 2)])  # OK=0, WARN=1, ERROR=2
+        st.level = bytes([min(int(level), DiagnosticLevel.ERROR)])
         st.name = f"legion/{self.get_name()}"
         st.hardware_id = "legion_runtime"
         st.message = message
@@ -192,7 +208,8 @@ def connect_in_process(nodes: Sequence[Node]) -> list[str]:
     """Composed mode: wherever one node publishes a topic (through `publish_handoff`) that another node in
     this process takes through `handoff_subscription`, call the consumer directly and drop its DDS
     subscription. rclpy has no intra-process transport, so every hop between composed nodes would
-    otherwise cost a serialise + loopback + executor wake-up (~0.3-0.5 ms each, issue 6 §Performance).
+    otherwise cost a serialise + loopback + executor wake-up (~0.3-0.5 ms each;
+    docs/decisions/runtime-latency.md).
     The topics are still published for everything outside the process. Returns one line per hand-off."""
     out = []
     for consumer in nodes:
@@ -215,8 +232,9 @@ def connect_in_process(nodes: Sequence[Node]) -> list[str]:
 def set_realtime_priority(priority: int) -> str:
     """SCHED_FIFO at `priority` (1-99) for this thread and every thread started after it (call it before
     rclpy.init so that the DDS receive threads inherit it): the control path then preempts ordinary
-    processes on wake-up instead of waiting for a time slice (issue 6: missed 100 Hz cycles on a loaded
-    machine). Returns what happened, for the log; never raises (no permission = normal scheduling)."""
+    processes on wake-up instead of waiting for a time slice (without it, 100 Hz cycles were missed on a loaded
+    machine: docs/decisions/runtime-latency.md). Returns what happened, for the log; never raises (no
+    permission = normal scheduling)."""
     if priority <= 0:
         return "normal scheduling"
     try:
@@ -253,7 +271,8 @@ def parse_cpu_list(text: str) -> set[int] | None:
 def set_cpu_affinity(cpus: str) -> str:
     """Pin this process (and the threads it starts later: call before rclpy.init) to `cpus` ('2-3'), so that
     the control path keeps its cores instead of sharing them with the driver, a simulator or the desktop
-    (issue 6: composed p99 1.89-1.93 ms pinned vs 2.16-2.37 ms unpinned in most runs on the 2-core dev VM).
+    (composed p99 1.89-1.93 ms pinned vs 2.16-2.37 ms unpinned in most runs on the 2-core dev VM;
+    docs/decisions/runtime-latency.md).
     Returns what happened, for the log; never raises for a CPU set the machine cannot give (no pinning
     then)."""
     wanted = parse_cpu_list(cpus)
@@ -274,7 +293,8 @@ def spin_nodes(
     cpu_affinity: str = "",
 ) -> int:
     """Create the nodes, spin them on one SingleThreadedExecutor (the safe executor here: the
-    multi-threaded one misses timer deadlines, environment.md), and shut down cleanly on SIGINT/SIGTERM.
+    multi-threaded one misses timer deadlines, docs/environment.md#ros-2-from-pypi), and shut down cleanly
+    on SIGINT/SIGTERM.
     `handoff`: connect the composed nodes' control path in process (`connect_in_process`).
     `realtime_priority` > 0: run the process with SCHED_FIFO at that priority (`set_realtime_priority`).
     `cpu_affinity`: pin the process to these CPUs ('1', '2-3'; '' or 'all' = no pinning).

@@ -1,4 +1,4 @@
-"""Ground an operator's typed command into a plan of known skills of the loaded bundle, or refuse (issue 7).
+"""Ground an operator's typed command into a plan of known skills of the loaded bundle, or refuse.
 
 "close the drawer, then press the button and open the window" -> [drawer-close, button-press-topdown,
 window-open]. The grounder is a pure function of (command text, the bundle's skill cards, optional scene):

@@ -1,4 +1,4 @@
-"""The policy node's decision logic, without ROS: when to act and on what (issue 6, policy_node).
+"""The policy node's decision logic, without ROS: when to act and on what (the logic of policy_node).
 
 The policy never acts on an observation that is invalid, stale, built for another skill, or of the wrong
 size, and it says why. `PolicyRunner.step()` is called with plain values so that it is unit-tested here
@@ -22,8 +22,22 @@ class Decision:
     """'ok' or why no action was produced."""
 
 
+@dataclass
+class PolicyRunnerConfig:
+    max_obs_age_s: float = 0.2
+    """Observations older than this [s] are never acted on."""
+    z_mode: str = "mean"
+    """Latent for acting: `mean` (deterministic, the same observation gives the same action) or `sample`
+    (the original LEGION; docs/method.md)."""
+
+
 class PolicyRunner:
-    def __init__(self, bundle: Bundle, max_obs_age_s: float = 0.2, z_mode: str = "mean") -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        max_obs_age_s: float = PolicyRunnerConfig.max_obs_age_s,
+        z_mode: str = PolicyRunnerConfig.z_mode,
+    ) -> None:
         if not (np.isfinite(max_obs_age_s) and max_obs_age_s > 0):
             raise ValueError(f"max_obs_age_s must be > 0 s, got {max_obs_age_s}")
         self.bundle = bundle
@@ -39,7 +53,7 @@ class PolicyRunner:
             self.skill, self._policy = None, None
             return "ok"
         if name not in self.bundle.skills:
-            return f"skill {name!r} is not in bundle {self.bundle.contract['name']!r} (has {self.bundle.skill_names})"
+            return f"skill {name!r} is not in bundle {self.bundle.name!r} (has {self.bundle.skill_names})"
         self.skill = name
         self._policy = self.bundle.policy(name, z_mode=self.z_mode)
         return "ok"

@@ -1,4 +1,4 @@
-"""The task sequencer's state machine, without ROS (issue 7): run a grounded plan of skills one after
+"""The task sequencer's state machine, without ROS: run a grounded plan of skills one after
 another, judge each skill's success from the observation (the bundle's success predicate), enforce a
 per-skill step and time budget, retry, cancel, and report feedback and a human result sentence.
 

@@ -170,7 +170,7 @@ def run_episode(
     render: bool = False,
     stop_on_success: bool = False,
 ) -> EpisodeResult:
-    """One episode; success = success at any step (method notes §1.5)."""
+    """One episode; success = success at any step (docs/method.md#tasks)."""
     env.reset(variation)
     first = None
     frames = []

@@ -1,4 +1,4 @@
-"""Meta-World v3 task envs on the KUKA iiwa 7 R800 (issue 2 §3).
+"""Meta-World v3 task envs on the KUKA iiwa 7 R800 (docs/kuka-embodiment.md).
 
 `kuka_env_class(SawyerCls)` returns a subclass of a Meta-World task class that loads the KUKA variant of
 the task scene (`kuka_model`) and keeps everything else of Meta-World: action semantics (mocap-driven
@@ -11,7 +11,7 @@ success code. It adds:
   track `set_joint_targets(q)`; what the digital twin of the real robot uses);
 - joint-limit bookkeeping: the largest excursion past a limit since the last reset
   (`max_limit_violation_rad`), because the soft mocap weld can push a joint past its limit
-  (kuka-embodiment.md). The limits are also made much stiffer than the weld in the MJCF.
+  (docs/kuka-embodiment.md). The limits are also made much stiffer than the weld in the MJCF.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
-"""MJCF for Meta-World v3 scenes with a KUKA LBR iiwa 7 R800 in place of the Sawyer (issue 2 §3).
+"""MJCF for Meta-World v3 scenes with a KUKA LBR iiwa 7 R800 in place of the Sawyer (docs/kuka-embodiment.md).
 
 The arm is authored here from the datasheet numbers in `legion_core.robot.iiwa7` (no third-party robot
 files are copied or downloaded). Meta-World's own parallel gripper subtree (`hand`, rail, claws, pads,
 end-effector sites, `r_close`/`l_close`) is taken from the installed metaworld package at generation
 time and mounted on the flange through a short adapter, so grasping behaves as on the Sawyer.
 
-What Meta-World's task code needs (../shared/research/kuka-embodiment.md) and how we satisfy it:
+What Meta-World's task code needs (docs/kuka-embodiment.md, "The model") and how we satisfy it:
 - the robot comes first in the body tree and contributes exactly 9 DoFs (7 arm + 2 fingers), because
   many tasks index qpos[9:], qvel[9:] directly: the arm is included where `xyz_base.xml` was;
 - bodies `hand`, `mocap`, `rightclaw`/`leftclaw`, `rightpad`/`leftpad`, sites `rightEndEffector`,
   `leftEndEffector`, `endEffector`, geoms `rightpad_geom`, ... come with the gripper subtree;
 - the task XMLs keep their own weld (`mocap`<->`hand`) and the two gripper actuators.
 
-Two control modes on one model (issue 2 §3): 7 position actuators on the arm joints are declared before
+Two control modes on one model (docs/kuka-embodiment.md): 7 position actuators on the arm joints are declared before
 the task's gripper actuators. In `mocap` mode their gains are zero and the weld drives the hand (as
 Meta-World); in `joint_position` mode the weld is disabled and the actuators track joint targets (what
 the digital twin of the real robot uses). See `legion_core.sim.kuka`.
@@ -37,7 +37,7 @@ import numpy as np
 from legion_core.robot import iiwa7
 
 #: Joint damping [N m s/rad] and rotor armature [kg m^2] of the simulated arm: enough damping for the
-#: weld to settle without oscillation at 80 Hz control (kuka-embodiment.md: damping ~2, armature ~0.1).
+#: weld to settle without oscillation at 80 Hz control (docs/kuka-embodiment.md: damping 2, armature 0.1).
 ARM_DAMPING = 2.0
 ARM_ARMATURE = 0.1
 #: Joint-limit constraint softness: much stiffer than the task's weld (solref 0.02) so that the weld
@@ -171,7 +171,7 @@ def dependencies_xml() -> str:
       </default>
     </default>
     <!-- The arm: links collide with the table, walls and objects (contype 1) but not with each other
-         (conaffinity 2 matches no arm geom's contype), as kuka-embodiment.md found necessary. -->
+         (conaffinity 2 matches no arm geom's contype), as docs/kuka-embodiment.md says. -->
     <default class="iiwa">
       <joint damping="{ARM_DAMPING}" armature="{ARM_ARMATURE}" limited="true"
              solreflimit="{LIMIT_SOLREF}" solimplimit="{LIMIT_SOLIMP}"/>

@@ -1,4 +1,4 @@
-"""The MuJoCo digital twin of the iiwa, without ROS (issue 6, twin_node).
+"""The MuJoCo digital twin of the iiwa, without ROS (the logic of twin_node).
 
 The KUKA embodiment in `joint_position` mode (no mocap: 7 position servos) with a task scene, advanced in
 simulated time by the caller (the node ties it to the wall clock). It offers what the real cell offers:
@@ -7,7 +7,7 @@ the calibration (with optional position noise, latency and drop-outs), joint pos
 gripper opening command in, reset to a task/placement, and a success report from Meta-World's own task
 code.
 
-`task` may also name a multi-object scene (legion_core.contracts.scenes, issue 7): one MuJoCo world with the objects
+`task` may also name a multi-object scene (legion_core.contracts.scenes): one MuJoCo world with the objects
 of all the scene's skills where the scene places them, detections for every object, and the hand at the
 scene's start point. There the skills' successes are judged by the sequencer from observations (each
 skill's goal is anchored when it starts); the twin reports the objects' joint positions instead.

@@ -1,4 +1,4 @@
-"""Record and replay LEGION sessions as ROS 2 bags (issue 8): `legion record` / `legion replay`.
+"""Record and replay LEGION sessions as ROS 2 bags: `legion record` / `legion replay`.
 
 Format: the standard rosbag2 layout that `ros2 bag record -s mcap` writes (a directory with
 `metadata.yaml` and `<name>_0.mcap`, metadata version 9), written with the pure-Python `rosbags` library, so
@@ -24,8 +24,9 @@ needs its nodes on `use_sim_time:=true` and `--sim-clock` (what `legion_core.too
 
 API: `record(path, topics=None, duration_s=None, stop_event=None) -> RecordStats`,
 `replay(path, rate=1.0 | None, topics=SENSOR_TOPICS, sim_clock=False) -> ReplayStats`, `load_messages()`,
-`read_recorder_metadata()`, `measure_throughput()` (synthetic flood); CLI hooks `add_record_arguments` /
-`run_record`, `add_replay_arguments` / `run_replay` (also `python -m legion_core.tools.bags record|replay|bench`).
+`read_recorder_metadata()`. The command lines `legion record` and `legion replay` live in
+legion_core/cli/bags.py; the recorder's throughput under a synthetic flood is measured by
+legion_core/bench/bags.py (`legion bench record`).
 
 Measured on the 2-core development VM: 2000 and 5000 JointState msg/s recorded without a drop or a gap,
 reliable and best effort; 10000 msg/s best effort too (the writer never lags: the largest backlog was ~950
@@ -37,13 +38,9 @@ checking bags works there; `legion_core.tools.regression` uses only the reader s
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import queue
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -53,6 +50,30 @@ from typing import Any
 
 import yaml
 
+from legion_core.base.stats import summarize
+from legion_core.contracts.interface import (
+    LATCHED,
+    QOS,
+    RELIABLE,
+    TOPIC_ACTION,
+    TOPIC_ACTIVE_SKILL,
+    TOPIC_CLOCK,
+    TOPIC_COMMAND_REPORT,
+    TOPIC_DETECTIONS,
+    TOPIC_DIAGNOSTICS,
+    TOPIC_ESTOP,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_GRIPPER_STATE,
+    TOPIC_JOINT_COMMAND,
+    TOPIC_JOINT_STATES,
+    TOPIC_OBSERVATION,
+    TOPIC_STATUS,
+    TOPIC_TWIN_SUCCESS,
+    TOPICS,
+    Durability,
+    Reliability,
+    TopicSpec,
+)
 from legion_core.tools.numeric_signature import METADATA_KEY, numeric_signature
 
 # NETWORK RULE: any rclpy this module starts stays on loopback DDS.
@@ -60,48 +81,42 @@ if os.environ.get("LEGION_ALLOW_NETWORK") != "1":
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 # ------------------------------------------------------------------------------------------- topic table
-SENSOR, RELIABLE, COMMAND, LATCHED = "sensor", "reliable", "command", "latched"
+# Names, message types and QoS kinds come from the interface contract (legion_core.contracts.interface);
+# this table only chooses which of its topics `legion record` / `legion replay` take by default.
 
-
-@dataclass(frozen=True)
-class TopicSpec:
-    msgtype: str
-    """ROS 2 type name, e.g. sensor_msgs/msg/JointState."""
-    qos: str
-    """How the runtime publishes it (legion_core.ros.common): sensor | reliable | command | latched. Used when no
-    publisher is up yet to adapt to (topics that appear later, status published on first change)."""
-
-
-#: Every runtime topic (docs/architecture.md, legion_core.ros.common), the default set of `legion record`.
+#: Every runtime topic (docs/architecture.md), the default set of `legion record`.
 RUNTIME_TOPICS: dict[str, TopicSpec] = {
-    "/joint_states": TopicSpec("sensor_msgs/msg/JointState", SENSOR),
-    "/detections": TopicSpec("legion_msgs/msg/ObjectDetectionArray", SENSOR),
-    "/gripper_state": TopicSpec("std_msgs/msg/Float64", SENSOR),
-    "/legion/observation": TopicSpec("legion_msgs/msg/Observation", RELIABLE),
-    "/legion/active_skill": TopicSpec("std_msgs/msg/String", LATCHED),
-    "/legion/action": TopicSpec("legion_msgs/msg/PolicyAction", RELIABLE),
-    "/joint_command": TopicSpec("std_msgs/msg/Float64MultiArray", COMMAND),
-    "/gripper_command": TopicSpec("std_msgs/msg/Float64", COMMAND),
-    "/legion/command_sent": TopicSpec("legion_msgs/msg/CommandReport", RELIABLE),
-    "/legion/status": TopicSpec("legion_msgs/msg/RuntimeStatus", RELIABLE),
-    "/legion/estop": TopicSpec("std_msgs/msg/Bool", RELIABLE),
-    "/twin/success": TopicSpec("std_msgs/msg/Bool", LATCHED),
-    "/diagnostics": TopicSpec("diagnostic_msgs/msg/DiagnosticArray", RELIABLE),
+    name: TOPICS[name]
+    for name in (
+        TOPIC_JOINT_STATES,
+        TOPIC_DETECTIONS,
+        TOPIC_GRIPPER_STATE,
+        TOPIC_OBSERVATION,
+        TOPIC_ACTIVE_SKILL,
+        TOPIC_ACTION,
+        TOPIC_JOINT_COMMAND,
+        TOPIC_GRIPPER_COMMAND,
+        TOPIC_COMMAND_REPORT,
+        TOPIC_STATUS,
+        TOPIC_ESTOP,
+        TOPIC_TWIN_SUCCESS,
+        TOPIC_DIAGNOSTICS,
+    )
 }
 #: What a robot/twin feeds the runtime: the default of `legion replay` (the runtime's own outputs are what a
 #: replay re-computes, so they are not re-published).
-SENSOR_TOPICS = ("/joint_states", "/detections", "/gripper_state", "/legion/active_skill")
+SENSOR_TOPICS = (TOPIC_JOINT_STATES, TOPIC_DETECTIONS, TOPIC_GRIPPER_STATE, TOPIC_ACTIVE_SKILL)
 #: What the runtime (real2sim + policy + sim2real) produces: what a regression check records.
 OUTPUT_TOPICS = (
-    "/legion/observation",
-    "/legion/action",
-    "/joint_command",
-    "/gripper_command",
-    "/legion/command_sent",
-    "/legion/status",
+    TOPIC_OBSERVATION,
+    TOPIC_ACTION,
+    TOPIC_JOINT_COMMAND,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_COMMAND_REPORT,
+    TOPIC_STATUS,
 )
-CLOCK_TOPIC = "/clock"
-CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
+CLOCK_TOPIC = TOPIC_CLOCK
+CLOCK_TYPE = TOPICS[TOPIC_CLOCK].msgtype
 SUBSCRIPTION_DEPTH = 1000  # receive-side buffer: a burst while the executor is busy must not overwrite
 
 
@@ -184,13 +199,11 @@ def message_class(msgtype: str):
 
 # ------------------------------------------------------------------------------------------------- QoS
 def table_qos(kind: str, depth: int | None = None):
-    """rclpy QoS of a table kind (what legion_core.ros.common publishes with)."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    """rclpy QoS of a QoS kind of the interface contract (what the runtime publishes with); `depth` overrides
+    the kind's history depth."""
+    from legion_core.ros.common import qos_profile
 
-    rel = ReliabilityPolicy.BEST_EFFORT if kind == SENSOR else ReliabilityPolicy.RELIABLE
-    dur = DurabilityPolicy.TRANSIENT_LOCAL if kind == LATCHED else DurabilityPolicy.VOLATILE
-    d = depth if depth is not None else {SENSOR: 5, RELIABLE: 10, COMMAND: 1, LATCHED: 1}[kind]
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=d, reliability=rel, durability=dur)
+    return qos_profile(kind, depth)
 
 
 def subscription_qos(pub_profiles: Sequence[Any], kind: str):
@@ -203,7 +216,9 @@ def subscription_qos(pub_profiles: Sequence[Any], kind: str):
         best_effort = any(p.reliability == ReliabilityPolicy.BEST_EFFORT for p in pub_profiles)
         latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in pub_profiles)
     else:
-        best_effort, latched = kind == SENSOR, kind == LATCHED
+        spec = QOS[kind]
+        best_effort = spec.reliability == Reliability.BEST_EFFORT
+        latched = spec.durability == Durability.TRANSIENT_LOCAL
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=SUBSCRIPTION_DEPTH,
@@ -712,17 +727,6 @@ class ReplayStats:
         return asdict(self)
 
 
-def _percentiles(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    s = sorted(values)
-
-    def pct(p: float) -> float:
-        return s[min(len(s) - 1, max(0, math.ceil(p / 100.0 * len(s)) - 1))]
-
-    return {"median": round(pct(50), 4), "p99": round(pct(99), 4), "max": round(s[-1], 4), "n": len(s)}
-
-
 def replay(
     path: str | Path,
     rate: float | None = 1.0,
@@ -829,7 +833,10 @@ def replay(
                 late.append((t_pub - due) * 1e3)
         stats.wall_duration_s = now() - wall0
         stats.messages = counts
-        stats.lateness_ms = _percentiles(late)
+        # Nearest rank: each figure is one publish that was actually that late.
+        stats.lateness_ms = (
+            summarize(late, ("median", "p99", "max", "n"), method="nearest_rank", digits=4) if late else {}
+        )
         # Latched (transient local) publishers keep serving late joiners only while alive; a short linger
         # also lets reliable messages in flight be delivered before the participant goes away.
         time.sleep(0.2)
@@ -837,254 +844,3 @@ def replay(
     finally:
         node.destroy_node()
         ctx.try_shutdown()
-
-
-# ------------------------------------------------------------------------------- throughput benchmark
-def flood_publish(topic: str, rate_hz: float, count: int, reliable: bool, wait_s: float = 20.0) -> int:
-    """Publish `count` JointState messages at `rate_hz` (position[0] = index) once a subscriber matched.
-    Used by the throughput measurement (`python -m legion_core.tools.bags flood ...`)."""
-    import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import JointState
-
-    rclpy.init()
-    node = rclpy.create_node(f"legion_flood_{os.getpid()}")
-    rel = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-    # A deep publisher history: reliable delivery of a burst must not depend on acknowledgements arriving
-    # before the history slot is reused.
-    pub = node.create_publisher(
-        JointState,
-        topic,
-        QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(1000, count), reliability=rel),
-    )
-    end = time.monotonic() + wait_s
-    while pub.get_subscription_count() < 1 and time.monotonic() < end:
-        time.sleep(0.01)
-    time.sleep(0.3)
-    m = JointState()
-    m.name = [f"lbr_A{i}" for i in range(1, 8)]
-    t0 = time.perf_counter()
-    for i in range(count):
-        due = t0 + i / rate_hz
-        dt = due - time.perf_counter()
-        if dt > 0:
-            time.sleep(dt)
-        m.header.stamp = node.get_clock().now().to_msg()
-        m.position = [float(i)] + [0.0] * 6
-        pub.publish(m)
-    took = time.perf_counter() - t0
-    time.sleep(1.0)  # reliable: let the last messages be acknowledged before the writer goes away
-    print(
-        json.dumps({"published": count, "seconds": round(took, 4), "rate_hz": round(count / took, 1)}),
-        flush=True,
-    )
-    node.destroy_node()
-    rclpy.shutdown()
-    return 0
-
-
-def measure_throughput(out_dir: str | Path, rate_hz: float = 2000.0, seconds: float = 2.0,
-                       reliable: bool = True, topic: str = "/legion_flood") -> dict:  # fmt: skip
-    """Record a synthetic JointState flood published by a child process; returns published / received /
-    written / drops / missing indices / messages per second. The receive side is what is measured: rclpy's
-    executor in Python handles one callback per message."""
-    import subprocess
-
-    from legion_core.tools.ros_env import child_env
-
-    count = int(rate_hz * seconds)
-    path = Path(out_dir) / f"flood_{int(rate_hz)}_{'rel' if reliable else 'be'}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "legion_core.tools.bags", "flood", "--topic", topic, "--rate", str(rate_hz),
-         "--count", str(count)] + ([] if reliable else ["--best-effort"]),
-        env=child_env(), stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    stop = threading.Event()
-
-    def _watch() -> None:
-        proc.wait()
-        time.sleep(0.5)
-        stop.set()
-
-    threading.Thread(target=_watch, daemon=True).start()
-    rec = Recorder(path, [topic], discovery_s=10.0)
-    rec.start()
-    t_subscribed = time.monotonic()
-    stats = rec.run(stop_event=stop)
-    out = json.loads(proc.stdout.read().strip().splitlines()[-1])
-    msgs, _ = load_messages(path, [topic])
-    from rosbags.typesys import Stores, get_typestore
-
-    ts = get_typestore(Stores.ROS2_KILTED)
-    idx = [int(ts.deserialize_cdr(m.raw, "sensor_msgs/msg/JointState").position[0]) for m in msgs]
-    missing = sorted(set(range(count)) - set(idx))
-    return {
-        "rate_hz_requested": rate_hz,
-        "reliable": reliable,
-        "published": out["published"],
-        "publish_rate_hz": out["rate_hz"],
-        "received": stats.received,
-        "written": stats.written,
-        "in_bag": len(msgs),
-        "drops": stats.drops,
-        "missing": len(missing),
-        "in_order": idx == sorted(idx),
-        "max_backlog": stats.max_backlog,
-        "recorded_msgs_per_s": round(stats.written / max(1e-9, out["seconds"]), 1),
-        "record_wall_s": round(time.monotonic() - t_subscribed, 2),
-    }
-
-
-# ------------------------------------------------------------------------------------------------- CLI
-def add_record_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("topics", nargs="*", help="topics to record (default: every runtime topic)")
-    parser.add_argument("-o", "--output", required=True,
-                        help="bag to write: session.mcap -> directory session/ with metadata.yaml + session_0.mcap")  # fmt: skip
-    parser.add_argument(
-        "--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)"
-    )
-    parser.add_argument(
-        "--use-sim-time", action="store_true", help="log times from /clock instead of the wall clock"
-    )
-    parser.add_argument("--require", action="append", default=[],
-                        help="wait for a publisher of this topic before reporting ready (repeatable)")  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="print the final statistics as one JSON line")
-
-
-def run_record(args: argparse.Namespace) -> int:
-    """`legion record -o session.mcap [topics...] [--duration S]`: exit 0 when nothing was dropped."""
-
-    # The first SIGINT/SIGTERM only asks the write loop to stop, so the bag is closed (metadata.yaml written)
-    # on the normal path: raising KeyboardInterrupt from the handler could land inside close() and leave a
-    # bag without metadata. A second signal forces the exit.
-    stop = threading.Event()
-
-    def _term(_sig, _frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        # Also covers a shell that started us in the background with SIGINT ignored.
-        signal.signal(signal.SIGTERM, _term)
-        signal.signal(signal.SIGINT, _term)
-
-    def ready(rec: Recorder) -> None:
-        print(f"[legion record] ready: recording {len(rec._subs)} topic(s) into {rec.path}", flush=True)
-
-    try:
-        stats = record(args.output, args.topics or None, args.duration, stop, use_sim_time=args.use_sim_time,
-                       require_topics=args.require, on_ready=ready)  # fmt: skip
-    except RecordingError as e:
-        print(f"[legion record] {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(stats.to_dict()), flush=True)
-    else:
-        print(
-            f"[legion record] {stats.written} messages in {stats.duration_s:.2f} s into {stats.path}, drops {stats.drops}"
-        )
-        for topic, st in sorted(stats.topics.items()):
-            print(f"  {topic:28s} {st.msgtype:40s} {st.written}")
-    return 0 if stats.drops == 0 else 1
-
-
-def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "bag", help="bag directory (or its .mcap / metadata.yaml, or the -o name given to record)"
-    )
-    g = parser.add_mutually_exclusive_group()
-    g.add_argument("--rate", type=float, default=None,
-                   help="time factor (2 = twice as fast); default 1, or the scenario's rate with --check")  # fmt: skip
-    g.add_argument("--fast", action="store_true", help="publish as fast as possible (no timing)")
-    parser.add_argument(
-        "--topics", nargs="+", default=None, help=f"topics to publish (default {' '.join(SENSOR_TOPICS)})"
-    )
-    parser.add_argument(
-        "--sim-clock", action="store_true", help="also publish /clock with the bag time (use_sim_time nodes)"
-    )
-    parser.add_argument("--check", metavar="SCENARIO", default=None,
-                        help="regression check: replay through a fresh runtime and compare (scenario YAML)")  # fmt: skip
-    parser.add_argument(
-        "--closed-loop", action="store_true", help="re-run the recorded scene in the digital twin"
-    )
-    parser.add_argument("--bundle", default=None, help="policy bundle for --check / --closed-loop")
-    parser.add_argument("--calibration", default="", help="calibration YAML ('' = the simulated cell's)")
-    parser.add_argument("--wait-subscribers", type=float, default=3.0,
-                        help="plain replay: wait up to S seconds for subscribers of every topic before starting")  # fmt: skip
-    parser.add_argument(
-        "--out", default=None, help="directory for the check's bags and judgements (default: a temp dir)"
-    )
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    """`legion replay BAG [--rate F | --fast] [--sim-clock] [--check S --bundle B] [--closed-loop --bundle B]`:
-    exit 0 only if every judgement passed (plain replay: if it ran)."""
-    try:
-        bag = resolve_bag(args.bag)
-    except RecordingError as e:
-        print(f"[legion replay] {e}", file=sys.stderr)
-        return 2
-    if (args.check or args.closed_loop) and not args.bundle:
-        print("[legion replay] --check and --closed-loop need --bundle DIR", file=sys.stderr)
-        return 2
-    ok = True
-    if args.check:
-        from legion_core.tools.regression import check
-
-        rate = None if args.fast else (args.rate if args.rate is not None else "scenario")
-        res = check(bag, args.check, args.bundle, out_dir=args.out, rate=rate, calibration=args.calibration)
-        ok = ok and res.passed
-    if args.closed_loop:
-        from legion_core.tools.regression import closed_loop
-
-        res = closed_loop(
-            bag, args.bundle, calibration=args.calibration, scenario=args.check, out_dir=args.out
-        )
-        ok = ok and res.passed
-    if not args.check and not args.closed_loop:
-        topics = args.topics if args.topics else list(SENSOR_TOPICS)
-        rate = None if args.fast else (args.rate if args.rate is not None else 1.0)
-        st = replay(
-            bag, rate=rate, topics=topics, sim_clock=args.sim_clock, wait_subscribers_s=args.wait_subscribers
-        )
-        print(json.dumps({"replay": st.to_dict()}), flush=True)
-    return 0 if ok else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m legion_core.tools.bags record|replay|flood ...` (the check's child recorder, benchmarks)."""
-    p = argparse.ArgumentParser(prog="python -m legion_core.tools.bags")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    add_record_arguments(sub.add_parser("record"))
-    add_replay_arguments(sub.add_parser("replay"))
-    f = sub.add_parser("flood")
-    f.add_argument("--topic", default="/legion_flood")
-    f.add_argument("--rate", type=float, default=2000.0)
-    f.add_argument("--count", type=int, default=4000)
-    f.add_argument("--best-effort", action="store_true")
-    b = sub.add_parser("bench")
-    b.add_argument("--rates", type=float, nargs="+", default=[2000.0, 5000.0])
-    b.add_argument("--seconds", type=float, default=2.0)
-    b.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    if args.cmd == "record":
-        return run_record(args)
-    if args.cmd == "replay":
-        return run_replay(args)
-    if args.cmd == "flood":
-        from legion_core.tools.ros_env import ensure_workspace
-
-        ensure_workspace()
-        return flood_publish(args.topic, args.rate, args.count, not args.best_effort)
-    import tempfile
-
-    out = Path(args.out or tempfile.mkdtemp(prefix="legion_record_bench_"))
-    for r in args.rates:
-        for rel in (True, False):
-            print(json.dumps(measure_throughput(out, r, args.seconds, rel)), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -37,7 +37,8 @@ def run_command(text: str, timeout_s: float = 600.0, server_wait_s: float = 20.0
     from rclpy.action import ActionClient
     from rclpy.signals import SignalHandlerOptions
 
-    from legion_core.ros.common import OPERATOR_QOS, TOPIC_COMMAND_STATUS
+    from legion_core.contracts.interface import ACTION_EXECUTE_TASK, TOPIC_COMMAND_STATUS
+    from legion_core.ros.common import OPERATOR_QOS
 
     # Python's own SIGINT handling (KeyboardInterrupt), not rclpy's: rclpy's handler shuts the context
     # down on Ctrl-C, after which the cancel request could not be sent. Installed explicitly: a process
@@ -46,7 +47,7 @@ def run_command(text: str, timeout_s: float = 600.0, server_wait_s: float = 20.0
     signal.signal(signal.SIGINT, signal.default_int_handler)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("legion_command")
-    client = ActionClient(node, ExecuteTask, "/legion/execute_task")
+    client = ActionClient(node, ExecuteTask, ACTION_EXECUTE_TASK)
     # Replies to this command: the sequencer echoes the text as received; replies to other operators'
     # identical commands at the same moment cannot be told apart (CommandStatus carries no sender).
     echo = for_echo(text)

@@ -1,11 +1,11 @@
 """`legion demo` / `make demo`: the main job.
 
-With a shipped model in models/ (issues 4 and 6):
+With a shipped model in models/:
 1. evaluate each skill of the bundle on the KUKA embodiment in simulation (numpy inference path), print
    the success table;
 2. launch the sim-in-the-loop ROS 2 graph (twin + real2sim + policy + sim2real) with the bundle, run one
    skill from start to success on the digital twin, print what happened (timeline), record an MCAP bag
-   of the run and write a video; exit 0 on success. For a bundle trained in a multi-object scene (issue 7)
+   of the run and write a video; exit 0 on success. For a bundle trained in a multi-object scene
    the graph also runs the task sequencer and the job is a long-horizon command from text to success
    ("open the drawer, then press the button and close the drawer"), with the plan and each step's timing.
 Without a model, it falls back to evaluating Meta-World's scripted experts on the KUKA embodiment.
@@ -28,7 +28,7 @@ def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> li
 
     b = load(bundle_path)
     return evaluate(
-        b.skill_names, b.contract["embodiment"], policy_factory=lambda s: b.policy_fn(s.name),
+        b.skill_names, b.embodiment, policy_factory=lambda s: b.policy_fn(s.name),
         layout=b.layout.name, episodes=episodes, seed=seed, first_variation=0, progress=False, scene=b.scene,
     )  # fmt: skip
 
@@ -44,6 +44,13 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
     from legion_msgs.msg import PolicyAction, RuntimeStatus
     from std_msgs.msg import Bool, String
 
+    from legion_core.contracts.interface import (
+        TOPIC_ACTION,
+        TOPIC_ACTIVE_SKILL,
+        TOPIC_STATUS,
+        TOPIC_TWIN_SUCCESS,
+        StatusLevel,
+    )
     from legion_core.ros.common import LATCHED_QOS
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,13 +79,13 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
         events.setdefault("first action", time.monotonic() - t0)
 
     def on_status(m):
-        if m.level >= 2:
+        if m.level >= StatusLevel.HOLD:
             state["holds"].append(f"{m.node}: {m.message}")
 
-    node.create_subscription(Bool, "/twin/success", on_success, LATCHED_QOS)
-    node.create_subscription(PolicyAction, "/legion/action", on_action, 10)
-    node.create_subscription(RuntimeStatus, "/legion/status", on_status, 10)
-    skill_pub = node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
+    node.create_subscription(Bool, TOPIC_TWIN_SUCCESS, on_success, LATCHED_QOS)
+    node.create_subscription(PolicyAction, TOPIC_ACTION, on_action, 10)
+    node.create_subscription(RuntimeStatus, TOPIC_STATUS, on_status, 10)
+    skill_pub = node.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
     rec_thread, stop_rec, rec_stats = None, threading.Event(), {}
     bag = out_dir / "demo_session"
     if record:
@@ -136,7 +143,7 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
     from legion_core.contracts.bundle import load
 
     b = load(model)
-    print(f"LEGION demo with {b.contract['name']} ({', '.join(b.skill_names)}) on the KUKA iiwa 7\n")
+    print(f"LEGION demo with {b.name} ({', '.join(b.skill_names)}) on the KUKA iiwa 7\n")
     print(f"[1/2] each skill in simulation, {episodes} held-out placements, deterministic policy:")
     for r in evaluate_bundle_table(model, episodes):
         print(f"    {r.task:24s} {r.successes:2d}/{r.episodes}")

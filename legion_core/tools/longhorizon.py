@@ -1,22 +1,24 @@
-"""Long-horizon chains on the digital twin (issue 7): an operator command -> the task sequencer's plan of
+"""Long-horizon chains on the digital twin: an operator command -> the task sequencer's plan of
 skills -> run one after another in a multi-object scene, through the whole sim graph.
 
 `ChainRunner` starts one graph (twin in the bundle's scene + real2sim + policy + sim2real + task
 sequencer, composed in a child process) and acts as the operator: it resets the twin to a seeded scene,
 restarts sim2real from the measured posture, sends the command on the ExecuteTask action and collects the
 feedback (when each skill started), the result (success, per-skill durations, the sequencer's sentence)
-and the runtime's safety statuses. Used by `make demo`, `legion bench longhorizon` and the end-to-end test.
+and the runtime's safety statuses. Used by `make demo`, `legion bench longhorizon`
+(legion_core/bench/longhorizon.py) and the end-to-end test.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from legion_core.contracts.interface import StatusLevel
 
 DEFAULT_COMMAND = "open the drawer, then press the button and close the drawer"
 
@@ -60,6 +62,15 @@ class ChainRunner:
         from sensor_msgs.msg import JointState
         from std_srvs.srv import Trigger
 
+        from legion_core.contracts.interface import (
+            ACTION_EXECUTE_TASK,
+            SIM2REAL_RESET_SERVICE,
+            TOPIC_ACTION,
+            TOPIC_DIAGNOSTICS,
+            TOPIC_JOINT_STATES,
+            TOPIC_STATUS,
+            TWIN_RESET_TASK_SERVICE,
+        )
         from legion_core.ros.common import SENSOR_QOS
 
         self.bundle = load(bundle_path)
@@ -84,18 +95,18 @@ class ChainRunner:
         self._rclpy = rclpy
         self._ExecuteTask = ExecuteTask
         self.node = rclpy.create_node(f"legion_operator_{int(time.time() * 1e3) % 100000}")
-        self.client = ActionClient(self.node, ExecuteTask, "/legion/execute_task")
-        self.reset_twin = self.node.create_client(ResetTask, "/twin_node/reset_task")
-        self.reset_s2r = self.node.create_client(Trigger, "/sim2real_node/reset")
+        self.client = ActionClient(self.node, ExecuteTask, ACTION_EXECUTE_TASK)
+        self.reset_twin = self.node.create_client(ResetTask, TWIN_RESET_TASK_SERVICE)
+        self.reset_s2r = self.node.create_client(Trigger, SIM2REAL_RESET_SERVICE)
         self.q: np.ndarray | None = None
         self.q_log: list[tuple[float, np.ndarray]] = []
         self.object_joints: dict[str, float] = {}
         self._actions = 0
         self._holds: list[str] = []
-        self.node.create_subscription(JointState, "/joint_states", self._on_js, SENSOR_QOS)
-        self.node.create_subscription(PolicyAction, "/legion/action", self._on_action, 10)
-        self.node.create_subscription(RuntimeStatus, "/legion/status", self._on_status, 10)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.node.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_js, SENSOR_QOS)
+        self.node.create_subscription(PolicyAction, TOPIC_ACTION, self._on_action, 10)
+        self.node.create_subscription(RuntimeStatus, TOPIC_STATUS, self._on_status, 10)
+        self.node.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, self._on_diag, 10)
         if not self.client.wait_for_server(timeout_sec=90.0):
             self.close()
             raise RuntimeError(f"the task sequencer did not come up within 90 s (graph log: {log_path})")
@@ -111,7 +122,7 @@ class ChainRunner:
         self._actions += 1
 
     def _on_status(self, m) -> None:
-        if m.level >= 2:
+        if m.level >= StatusLevel.HOLD:
             self._holds.append(f"{m.node}: {m.message}")
 
     def _on_diag(self, m) -> None:
@@ -197,52 +208,3 @@ class ChainRunner:
         # With a video the twin renders it at shutdown (slow on a loaded machine, see demo.run_graph_skill):
         # the timeout only catches a hang.
         return stop_process_group(self.proc, 300 if self._video else 30)
-
-
-# ------------------------------------------------------------------------------------------------ bench
-def run_bench(bundle_path: str, scenes: int = 20, command: str | None = None, first_variation: int = 0,
-              seed: int = 1, log_dir: str = "out/bench_longhorizon", progress: bool = True) -> dict:  # fmt: skip
-    """Success of the 3-skill chain over `scenes` seeded scenes through the whole graph, with the failing
-    skill and the sequencer's reason for every failure."""
-    from tqdm import tqdm
-
-    command = command or DEFAULT_COMMAND
-    Path(log_dir).mkdir(parents=True, exist_ok=True)
-    runner = ChainRunner(bundle_path, Path(log_dir) / "graph.log", seed=seed)
-    results: list[ChainResult] = []
-    try:
-        bar = tqdm(range(first_variation, first_variation + scenes), desc="long-horizon", unit="scene",
-                   disable=not progress)  # fmt: skip
-        for v in bar:
-            if not runner.reset_scene(v):
-                results.append(ChainResult(v, command, state="no_result", message="twin reset failed"))
-                continue
-            results.append(runner.run(command, v))
-            bar.set_postfix(ok=sum(r.success for r in results))
-    finally:
-        code = runner.close()
-    ok = [r for r in results if r.success]
-    per_skill_fail: dict[str, list[str]] = {}
-    for r in results:
-        if not r.success:
-            per_skill_fail.setdefault(r.failed_skill or r.state, []).append(
-                f"scene {r.variation}: {r.message}"
-            )
-    durations = [sum(r.step_durations_s) for r in ok]
-    return {
-        "bundle": str(bundle_path),
-        "scene": runner.scene,
-        "command": command,
-        "plan": results[0].plan if results else [],
-        "scenes": len(results),
-        "seed": seed,
-        "successes": len(ok),
-        "success_rate": len(ok) / len(results) if results else 0.0,
-        "chain_time_s": {
-            "median": float(np.median(durations)) if durations else math.nan,
-            "max": float(np.max(durations)) if durations else math.nan,
-        },  # fmt: skip
-        "failures_by_skill": per_skill_fail,
-        "per_scene": [r.to_dict() for r in results],
-        "graph_exit_code": code,
-    }

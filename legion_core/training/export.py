@@ -1,12 +1,18 @@
 """`legion export RUN_DIR -o models/<name>/`: freeze a trained agent into a policy bundle, evaluate every
 skill through the bundle's own inference path (what the robot will run), write the model card, and with
 `--sign LAB.key` sign the finished directory (legion_core/contracts/signing.py). `legion inspect models/<name>` prints
-the contract readably, with its signature status."""
+the contract readably, with its signature status.
+
+bundle.yaml is written through the schema's typed sections (legion_core/contracts/bundle_schema.py), so the keys
+the runtime reads have one spelling; the free-form sections (inference, dpmm, provenance, evaluation) are
+composed here, for people reading the model card and `legion inspect`."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -15,7 +21,24 @@ import torch
 import yaml
 
 from legion_core.contracts import bundle as B
-from legion_core.contracts.layouts import SIM_WORLD, get_layout
+from legion_core.contracts.bundle_schema import (
+    CONTRACT_FILE,
+    CONTRACT_HEADER,
+    FORMAT,
+    MODEL_CARD_FILE,
+    SIGNATURE_FILE,
+    WEIGHTS_FILE,
+    ActionSpec,
+    BundleContract,
+    BundleSkill,
+    LanguageModelSpec,
+    NetworkSpec,
+    ObservationSpec,
+    WorkspaceBox,
+    parse_contract,
+    sha256_file,
+)
+from legion_core.contracts.layouts import get_layout
 from legion_core.contracts.scenes import get_scene
 from legion_core.contracts.tasks import get_task, get_task_set
 from legion_core.robot import iiwa7
@@ -36,7 +59,9 @@ def build_contract(
     report: dict,
     name: str,
     skills: list[str] | None = None,
-) -> tuple[dict, np.ndarray]:
+) -> tuple[BundleContract, np.ndarray]:
+    """The contract of a bundle of `skills` (default: every trained skill) and their task embeddings; the
+    export's evaluation and the weight file's sha256 are added later (export_run, write_bundle)."""
     from legion_core.contracts import language
 
     tasks = train_cfg["tasks"]
@@ -66,84 +91,75 @@ def build_contract(
     hi = np.min([b[1] for b in boxes], axis=0)
     cfg = agent.config
     dp = agent.dpmm
-    skill_entries = []
-    for i, s in enumerate(specs):
-        d = s.to_dict()
-        d.pop("env_name", None)
-        skill_entries.append(
-            {
-                "name": s.name,
-                "env_name": s.env_name,
-                "descriptions": list(s.descriptions),
-                "embedding_text": s.description,
-                "embedding_sha256": language.embedding_hash(emb[i]),
-                "object_label": s.object_label,
-                "goal": s.goal.to_dict(),
-                "success": s.success.to_dict() if s.success else None,
-                "max_episode_steps": s.max_episode_steps,
-                "hand_init_pos_m": list(s.hand_init_pos_m),
-            }
+    skill_entries = tuple(
+        BundleSkill(
+            name=s.name,
+            env_name=s.env_name,
+            descriptions=tuple(s.descriptions),
+            embedding_text=s.description,
+            embedding_sha256=language.embedding_hash(emb[i]),
+            object_label=s.object_label,
+            goal=s.goal.to_dict(),
+            success=s.success.to_dict() if s.success else None,
+            max_episode_steps=s.max_episode_steps,
+            hand_init_pos_m=tuple(s.hand_init_pos_m),
         )
-    contract = {
-        "format": B.FORMAT,
-        "format_version": B.FORMAT_VERSION,
-        "name": name,
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "embodiment": train_cfg["embodiment"],
-        "observation": {
-            **layout.to_dict(),
-            "layout": layout.name,
-            "frame": SIM_WORLD,
-            "frame_description": SIM_WORLD_DESCRIPTION,
-        },
-        "action": {
-            "dim": 4,
-            "range": [-1.0, 1.0],
-            "meaning": [
+        for i, s in enumerate(specs)
+    )
+    preset = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("preset")
+    contract = BundleContract(
+        name=name,
+        created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        embodiment=train_cfg["embodiment"],
+        observation=ObservationSpec.from_layout(layout, SIM_WORLD_DESCRIPTION),
+        action=ActionSpec(
+            dim=4,
+            range=(-1.0, 1.0),
+            meaning=(
                 "dx: hand moves by a[0] * scale metres along sim_world x this step",
                 "dy: same along y",
                 "dz: same along z",
                 "gripper: +1 closes, -1 opens (Meta-World finger position targets [a3, -a3])",
-            ],
-            "delta_xyz_scale_m_per_step": 0.01,
-            "end_effector_orientation_quat_wxyz": [round(float(v), 6) for v in iiwa7.HAND_QUAT_DOWN],
-            "end_effector_orientation": "fixed: hand +x points down (world -z), fingers close along world y",
-            "workspace_box_sim_m": {"low": [float(v) for v in lo], "high": [float(v) for v in hi]},
-            "policy_step_s": 0.0125,
-            "policy_step_note": "80 Hz in the simulator: 5 physics steps of 2.5 ms per action (quasi-static mocap)",
-        },
-        "network": {
-            "obs_dim": cfg.obs_dim,
-            "embed_dim": cfg.embed_dim,
-            "latent_dim": cfg.latent_dim,
-            "encoder_hidden": cfg.vae_hidden,
-            "actor_hidden": cfg.actor_hidden,
-            "action_dim": cfg.action_dim,
-        },
-        "inference": {
+            ),
+            delta_xyz_scale_m_per_step=0.01,
+            end_effector_orientation_quat_wxyz=tuple(round(float(v), 6) for v in iiwa7.HAND_QUAT_DOWN),
+            end_effector_orientation="fixed: hand +x points down (world -z), fingers close along world y",
+            workspace_box_sim_m=WorkspaceBox(
+                low=tuple(float(v) for v in lo), high=tuple(float(v) for v in hi)
+            ),
+            policy_step_s=0.0125,
+            policy_step_note="80 Hz in the simulator: 5 physics steps of 2.5 ms per action (quasi-static mocap)",
+        ),
+        network=NetworkSpec(
+            obs_dim=cfg.obs_dim,
+            embed_dim=cfg.embed_dim,
+            latent_dim=cfg.latent_dim,
+            encoder_hidden=cfg.vae_hidden,
+            actor_hidden=cfg.actor_hidden,
+            action_dim=cfg.action_dim,
+        ),
+        inference={
             "z": "mean of q(z|s,e)",
             "action": "tanh(actor mean)",
             "original_option": "z sampled (z_mode=sample)",
         },
-        "language_model": {
-            "id": language.MODEL_ID,
-            "package": language.MODEL_PACKAGE,
-            "embed_dim": language.EMBED_DIM,
-        },
-        "skills": skill_entries,
+        language_model=LanguageModelSpec(
+            id=language.MODEL_ID, package=language.MODEL_PACKAGE, embed_dim=language.EMBED_DIM
+        ),
+        skills=skill_entries,
         # Where the skills' objects were placed in training (legion_core.contracts.scenes), or null for Meta-World's own
         # placements: the twin builds this scene, and a real cell should match it.
-        "scene": get_scene(train_cfg["scene"]).to_dict() if train_cfg.get("scene") else None,
-        "dpmm": {
+        scene=get_scene(train_cfg["scene"]).to_dict() if train_cfg.get("scene") else None,
+        dpmm={
             "K": int(dp.K) if dp.fitted else 0,
             "means": np.asarray(dp.means).round(6).tolist() if dp.fitted else [],
             "variances": np.asarray(dp.variances).tolist() if dp.fitted else [],
         },
-        "provenance": {
+        provenance={
             "run": run_dir.name,
             "git_commit": report.get("git_commit", "unknown"),
-            "preset": (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("preset"),
-            "command": f"legion train --preset {(yaml.safe_load((run_dir / 'config.yaml').read_text()) or {}).get('preset')}",
+            "preset": preset,
+            "command": f"legion train --preset {preset}",
             "seed": train_cfg["seed"],
             "env_seed": train_cfg["env_seed"],
             "mode": train_cfg["mode"],
@@ -157,7 +173,7 @@ def build_contract(
             "replay": {k: v for k, v in report.get("replay", {}).items() if k != "per_task"},
             "goal_variation": train_cfg["goal_variation"],
         },
-    }
+    )
     return contract, emb
 
 
@@ -188,13 +204,13 @@ def export_run(
     agent = LegionAgent.from_state_dict(state, device="cpu")
     name = name or out_dir.name
     contract, emb = build_contract(run_dir, agent, train_cfg, report, name, skills)
-    B.write_bundle(out_dir, contract, B.agent_weights(agent, emb))
+    write_bundle(out_dir, contract, agent_weights(agent, emb))
     # Evaluate through the bundle itself (numpy inference), on held-out placements.
     bundle = B.load(out_dir)
     seed = train_cfg.get("eval_env_seed", 1) if eval_seed is None else eval_seed
     results = evaluate(
         bundle.skill_names,
-        contract["embodiment"],
+        bundle.embodiment,
         policy_factory=lambda spec: bundle.policy_fn(spec.name),
         layout=bundle.layout.name,
         episodes=eval_episodes,
@@ -202,7 +218,8 @@ def export_run(
         progress=progress,
         scene=train_cfg.get("scene"),
     )
-    contract["evaluation"] = {
+    success = {r.task: r.success_rate for r in results}
+    evaluation = {
         "episodes_per_skill": eval_episodes,
         "placements": f"metaworld.MT1(env, seed={seed}) variations 0..{eval_episodes - 1} (held out from training)"
         + (
@@ -211,23 +228,29 @@ def export_run(
             else ""
         ),
         "deterministic": True,
-        "success": {r.task: r.success_rate for r in results},
+        "success": success,
         "mean_first_success_step": {r.task: r.mean_first_success_step for r in results},
     }
-    for s in contract["skills"]:
-        s["evaluation"] = {"success": contract["evaluation"]["success"][s["name"]], "episodes": eval_episodes}
+    provenance = dict(contract.provenance or {})
     # Skills the run trained but this bundle does not ship, with their last in-training evaluation, so the
     # card says what was left out and why.
     tasks = train_cfg["tasks"]
     trained = tasks if isinstance(tasks, list) else [t.name for t in get_task_set(tasks)]
-    left_out = [t for t in trained if t not in contract["evaluation"]["success"]]
+    left_out = [t for t in trained if t not in success]
     if left_out and (run_dir / "eval.jsonl").exists():
         last = [json.loads(x) for x in (run_dir / "eval.jsonl").read_text().splitlines() if x.strip()][-1]
-        contract["provenance"]["not_shipped"] = {
-            t: {"last_eval_success": last["success"].get(t)} for t in left_out
-        }
+        provenance["not_shipped"] = {t: {"last_eval_success": last["success"].get(t)} for t in left_out}
+    contract = dataclasses.replace(
+        contract,
+        skills=tuple(
+            dataclasses.replace(s, evaluation={"success": success[s.name], "episodes": eval_episodes})
+            for s in contract.skills
+        ),
+        provenance=provenance,
+        evaluation=evaluation,
+    )
     weights = {k: v for k, v in bundle.weights.items()}
-    B.write_bundle(out_dir, contract, weights)
+    write_bundle(out_dir, contract, weights)
     # Small run artefacts next to the model: metrics and plots, never checkpoints or buffers.
     art = out_dir / "run"
     art.mkdir(exist_ok=True)
@@ -236,25 +259,25 @@ def export_run(
             shutil.copy2(run_dir / f, art / f)
     if (run_dir / "plots").exists():
         shutil.copytree(run_dir / "plots", art / "plots", dirs_exist_ok=True)
-    (out_dir / "MODEL_CARD.md").write_text(model_card(B.load(out_dir)))
+    (out_dir / MODEL_CARD_FILE).write_text(model_card(B.load(out_dir)))
     if sign_key:
         signing.sign_bundle(out_dir, sign_key)  # last: the signature covers every file of the bundle
     return out_dir
 
 
 def model_card(b: B.Bundle) -> str:
-    c = b.contract
-    p = c["provenance"]
-    ev = c.get("evaluation", {})
+    c = b.spec
+    p = c.provenance or {}
+    ev = c.evaluation or {}
     rows = "\n".join(
-        f"| {s['name']} | {s['descriptions'][0]} | {s['object_label']} | {B.fmt_rate(ev.get('success', {}).get(s['name']))} |"
-        for s in c["skills"]
+        f"| {s.name} | {s.descriptions[0]} | {s.object_label} | {fmt_rate(ev.get('success', {}).get(s.name))} |"
+        for s in c.skills
     )
     demos = p.get("demonstrations") or {}
     ns = p.get("not_shipped") or {}
     not_shipped = (
         "- Trained in the same run but NOT shipped (below the 0.9 success bar at the run's last evaluation): "
-        + ", ".join(f"{k} ({B.fmt_rate(v.get('last_eval_success'))})" for k, v in ns.items())
+        + ", ".join(f"{k} ({fmt_rate(v.get('last_eval_success'))})" for k, v in ns.items())
         + ".\n"
         if ns
         else ""
@@ -271,7 +294,7 @@ def model_card(b: B.Bundle) -> str:
         if demos.get("used")
         else "No."
     )
-    sc = c.get("scene")
+    sc = c.scene
     scene_line = (
         f"- Scene `{sc['name']}` (legion_core/contracts/scenes.py): {sc['description']} Objects placed as there: "
         + "; ".join(
@@ -281,9 +304,10 @@ def model_card(b: B.Bundle) -> str:
         if sc
         else ""
     )
-    return f"""# Model card: {c["name"]}
+    a, o = c.action, c.observation
+    return f"""# Model card: {c.name}
 
-LEGION policy bundle (format {c["format"]} v{c["format_version"]}) for the **{c["embodiment"]}** embodiment.
+LEGION policy bundle (format {c.format} v{c.format_version}) for the **{c.embodiment}** embodiment.
 Generated by `legion export`; the contract is `bundle.yaml`, the weights `weights.safetensors` (no pickles).
 
 ## What it can do
@@ -302,14 +326,14 @@ bundle's numpy inference path in the MuJoCo KUKA simulation (mocap control).
   on a 2-core CPU machine; git commit `{p.get("git_commit")}`
 - Demonstrations used: {demo_line}
 {scene_line}- Replay: `{p.get("replay", {}).get("policy")}` (capacity {p.get("replay", {}).get("capacity")}). {p.get("replay", {}).get("note", "")}
-- DPMM knowledge space at export: K = {c["dpmm"]["K"]} clusters.
+- DPMM knowledge space at export: K = {(c.dpmm or {}).get("K")} clusters.
 - Metrics and plots of the run: `run/metrics.json`, `run/plots/`.
 
 ## Contract in one paragraph
-Observation `{c["observation"]["layout"]}` ({c["observation"]["dim"]}-d, metres, frame `{c["observation"]["frame"]}`):
-{", ".join(f["name"] for f in c["observation"]["fields"])}. Action: Δxyz = a[:3] × {c["action"]["delta_xyz_scale_m_per_step"]} m per
-policy step ({c["action"]["policy_step_s"]} s in the simulator), a[3] gripper (+1 close), hand orientation fixed
-pointing down; trained inside the box {c["action"]["workspace_box_sim_m"]} (sim_world, m).
+Observation `{o.layout}` ({o.dim}-d, metres, frame `{o.frame}`):
+{", ".join(f["name"] for f in o.fields)}. Action: Δxyz = a[:3] × {a.delta_xyz_scale_m_per_step} m per
+policy step ({a.policy_step_s} s in the simulator), a[3] gripper (+1 close), hand orientation fixed
+pointing down; trained inside the box {a.workspace_box_sim_m.to_dict()} (sim_world, m).
 
 ## Known limits
 {not_shipped}- Trained and evaluated in simulation only; the real robot needs the calibrated sim2real layer
@@ -322,39 +346,39 @@ pointing down; trained inside the box {c["action"]["workspace_box_sim_m"]} (sim_
 
 
 def inspect_text(b: B.Bundle) -> str:
-    c = b.contract
+    c, o = b.spec, b.observation
     lines = [
-        f"{c['name']}  ({c['format']} v{c['format_version']}, embodiment {c['embodiment']}, {b.path})",
-        f"observation: {c['observation']['layout']} ({c['observation']['dim']}-d) in frame {c['observation']['frame']}",
+        f"{c.name}  ({c.format} v{c.format_version}, embodiment {c.embodiment}, {b.path})",
+        f"observation: {o.layout} ({o.dim}-d) in frame {o.frame}",
     ]
-    for f in c["observation"]["fields"]:
+    for f in o.fields:
         lines.append(
             f"  [{f['slice'][0]:2d}:{f['slice'][1]:2d}] {f['name']:10s} {f['unit']:3s} {f['description']}"
         )
-    a = c["action"]
+    a, box = b.action, b.action.workspace_box_sim_m
     lines.append(
-        f"action: {a['dim']}-d in [-1,1]; dxyz scale {a['delta_xyz_scale_m_per_step']} m/step, step {a['policy_step_s']} s; "
-        f"box low {a['workspace_box_sim_m']['low']} high {a['workspace_box_sim_m']['high']}"
+        f"action: {a.dim}-d in [-1,1]; dxyz scale {a.delta_xyz_scale_m_per_step} m/step, step {a.policy_step_s} s; "
+        f"box low {list(box.low)} high {list(box.high)}"
     )
-    for m in a["meaning"]:
+    for m in a.meaning or ():
         lines.append(f"  {m}")
-    lines.append(f"language model: {c['language_model']['id']} ({c['language_model']['embed_dim']}-d)")
+    lines.append(f"language model: {b.language_model.id} ({b.language_model.embed_dim}-d)")
     lines.append("skills:")
-    for s in c["skills"]:
-        ev = (s.get("evaluation") or {}).get("success")
-        pred = s.get("success") or {}
+    for s in c.skills:
+        ev = (s.evaluation or {}).get("success")
+        pred = s.success or {}
         lines.append(
-            f"  {s['name']:22s} object={s['object_label']:14s} goal={s['goal']['kind']:13s} "
-            f"steps={s['max_episode_steps']:4d} success={B.fmt_rate(ev)}  "
+            f"  {s.name:22s} object={s.object_label:14s} goal={s.goal['kind']:13s} "
+            f"steps={s.max_episode_steps:4d} success={fmt_rate(ev)}  "
             f"pred=|{pred.get('a')}-{pred.get('b')}|_{pred.get('axes')}<={pred.get('max_dist_m')}"
         )
-    p = c["provenance"]
+    p = c.provenance or {}
     lines.append(
         f"provenance: {p.get('command')} | steps {p.get('env_steps')} | wall {p.get('wall_time_s')} s | "
         f"demos {'yes' if (p.get('demonstrations') or {}).get('used') else 'no'} | commit {str(p.get('git_commit'))[:10]}"
     )
-    lines.append(f"DPMM: K={c['dpmm']['K']}")
-    lines.append(f"weights: {B.WEIGHTS_FILE} sha256 {c['files'][B.WEIGHTS_FILE][:16]}…")
+    lines.append(f"DPMM: K={(c.dpmm or {}).get('K')}")
+    lines.append(f"weights: {WEIGHTS_FILE} sha256 {b.weights_sha256[:16]}…")
     lines.append(f"signature: {b.signature_status}")
     if b.signature.state != "verified":
         # Hashes catch accidents only: without a verified signature nobody vouches for these figures.
@@ -362,3 +386,49 @@ def inspect_text(b: B.Bundle) -> str:
             "  (the success figures above are as written in bundle.yaml, not vouched for by a trusted key)"
         )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- writing
+def agent_weights(agent, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    """The inference weights of a LegionAgent as named float32 arrays."""
+    enc, act = agent.encoder, agent.actor.model
+
+    def t(x) -> np.ndarray:
+        return x.detach().cpu().numpy().astype(np.float32)
+
+    w = {
+        "enc.mu.weight": t(enc.mu.weight), "enc.mu.bias": t(enc.mu.bias),
+        "enc.logvar.weight": t(enc.logvar.weight), "enc.logvar.bias": t(enc.logvar.bias),
+        "actor.ln.weight": t(act[1].weight), "actor.ln.bias": t(act[1].bias),
+        "actor.out.weight": t(act[9].weight), "actor.out.bias": t(act[9].bias),
+        "skills.embeddings": np.asarray(embeddings, np.float32),
+    }  # fmt: skip
+    for i, idx in enumerate((0, 2, 4)):
+        w[f"enc.l{i}.weight"], w[f"enc.l{i}.bias"] = t(enc.trunk[idx].weight), t(enc.trunk[idx].bias)
+    for i, idx in enumerate((0, 3, 5, 7)):
+        w[f"actor.l{i}.weight"], w[f"actor.l{i}.bias"] = t(act[idx].weight), t(act[idx].bias)
+    return w
+
+
+def write_bundle(out_dir: Path, contract: BundleContract, weights: dict[str, np.ndarray]) -> Path:
+    """Write weights + contract (with the weight file's sha256) atomically enough for a model directory.
+    The contract is validated as `bundle.load` will (bundle_schema.parse_contract) before bundle.yaml is
+    written, so an export never leaves a bundle that the robot PC refuses."""
+    from safetensors.numpy import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A signature of the bundle that is being overwritten can only be wrong now; sign again after export.
+    (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
+    wfile = out_dir / WEIGHTS_FILE
+    save_file(
+        {k: np.ascontiguousarray(v) for k, v in weights.items()}, str(wfile), metadata={"format": FORMAT}
+    )
+    data = dataclasses.replace(contract, files={WEIGHTS_FILE: sha256_file(wfile)}).to_dict()
+    parse_contract(data)
+    (out_dir / CONTRACT_FILE).write_text(CONTRACT_HEADER + yaml.safe_dump(data, sort_keys=False, width=110))
+    return out_dir
+
+
+def fmt_rate(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"

@@ -1,11 +1,12 @@
 """Continual-learning metrics (success matrix, average performance, forgetting, forward transfer).
 
-Why: LEGION's original logs (legion-method.md §8) only keep `eval/success` averaged over all tasks plus a
+Why: LEGION's original logs (docs/method.md#evaluation) only keep `eval/success` averaged over all tasks plus a
 transposed CSV, so forgetting and transfer had to be reconstructed in notebooks. Here they are computed from
 the evaluation records themselves, in the library, with the definitions of Continual World:
 
     Wołczyk, Zając, Pascanu, Kuciński, Miłoś. "Continual World: A Robotic Benchmark for Continual
-    Reinforcement Learning." NeurIPS 2021, §3.2 (arXiv:2105.10919).
+    Reinforcement Learning." NeurIPS 2021, section 3.2 (arXiv:2105.10919); summarised in
+    docs/method.md#continual-learning-metrics.
 
 Notation (Continual World): N tasks trained one after another, each for Δ env steps, T = N·Δ; p_i(t) ∈ [0, 1]
 is the success rate of task i evaluated at step t.
@@ -22,7 +23,7 @@ is the success rate of task i evaluated at step t.
   None and a reason.
 
 A matrix cell [i, j] is p_i at the end of phase j: the record with the largest step of task i in phase j (the
-"end of task" evaluation of §8). Missing cells are NaN in arrays and null in JSON.
+"end of task" evaluation of docs/method.md#evaluation). Missing cells are NaN in arrays and null in JSON.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ class SuccessMatrix:
 
     def phase_averages(self, seen_only: bool = False) -> list[float | None]:
         """Mean success over tasks at each phase end: all tasks (LEGION's `eval/success`, unseen included,
-        §8) or, with `seen_only`, the tasks trained in this or an earlier phase. None if cells are missing."""
+        docs/method.md#evaluation) or, with `seen_only`, the tasks trained in this or an earlier phase. None if
+        cells are missing."""
         mat = self.matrix()
         trained = self.first_trained_phase()
         out: list[float | None] = []
@@ -255,7 +257,8 @@ def _check_matrix(matrix: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def average_performance(matrix: np.ndarray | Sequence[Sequence[float]]) -> float:
-    """P(T) = 1/N Σ_i p_i(T): mean success over all tasks after the last phase (Continual World §3.2).
+    """P(T) = 1/N Σ_i p_i(T): mean success over all tasks after the last phase
+    (docs/method.md#continual-learning-metrics).
 
     Raises ValueError if a task has no final evaluation, so an incomplete run is never reported as complete.
     """
@@ -272,7 +275,7 @@ def forgetting(
     trained_phase: Sequence[int | None] | None = None,
     mode: ForgettingMode = "continual_world",
 ) -> MetricResult:
-    """Per-task forgetting and its mean (Continual World §3.2).
+    """Per-task forgetting and its mean (docs/method.md#continual-learning-metrics).
 
     `continual_world` (default): F_i = p_i(i·Δ) − p_i(T), i.e. matrix[i, trained_phase[i]] − matrix[i, -1].
     `max` (Chaudhry et al. 2018): F_i = max_{trained_phase[i] <= l < P-1} matrix[i, l] − matrix[i, -1].
@@ -341,7 +344,7 @@ def normalized_auc(steps: Sequence[float], success: Sequence[float]) -> float:
 def forward_transfer(
     curves: Mapping[str, Curve], reference_curves: Mapping[str, Curve] | None
 ) -> MetricResult:
-    """FT_i = (AUC_i − AUC_i^b) / (1 − AUC_i^b), FT = mean_i FT_i (Continual World §3.2).
+    """FT_i = (AUC_i − AUC_i^b) / (1 − AUC_i^b), FT = mean_i FT_i (docs/method.md#continual-learning-metrics).
 
     `curves[task]`: success of the task during its own training phase (steps may be global; only differences
     matter). `reference_curves[task]`: a single-task run of that task from scratch. Without references the
@@ -508,7 +511,8 @@ def tensorboard_writer(log_dir: str | os.PathLike[str]) -> Any:
 
 def log_success_matrix_tensorboard(writer: Any, success_matrix: SuccessMatrix, global_step_env: int) -> None:
     """Log the latest phase-end successes (`eval/success_<task>`), their all-task mean (`eval/success`, as in
-    §8, unseen tasks included) and, once defined, the mean Continual World forgetting (`cl/forgetting`)."""
+    docs/method.md#evaluation, unseen tasks included) and, once defined, the mean Continual World forgetting
+    (`cl/forgetting`)."""
     mat = success_matrix.matrix()
     last = mat[:, -1]
     for name, value in zip(success_matrix.task_names, last):

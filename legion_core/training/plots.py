@@ -176,7 +176,7 @@ def plot_latent_space(
     """Three panels: PCA of the latents z [N, D] (D = 10 in LEGION) coloured by task (left) and by DPMM
     cluster (middle), and the number of clusters K against env steps (right).
 
-    One cluster per seen task (legion-method.md §11.4) shows as matching colourings of the left and middle
+    One cluster per seen task (docs/method.md#reference-numbers) shows as matching colourings of the left and middle
     panels and a K staircase that climbs by one per phase. `task_ids[n]` indexes `task_names`; cluster ids are
     arbitrary integers (e.g. bnpy's); `k_history` is [(env_step, K), ...].
     """

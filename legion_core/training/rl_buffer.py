@@ -1,11 +1,11 @@
-"""Replay memory for the lifelong trainer (method notes §6 "Replay buffers").
+"""Replay memory for the lifelong trainer (docs/method.md#rehearsal).
 
 Policies (the run report always says which one was used, because `keep_all` is full rehearsal of every
-past task — method notes §13.5 — not memory-constrained continual learning):
+past task, not memory-constrained continual learning):
 - `keep_all`: the original's setting — capacity 10M, never full in practice, nothing is evicted.
 - `fifo`: ring buffer; the oldest transitions go first (the original's class with a small capacity).
 - `reservoir`: classic reservoir sampling over the whole stream (Vitter's algorithm R), without the
-  original's bugs (§13.10: its index never advanced and its randint was off by one).
+  original's bugs (its index never advanced and its randint was off by one).
 
 A separate `DemoBuffer` holds scripted-expert episodes for optional RLPD-style demonstration seeding:
 a fixed fraction of every batch is drawn from it (Ball et al. 2023, "Efficient online RL with offline

@@ -1,7 +1,7 @@
-"""The lifelong trainer: LEGION over a task stream (method notes §7), with presets, exact resume,
-scheduled evaluation, continual-learning metrics and plots.
+"""The lifelong trainer: LEGION over a task stream (docs/method.md#training-stream), with presets, exact
+resume, scheduled evaluation, continual-learning metrics and plots.
 
-Read top to bottom: `TrainConfig` (every knob, one docstring each) -> `Trainer.run()` (the loop of §7.2:
+Read top to bottom: `TrainConfig` (every knob, one docstring each) -> `Trainer.run()` (the lifelong loop:
 for each task of the stream, warm-up with random actions, then one update per env step, DPMM refits on a
 schedule, evaluation on all tasks every `eval_every` steps and at the end of each task, checkpoints at
 episode boundaries) -> `resume()`.
@@ -53,8 +53,8 @@ class TrainConfig:
     tasks: str | list[str] = "legion-mt10"
     """Task set name (legion-mt10, mt10, cw10), a YAML task-set file, or a list of registry task names."""
     mode: str = "crl_queue"
-    """`crl_queue`: one task at a time in the given order (the paper's lifelong setting, §7.2);
-    `multitask`: all tasks at once, one transition per task per step (reference, §7.1)."""
+    """`crl_queue`: one task at a time in the given order (the paper's lifelong setting);
+    `multitask`: all tasks at once, one transition per task per step (reference)."""
     embodiment: str = "kuka"
     """`kuka` (default; the robot we deploy on) or `sawyer`."""
     layout: str = "legion12"
@@ -71,19 +71,22 @@ class TrainConfig:
     own placements and home point (the paper)."""
     goal_variation: str = "random"
     """`random`: a new placement (of 50) per episode — what a robot that meets moved objects needs.
-    `fixed`: the original MTRL protocol, one frozen placement per task for the whole run (§1.3)."""
+    `fixed`: the original MTRL protocol, one frozen placement per task for the whole run
+    (docs/method.md#tasks)."""
     steps_per_task: int = 1_000_000
     """Env steps per task (original: 1M)."""
     init_steps: int = 1500
-    """Random-action warm-up steps at the start of every task, with no updates (original, §7.2)."""
+    """Random-action warm-up steps at the start of every task, with no updates (original)."""
     warmup_burst: bool = True
-    """Original: when warm-up ends, run init_steps updates back to back (§5, §13.8)."""
+    """Original: when warm-up ends, run init_steps updates back to back."""
     updates_per_step: int = 1
     """Gradient updates per env step (original: 1). RLPD-style runs use more."""
     normalize_reward: bool = True
-    """Original reward scaling: divide by sqrt of an EMA variance (α=0.001, v0=1), mean not subtracted (§1.5)."""
+    """Original reward scaling: divide by sqrt of an EMA variance (α=0.001, v0=1), mean not subtracted
+    (docs/method.md#tasks)."""
     buffer_policy: str = "keep_all"
-    """`keep_all` (original: 10M, nothing evicted = full rehearsal, §13.5), `fifo`, or `reservoir`."""
+    """`keep_all` (original: 10M, nothing evicted = full rehearsal, docs/method.md#rehearsal), `fifo`, or
+    `reservoir`."""
     buffer_capacity: int = 10_000_000
     """Replay capacity in transitions."""
     demo_episodes_per_task: int = 0
@@ -103,7 +106,7 @@ class TrainConfig:
     latent_snapshot_size: int = 1000
     """Latents saved per DPMM fit for the latent-space plot."""
     reset_optimizers: bool = True
-    """New Adam moments at every task switch (original: True, §7.2)."""
+    """New Adam moments at every task switch (original: True)."""
     reset_critics: bool = False
     """Re-initialise the critics at a task switch (original option, off)."""
     reset_vae: bool = False
@@ -165,7 +168,7 @@ def load_config(preset: str | Path | None, overrides: list[str] = ()) -> TrainCo
 
 
 class RewardNormalizer:
-    """Original NormalizedEnvWrapper reward scaling (§1.5), one instance per task env."""
+    """Original NormalizedEnvWrapper reward scaling, one instance per task env."""
 
     def __init__(self, alpha: float = 0.001) -> None:
         self.alpha, self.mean, self.var = alpha, 0.0, 1.0
@@ -183,7 +186,7 @@ def _git_commit() -> str:
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
-        return "unknown"  # original §13.2: never fail outside a git checkout
+        return "unknown"  # unlike the original: never fail outside a git checkout
 
 
 class Trainer:
@@ -241,8 +244,8 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        """Deterministic success (any step) on every task of the stream, seen and unseen (§8), on held-out
-        placements (eval_env_seed). Episode i of a task uses placement i."""
+        """Deterministic success (any step) on every task of the stream, seen and unseen
+        (docs/method.md#evaluation), on held-out placements (eval_env_seed). Episode i of a task uses placement i."""
         n = episodes or self.cfg.eval_episodes
         out = {}
         for k, spec in enumerate(self.specs):
@@ -315,7 +318,7 @@ class Trainer:
         return self.agent.update(t, self.global_step)
 
     def _maybe_fit_dpmm(self) -> None:
-        s = self.local_step + 1  # §3: fits at local_step+1 == start and every `every` local steps
+        s = self.local_step + 1  # as the original: fits at local_step+1 == start, then every `every`
         if s != self.cfg.dpmm_start and s % self.cfg.dpmm_every != 0:
             return
         n = min(self.agent.config.dpmm.batch_size, self.buffer.size)

@@ -1,4 +1,4 @@
-"""Long-horizon commands end to end on the sim graph (issue 7 "Done when"): the shipped bundle, the twin in
+"""Long-horizon commands end to end on the sim graph: the shipped bundle, the twin in
 the bundle's multi-object scene, real2sim, policy, sim2real and the task sequencer in one composed child
 process; this process is the operator on the ExecuteTask action.
 

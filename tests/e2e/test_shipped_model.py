@@ -1,6 +1,6 @@
 """The shipped model in models/: its card is honest (the numbers it states come from the bundle's own
 evaluation and meet the bar), it still performs in simulation, and it runs a skill to success through the
-whole ROS 2 sim graph on the digital twin (issue 4 and issue 6 "Done when")."""
+whole ROS 2 sim graph on the digital twin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulated KUKA in joint_position mode, driven ONLY through the real-robot path (issue 5 §8):
+"""The simulated KUKA in joint_position mode, driven ONLY through the real-robot path:
 
 sim joint angles (by name) + simulated camera detections (object/goal from the simulator, expressed in the
 camera frame through the calibration) -> Real2Sim -> Meta-World's scripted expert -> Sim2RealMapper ->

@@ -144,7 +144,7 @@ def test_an_estop_published_before_sim2real_starts_takes_effect(probe, tmp_path)
 
 
 def test_estop_service_and_hardware_input(s2r):
-    from legion_core.ros.common import TOPIC_ESTOP_HW
+    from legion_core.contracts.interface import TOPIC_ESTOP_HW
 
     _moving_now(s2r)
     r = s2r.call(s2r.estop_srv)

@@ -1,4 +1,4 @@
-"""The KUKA iiwa 7 embodiment of Meta-World v3: same task world as the Sawyer (issue 2 §3)."""
+"""The KUKA iiwa 7 embodiment of Meta-World v3: same task world as the Sawyer (docs/kuka-embodiment.md)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from legion_core.tools.launch_runner import parse_launch_file
+from legion_core.tools.launch.description import parse_launch_file
 from legion_core.tools.ros_env import REPO, child_env, ensure_workspace
 from tests.bundle_factory import make_tiny_bundle
 

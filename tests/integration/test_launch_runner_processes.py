@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from legion_core.tools.launch_runner import LaunchRunner, parse_launch_file
+from legion_core.tools.launch.description import parse_launch_file
+from legion_core.tools.launch.processes import LaunchRunner
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "launch"
@@ -113,7 +114,7 @@ def test_cli_run_respawns_bounded_and_sigint_leaves_no_orphans(prefix, tmp_path)
     cmd = [
         sys.executable,
         "-m",
-        "legion_core.tools.launch_runner",
+        "legion_core.tools.launch.runner",
         str(DATA / "procs.launch.yaml"),
         "--install-dir",
         str(prefix),

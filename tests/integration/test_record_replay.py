@@ -1,10 +1,10 @@
-"""Record and replay (issue 8) on the real sim graph: a session of twin + runtime with the tiny bundle is
+"""Record and replay on the real sim graph: a session of twin + runtime with the tiny bundle is
 recorded as a rosbag2/MCAP bag (opened with rosbags' and mcap's readers, counts against what was sent),
 replayed through a fresh runtime that must pass the regression check, checked against another bundle that
 must fail at a named step, re-run closed loop in the twin, and a synthetic 2000 msg/s flood must be recorded
 without a single drop.
 
-Regenerate the offline fixture of tests/unit/test_replay_check.py with
+Regenerate the offline fixture of tests/unit/test_regression.py with
     .venv/bin/python -m tests.integration.test_record_replay --make-fixture tests/data/replay
 """
 
@@ -191,7 +191,7 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
 
 
 def test_record_flood_2000_msgs_per_s_without_drops(tmp_path):
-    from legion_core.tools.bags import measure_throughput
+    from legion_core.bench.bags import measure_throughput
 
     for reliable in (True, False):
         r = measure_throughput(tmp_path, rate_hz=2000.0, seconds=1.5, reliable=reliable)
@@ -251,7 +251,7 @@ def test_replay_publishes_recorded_messages_with_clock(session):
 
 
 def test_replay_through_fresh_runtime_passes_the_regression_check(session, tmp_path):
-    from legion_core.tools.regression import check
+    from legion_core.tools.regression.live import check
 
     res = check(session.bag, SCENARIO, session.bundle, out_dir=tmp_path)
     by = {j.name: j for j in res.judgements}
@@ -275,7 +275,7 @@ def test_replay_through_fresh_runtime_passes_the_regression_check(session, tmp_p
 
 
 def read_actions(bag: Path) -> list:
-    from legion_core.tools.regression import read_session
+    from legion_core.tools.regression.session import read_session
 
     return read_session(bag, max_joint_states=0).actions
 
@@ -283,7 +283,7 @@ def read_actions(bag: Path) -> list:
 def test_check_with_another_bundle_fails_at_the_first_step(session, tmp_path, capsys):
     """Through the CLI (exit code): a bundle of another seed diverges at the very first policy step, offline
     and live."""
-    from legion_core.tools.bags import main
+    from legion_core.cli import main
 
     code = main(["replay", str(session.bag), "--check", str(SCENARIO), "--bundle", str(session.other_bundle),
                  "--out", str(tmp_path)])  # fmt: skip
@@ -296,7 +296,7 @@ def test_check_with_another_bundle_fails_at_the_first_step(session, tmp_path, ca
     first = summary["first_divergence"]
     # Step 0 unless the recorder missed the observation of the very first action (then that action is
     # "unmatched", within the allowance, and the first checkable step is named).
-    from legion_core.tools.regression import read_session
+    from legion_core.tools.regression.session import read_session
 
     rec = read_session(session.bag, max_joint_states=0)
     observed = {(o.stamp_ns, o.skill) for o in rec.observations if o.valid}
@@ -309,7 +309,7 @@ def test_check_with_another_bundle_fails_at_the_first_step(session, tmp_path, ca
 
 
 def test_closed_loop_in_the_twin_finds_the_recorded_placement(session, tmp_path):
-    from legion_core.tools.regression import closed_loop
+    from legion_core.tools.regression.closed_loop import closed_loop
 
     res = closed_loop(
         session.bag, session.bundle, out_dir=tmp_path, scenario={"closed_loop": {"timeout_s": 8.0}}
@@ -322,7 +322,7 @@ def test_closed_loop_in_the_twin_finds_the_recorded_placement(session, tmp_path)
 
 # ------------------------------------------------------------------------------------- fixture generator
 def make_fixture(out_dir: Path) -> None:
-    """Record the small offline fixture of tests/unit/test_replay_check.py (run by hand, see the docstring).
+    """Record the small offline fixture of tests/unit/test_regression.py (run by hand, see the docstring).
     The tiny bundle is built with the language embeddings in OUT/legion_cache (computed here on the first
     run, reused after): MiniLM's embeddings differ in the last bits between CPUs (legion_core/contracts/language.py),
     and the unit tests rebuild the bundle from the same cache, so that it is the same bundle everywhere. The
@@ -333,7 +333,7 @@ def make_fixture(out_dir: Path) -> None:
 
     import yaml
 
-    from legion_core.contracts.bundle import sha256_file
+    from legion_core.contracts.bundle_schema import sha256_file
     from legion_core.contracts.language import CACHE_DIR_ENV
     from legion_core.tools.bags import read_bag_signature
     from legion_core.tools.numeric_signature import numeric_signature

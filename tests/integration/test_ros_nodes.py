@@ -1,4 +1,4 @@
-"""Each LEGION node with real publishers/subscribers over loopback DDS, and the fault cases of issue 6:
+"""Each LEGION node with real publishers/subscribers over loopback DDS, and the fault cases:
 policy killed mid-run, stale joint states, NaN joint states, wrong joint names, e-stop during motion,
 invalid bundle path. Every test asserts what is published (and what is not)."""
 

@@ -1,4 +1,4 @@
-"""Multi-object scenes (issue 7): the training placements of a scene, and the twin's one-world version of it.
+"""Multi-object scenes: the training placements of a scene, and the twin's one-world version of it.
 
 Real MuJoCo, real Meta-World task code: each skill's object sits where the scene puts it, the scripted
 experts still solve every skill there from the random hand starts, the composite world holds all objects

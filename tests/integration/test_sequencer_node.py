@@ -30,10 +30,7 @@ from rclpy.serialization import serialize_message  # noqa: E402
 from std_msgs.msg import Empty, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from legion_core.ros.common import (  # noqa: E402
-    HEARTBEAT_QOS,
-    LATCHED_QOS,
-    OPERATOR_QOS,
+from legion_core.contracts.interface import (  # noqa: E402
     TOPIC_ACTIVE_SKILL,
     TOPIC_CANCEL,
     TOPIC_COMMAND_STATUS,
@@ -41,6 +38,7 @@ from legion_core.ros.common import (  # noqa: E402
     TOPIC_HEARTBEAT,
     TOPIC_SAFETY_STATE,
 )
+from legion_core.ros.common import HEARTBEAT_QOS, LATCHED_QOS, OPERATOR_QOS  # noqa: E402
 
 BUNDLE = str(Path(__file__).resolve().parents[2] / "models" / "legion-kuka")  # the shipped 3-skill bundle
 PRESS, PRESS_SKILL = "press the button", "button-press-topdown"

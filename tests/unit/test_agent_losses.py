@@ -15,7 +15,7 @@ def t(x) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float64)
 
 
-# ---- KL terms (§3) -------------------------------------------------------------------------------------------
+# ---- KL terms (docs/method.md#dpmm) -------------------------------------------------------------------
 def test_kl_standard_normal_by_hand():
     mu = t([[0.0, 1.0], [2.0, 0.0]])
     logvar = t([[0.0, 0.0], [math.log(2.0), 0.0]])
@@ -50,7 +50,7 @@ def test_kl_to_components_by_hand_2x2():
 
 
 def test_kl_to_components_matches_torch_distributions():
-    """The original builds K MultivariateNormal objects in a loop (§3); the batched closed form must agree."""
+    """The original builds K MultivariateNormal objects in a loop; the batched closed form must agree."""
     g = torch.Generator().manual_seed(0)
     B, K, D = 7, 4, 10
     mu, logvar = torch.randn(B, D, generator=g, dtype=torch.float64), torch.randn(B, D, generator=g).double()
@@ -71,7 +71,7 @@ def test_kl_to_mixture_has_no_gradient_through_responsibilities():
     assert resp.grad is None and mu.grad is not None
 
 
-# ---- VAE (§4.1) ------------------------------------------------------------------------------------------------
+# ---- VAE (docs/method.md#losses) ----------------------------------------------------------------------
 def test_dynamics_loss_is_mean_over_batch_and_dims():
     pred, target = t([[1.0, 2.0], [0.0, 0.0]]), t([[0.0, 0.0], [0.0, 3.0]])
     assert losses.dynamics_loss(pred, target).item() == pytest.approx((1 + 4 + 0 + 9) / 4)
@@ -96,7 +96,7 @@ def test_vae_loss_weights():
     assert losses.vae_loss(t(2.0), t(3.0), t(100.0), 1.0, 2.0, 0.01).item() == pytest.approx(2 + 6 + 1)
 
 
-# ---- SAC (§4.2-4.4) ----------------------------------------------------------------------------------------------
+# ---- SAC (docs/method.md#losses) ----------------------------------------------------------------------
 def test_critic_target_by_hand():
     reward, not_done = t([[1.0], [2.0]]), t([[1.0], [0.0]])
     q1, q2 = t([[10.0], [5.0]]), t([[8.0], [7.0]])

@@ -1,4 +1,5 @@
-"""LEGION networks (legion_core/training/agent/networks.py): shapes of §2, init, the fused twin critic, the actor."""
+"""LEGION networks (legion_core/training/agent/networks.py): the original's shapes (docs/method.md#vae), init,
+the fused twin critic, the actor."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def n_params(m: nn.Module) -> int:
 
 
 def test_parameter_counts_match_the_paper_with_its_768d_embedding():
-    """§2 gives the parameter counts for e ∈ R^768; with that size every network must match exactly."""
+    """The original's parameter counts for e ∈ R^768 (docs/method.md#vae); with that size every network must
+    match exactly."""
     assert n_params(VAEEncoder(12, 768, 10, 400)) == 641_220
     assert n_params(ContextDecoder(10, 768, 400)) == 633_168
     assert n_params(DynamicsDecoder(12, 4, 10, 400)) == 336_412
@@ -33,7 +35,7 @@ def test_parameter_counts_match_the_paper_with_its_768d_embedding():
 
 
 def test_actor_layout_matches_the_released_checkpoint():
-    """§2.4: model.0 [300,22], model.1 LN [300], model.3/5/7 [300,300], model.9 [8,300]."""
+    """The released actor checkpoint: model.0 [300,22], model.1 LN [300], model.3/5/7 [300,300], model.9 [8,300]."""
     sd = Actor(12, 10, 4, 300).state_dict()
     assert sd["model.0.weight"].shape == (300, 22)
     assert sd["model.1.weight"].shape == (300,)
@@ -67,7 +69,7 @@ def test_encoder_shapes_and_single_trunk_pass():
     enc.trunk.register_forward_hook(lambda *_: calls.append(1))
     mu, logvar = enc(torch.randn(5, 12), torch.randn(5, 384))
     assert mu.shape == logvar.shape == (5, 10)
-    assert len(calls) == 1  # §13.11: the original ran the trunk once per head
+    assert len(calls) == 1  # the original ran the trunk once per head (docs/method.md#vae)
 
 
 def test_encoder_shared_embedding_equals_plain_forward():

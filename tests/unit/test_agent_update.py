@@ -1,4 +1,5 @@
-"""LegionAgent (legion_core/training/agent/agent.py): the update of §5, acting, DPMM plumbing, exact save/load."""
+"""LegionAgent (legion_core/training/agent/agent.py): the update (docs/method.md#update-order), acting, DPMM
+plumbing, exact save/load."""
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def test_encode_latents_and_act_shapes(tmp_path):
     assert not np.array_equal(
         agent.act(obs, emb, deterministic=False), agent.act(obs, emb, deterministic=False)
     )
-    # the original's sampled z at evaluation time (§13.7) makes even deterministic actions vary
+    # the original's sampled z at evaluation time (docs/method.md#evaluation) makes even deterministic actions vary
     orig = LegionAgent(AgentConfig.original(batch_size=B), dpmm_dir=tmp_path / "orig")
     orig.load_state_dict(agent.state_dict())
     with torch.no_grad():  # widen q(z|s,e) so that the z noise is visible

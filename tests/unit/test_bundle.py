@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from legion_core.contracts import bundle as B
+from legion_core.contracts.bundle_schema import WEIGHTS_FILE, BundleError
 from legion_core.contracts.tasks import get_task
 from legion_core.training.export import inspect_text, model_card
 from tests.bundle_factory import make_tiny_bundle
@@ -67,53 +68,53 @@ def _edit_contract(d, fn):
 
 def test_corrupted_weights_fail_on_hash(exported, tmp_path):
     d = _copy(exported[2], tmp_path)
-    raw = bytearray((d / B.WEIGHTS_FILE).read_bytes())
+    raw = bytearray((d / WEIGHTS_FILE).read_bytes())
     raw[-100] ^= 0xFF
-    (d / B.WEIGHTS_FILE).write_bytes(bytes(raw))
-    with pytest.raises(B.BundleError, match=r"files\.weights\.safetensors.*sha256 mismatch"):
+    (d / WEIGHTS_FILE).write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match=r"files\.weights\.safetensors.*sha256 mismatch"):
         B.load(d)
 
 
 def test_truncated_weights_fail_clearly(exported, tmp_path):
     d = _copy(exported[2], tmp_path)
-    raw = (d / B.WEIGHTS_FILE).read_bytes()
-    (d / B.WEIGHTS_FILE).write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(B.BundleError, match="weights.safetensors"):
+    raw = (d / WEIGHTS_FILE).read_bytes()
+    (d / WEIGHTS_FILE).write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(BundleError, match="weights.safetensors"):
         B.load(d)
     # even with hash checks off, a truncated file is refused, not half-loaded
-    with pytest.raises(B.BundleError, match="cannot be read"):
+    with pytest.raises(BundleError, match="cannot be read"):
         B.load(d, check_hashes=False)
 
 
 def test_missing_field(exported, tmp_path):
     d = _copy(exported[2], tmp_path)
     _edit_contract(d, lambda c: c["action"].pop("delta_xyz_scale_m_per_step"))
-    with pytest.raises(B.BundleError, match=r"action\.delta_xyz_scale_m_per_step.*missing.*Fix"):
+    with pytest.raises(BundleError, match=r"action\.delta_xyz_scale_m_per_step.*missing.*Fix"):
         B.load(d)
 
 
 def test_wrong_shape(exported, tmp_path):
     d = _copy(exported[2], tmp_path)
     _edit_contract(d, lambda c: c["network"].__setitem__("actor_hidden", 256))
-    with pytest.raises(B.BundleError, match=r"weights\.actor\.l0\.weight.*shape"):
+    with pytest.raises(BundleError, match=r"weights\.actor\.l0\.weight.*shape"):
         B.load(d)
 
 
 def test_unknown_format_version(exported, tmp_path):
     d = _copy(exported[2], tmp_path)
     _edit_contract(d, lambda c: c.__setitem__("format_version", 99))
-    with pytest.raises(B.BundleError, match="format_version.*99"):
+    with pytest.raises(BundleError, match="format_version.*99"):
         B.load(d)
 
 
 def test_missing_weights_and_not_a_bundle(exported, tmp_path):
     d = _copy(exported[2], tmp_path)
-    (d / B.WEIGHTS_FILE).unlink()
-    with pytest.raises(B.BundleError, match="missing"):
+    (d / WEIGHTS_FILE).unlink()
+    with pytest.raises(BundleError, match="missing"):
         B.load(d)
-    with pytest.raises(B.BundleError, match="bundle.yaml.*not found"):
+    with pytest.raises(BundleError, match="bundle.yaml.*not found"):
         B.load(tmp_path)
-    with pytest.raises(B.BundleError, match="not a directory"):
+    with pytest.raises(BundleError, match="not a directory"):
         B.load(tmp_path / "nope")
 
 
@@ -134,7 +135,7 @@ def test_swapped_layout_slices_are_refused_naming_the_field(exported, tmp_path):
     printed the swapped slices) while the nodes build observations with the built-in legion12 layout."""
     d = _copy(exported[2], tmp_path)
     _edit_contract(d, _swap_obj_goal_slices)
-    with pytest.raises(B.BundleError, match=r"observation\.fields\[1\]\.slice.*\[3, 6\].*Fix") as e:
+    with pytest.raises(BundleError, match=r"observation\.fields\[1\]\.slice.*\[3, 6\].*Fix") as e:
         B.load(d)
     assert e.value.field == "observation.fields[1].slice"
     assert "legion12" in str(e.value)
@@ -154,7 +155,7 @@ def test_swapped_layout_slices_are_refused_naming_the_field(exported, tmp_path):
 def test_every_layout_field_is_checked_against_the_builtin(exported, tmp_path, edit, field):
     d = _copy(exported[2], tmp_path)
     _edit_contract(d, lambda c: edit(c["observation"]["fields"]))
-    with pytest.raises(B.BundleError) as e:
+    with pytest.raises(BundleError) as e:
         B.load(d)
     assert e.value.field == field, str(e.value)
     assert "built-in" in str(e.value) and "Fix" in str(e.value)
@@ -174,3 +175,17 @@ def test_shipped_bundle_layout_matches_the_builtin():
     if not shipped.exists():
         pytest.skip("no shipped bundle in this checkout")
     assert B.load(shipped, check_hashes=False).layout.name == "legion12"
+
+
+def test_typed_sections_are_the_file(exported):
+    """The nodes read the typed sections (bundle_schema); they carry exactly what bundle.yaml says."""
+    b = B.load(exported[2])
+    a = b.contract["action"]
+    assert b.action.delta_xyz_scale_m_per_step == a["delta_xyz_scale_m_per_step"] == 0.01
+    assert list(b.action.workspace_box_sim_m.low) == a["workspace_box_sim_m"]["low"]
+    assert list(b.action.workspace_box_sim_m.high) == a["workspace_box_sim_m"]["high"]
+    assert b.action.policy_step_s == a["policy_step_s"]
+    assert b.network.to_dict() == b.contract["network"]
+    assert (b.name, b.embodiment) == (b.contract["name"], b.contract["embodiment"])
+    assert b.weights_sha256 == b.contract["files"][WEIGHTS_FILE]
+    assert b.spec.to_dict() == b.contract

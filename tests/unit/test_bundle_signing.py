@@ -23,6 +23,7 @@ import yaml
 
 from legion_core.cli import main
 from legion_core.contracts import bundle as B
+from legion_core.contracts.bundle_schema import WEIGHTS_FILE, BundleError, sha256_file
 from tests.bundle_factory import make_tiny_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,14 +77,14 @@ def _pub_id(pub: Path) -> str:
 def _flip_weight_byte_and_update_hash(d: Path, tensor: str = "actor.l1.weight") -> None:
     """The tampering of finding 2: change a byte of the actor's weights (not the embedding table, whose own
     hashes would catch it), then make bundle.yaml's sha256 agree with the file."""
-    w = d / B.WEIGHTS_FILE
+    w = d / WEIGHTS_FILE
     raw = bytearray(w.read_bytes())
     n = int.from_bytes(raw[:8], "little")  # safetensors: u64 header length, JSON header, then data
     start, _ = json.loads(raw[8 : 8 + n])[tensor]["data_offsets"]
     raw[8 + n + start + 2] ^= 0x40  # an exponent bit of the first float32: a different, finite weight
     w.write_bytes(bytes(raw))
     c = yaml.safe_load((d / "bundle.yaml").read_text())
-    c["files"][B.WEIGHTS_FILE] = B.sha256_file(w)
+    c["files"][WEIGHTS_FILE] = sha256_file(w)
     (d / "bundle.yaml").write_text(yaml.safe_dump(c, sort_keys=False))
 
 
@@ -117,10 +118,10 @@ def test_signed_bundle_verified_with_the_trusted_key(tiny, keys, tmp_path):
     b = B.load(d, trusted_keys=keys.lab_pub)
     assert b.signature.state == "verified" and b.signature.key_id == kid
     assert b.signature_status.startswith(f"verified: key {kid}")
-    assert {"bundle.yaml", B.WEIGHTS_FILE} <= set(b.signature.files)
+    assert {"bundle.yaml", WEIGHTS_FILE} <= set(b.signature.files)
     sig = json.loads((d / "bundle.sig").read_text())
     assert sig["algorithm"] == "ed25519" and sig["key_id"] == kid
-    assert sig["manifest"]["files"]["bundle.yaml"] == B.sha256_file(d / "bundle.yaml")
+    assert sig["manifest"]["files"]["bundle.yaml"] == sha256_file(d / "bundle.yaml")
 
 
 def test_signed_bundle_without_trusted_keys_loads_and_says_so(tiny, keys, tmp_path):
@@ -134,7 +135,7 @@ def test_signed_bundle_without_trusted_keys_loads_and_says_so(tiny, keys, tmp_pa
 
 def test_unsigned_bundle_refused_when_the_robot_pc_trusts_keys(tiny, keys, tmp_path):
     d = _copy(tiny[2], tmp_path)
-    with pytest.raises(B.BundleError, match=r"unsigned.*trusts only signed bundles.*Fix.*legion sign") as e:
+    with pytest.raises(BundleError, match=r"unsigned.*trusts only signed bundles.*Fix.*legion sign") as e:
         B.load(d, trusted_keys=keys.lab_pub)
     assert e.value.field == "signature"
     assert str(keys.lab_pub) in str(e.value)
@@ -142,7 +143,7 @@ def test_unsigned_bundle_refused_when_the_robot_pc_trusts_keys(tiny, keys, tmp_p
 
 def test_signature_by_an_unknown_key_refused_naming_the_key_id(tiny, keys, tmp_path):
     d = _signed(tiny, keys, tmp_path)
-    with pytest.raises(B.BundleError, match=_pub_id(keys.lab_pub)) as e:
+    with pytest.raises(BundleError, match=_pub_id(keys.lab_pub)) as e:
         B.load(d, trusted_keys=keys.other_pub)
     assert e.value.field == "signature.key_id"
     assert "not trusted" in str(e.value)
@@ -154,9 +155,9 @@ def test_flipped_weight_byte_with_hash_updated_refused_naming_the_file(tiny, key
     # Hashes alone catch accidents only: this still loads where no keys are trusted (finding 2)...
     assert B.load(d).signature.state == "signed"
     # ...and a robot PC that trusts the lab's key refuses it, naming the weights.
-    with pytest.raises(B.BundleError, match=r"weights\.safetensors.*changed since it was signed") as e:
+    with pytest.raises(BundleError, match=r"weights\.safetensors.*changed since it was signed") as e:
         B.load(d, trusted_keys=keys.lab_pub)
-    assert e.value.field == f"signature.files.{B.WEIGHTS_FILE}"
+    assert e.value.field == f"signature.files.{WEIGHTS_FILE}"
     assert "bundle.yaml" in str(e.value)  # the edited hash is named too
 
 
@@ -165,7 +166,7 @@ def test_edited_bundle_yaml_refused_naming_the_file(tiny, keys, tmp_path):
     c = yaml.safe_load((d / "bundle.yaml").read_text())
     c["skills"][0]["max_episode_steps"] += 100
     (d / "bundle.yaml").write_text(yaml.safe_dump(c, sort_keys=False))
-    with pytest.raises(B.BundleError, match=r"bundle\.yaml.*changed since it was signed") as e:
+    with pytest.raises(BundleError, match=r"bundle\.yaml.*changed since it was signed") as e:
         B.load(d, trusted_keys=keys.lab_pub)
     assert e.value.field == "signature.files.bundle.yaml"
 
@@ -174,10 +175,10 @@ def test_altered_manifest_is_a_bad_signature(tiny, keys, tmp_path):
     d = _signed(tiny, keys, tmp_path)
     _flip_weight_byte_and_update_hash(d)
     sig = json.loads((d / "bundle.sig").read_text())
-    for name in ("bundle.yaml", B.WEIGHTS_FILE):  # make the manifest agree with the tampered files
-        sig["manifest"]["files"][name] = B.sha256_file(d / name)
+    for name in ("bundle.yaml", WEIGHTS_FILE):  # make the manifest agree with the tampered files
+        sig["manifest"]["files"][name] = sha256_file(d / name)
     (d / "bundle.sig").write_text(json.dumps(sig))
-    with pytest.raises(B.BundleError, match="does not verify") as e:
+    with pytest.raises(BundleError, match="does not verify") as e:
         B.load(d, trusted_keys=keys.lab_pub)
     assert e.value.field == "signature.signature"
 
@@ -185,15 +186,15 @@ def test_altered_manifest_is_a_bad_signature(tiny, keys, tmp_path):
 def test_added_and_removed_files_refused(tiny, keys, tmp_path):
     d = _signed(tiny, keys, tmp_path)
     (d / "extra.yaml").write_text("x: 1\n")
-    with pytest.raises(B.BundleError, match=r"extra\.yaml.*not in the signed manifest"):
+    with pytest.raises(BundleError, match=r"extra\.yaml.*not in the signed manifest"):
         B.load(d, trusted_keys=keys.lab_pub)
     (d / "extra.yaml").unlink()
     (d / "MODEL_CARD.md").write_text("# card: success 1.00\n")  # the human-facing claims are signed too
     B.load(d)  # unverified: fine
-    with pytest.raises(B.BundleError, match=r"MODEL_CARD\.md changed since it was signed"):
+    with pytest.raises(BundleError, match=r"MODEL_CARD\.md changed since it was signed"):
         B.load(d, trusted_keys=keys.lab_pub)
     (d / "MODEL_CARD.md").unlink()
-    with pytest.raises(B.BundleError, match=r"signed file\(s\) missing: MODEL_CARD\.md"):
+    with pytest.raises(BundleError, match=r"signed file\(s\) missing: MODEL_CARD\.md"):
         B.load(d, trusted_keys=keys.lab_pub)
 
 
@@ -223,16 +224,16 @@ def test_trusted_keys_directory_file_with_several_keys_and_pem(tiny, keys, tmp_p
 
 def test_misconfigured_trusted_keys_never_disable_verification(tiny, keys, tmp_path):
     d = _signed(tiny, keys, tmp_path)
-    with pytest.raises(B.BundleError, match="does not exist") as e:
+    with pytest.raises(BundleError, match="does not exist") as e:
         B.load(d, trusted_keys=tmp_path / "nope.pub")
     assert e.value.field == "trusted_keys"
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(B.BundleError, match="no public keys") as e:
+    with pytest.raises(BundleError, match="no public keys") as e:
         B.load(d, trusted_keys=empty)
     bad = tmp_path / "bad.pub"
     bad.write_text("ed25519 not-base64!\n")
-    with pytest.raises(B.BundleError, match=r"bad\.pub.*line 1") as e:
+    with pytest.raises(BundleError, match=r"bad\.pub.*line 1") as e:
         B.load(d, trusted_keys=bad)
     assert e.value.field == "trusted_keys"
 
@@ -263,7 +264,7 @@ def test_cli_sign_then_inspect_with_and_without_trusted_keys(tiny, keys, tmp_pat
     _flip_weight_byte_and_update_hash(d)
     assert main(["inspect", str(d), "--trusted-keys", str(keys.lab_pub)]) == 1
     err = capsys.readouterr().err
-    assert "invalid bundle" in err and B.WEIGHTS_FILE in err
+    assert "invalid bundle" in err and WEIGHTS_FILE in err
 
 
 def test_cli_inspect_refuses_swapped_layout(tiny, tmp_path, capsys):
@@ -280,7 +281,7 @@ def test_cli_inspect_refuses_swapped_layout(tiny, tmp_path, capsys):
 def test_cli_sign_refuses_an_invalid_bundle(tiny, keys, tmp_path, capsys):
     d = _copy(tiny[2], tmp_path)
     _flip_weight_byte_and_update_hash(d)  # consistent hashes: signable (the lab's own responsibility)
-    (d / B.WEIGHTS_FILE).write_bytes(b"garbage")
+    (d / WEIGHTS_FILE).write_bytes(b"garbage")
     assert main(["sign", str(d), "--key", str(keys.lab_key)]) == 1
     assert "not signed" in capsys.readouterr().err
     assert not (d / "bundle.sig").exists()
@@ -315,7 +316,7 @@ def test_cli_export_sign_round_trip(tiny, keys, tmp_path, monkeypatch, capsys):
     assert f"signature: signed by key {_pub_id(keys.lab_pub)}" in capsys.readouterr().out
     b = B.load(out, trusted_keys=keys.lab_pub)
     assert b.signature.state == "verified"
-    assert {"bundle.yaml", B.WEIGHTS_FILE, "MODEL_CARD.md", "run/config.yaml"} <= set(b.signature.files)
+    assert {"bundle.yaml", WEIGHTS_FILE, "MODEL_CARD.md", "run/config.yaml"} <= set(b.signature.files)
     # a bad key file fails before the (long) export starts, and leaves nothing behind
     bad = tmp_path / "bad.key"
     bad.write_text("not a key\n")
@@ -353,7 +354,7 @@ def test_damaged_signature_file(tiny, keys, tmp_path):
     (d / "bundle.sig").write_text("{not json")
     b = B.load(d)  # no trusted keys: loads, and says what is wrong
     assert b.signature.state == "unreadable" and "not valid JSON" in b.signature_status
-    with pytest.raises(B.BundleError, match="not valid JSON") as e:
+    with pytest.raises(BundleError, match="not valid JSON") as e:
         B.load(d, trusted_keys=keys.lab_pub)
     assert e.value.field == "signature"
 
@@ -361,7 +362,9 @@ def test_damaged_signature_file(tiny, keys, tmp_path):
 def test_re_export_drops_the_stale_signature(tiny, keys, tmp_path):
     d = _signed(tiny, keys, tmp_path)
     b = B.load(d)
-    B.write_bundle(d, b.contract, b.weights)
+    from legion_core.training.export import write_bundle
+
+    write_bundle(d, b.spec, b.weights)
     assert not (d / "bundle.sig").exists()
 
 

@@ -1,4 +1,4 @@
-"""Operator-command grounder (issue 7): splitting, opposites, typos, refusals, margins, closed world, scene
+"""Operator-command grounder: splitting, opposites, typos, refusals, margins, closed world, scene
 hook, and the evaluation set's targets.
 
 Fast: every text is embedded through `language.embed_cached` (the on-disk cache; the model loads only on a
@@ -390,7 +390,7 @@ def test_eval_set_shape(eval_set):
 
 
 def test_eval_targets(grounder, eval_set):
-    """Targets (issue 7): >= 95% exact plans on in-scope commands and 100% refusal of out-of-scope ones.
+    """Targets: >= 95% exact plans on in-scope commands and 100% refusal of out-of-scope ones.
 
     tune: the targets themselves. heldout: the bar below is set from the measurement made once the grounder
     was finished (see the commit message/report; the held-out items were never tuned on). Measured then:

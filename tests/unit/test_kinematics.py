@@ -188,7 +188,7 @@ def test_sim_to_base_round_trip():
     np.testing.assert_allclose(R_SIM_BASE @ R_DOWN, iiwa7.R_WORLD_FLANGE_DOWN, atol=1e-15)
 
 
-# -- position-first IK with a bounded tilt (issue 5, IKConfig.max_tilt_rad) ------------------------------
+# -- position-first IK with a bounded tilt (docs/decisions/ik-bounded-tilt.md) ---------------------------
 
 
 def test_position_first_ik_reaches_near_base_targets_that_flange_down_cannot():

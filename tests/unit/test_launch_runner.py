@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from legion_core.tools import launch_runner as lr
-from legion_core.tools.launch_runner import LaunchError, parse_launch_file, parse_substitutions, runtime_env
+from legion_core.tools.launch import description, environment, runner
+from legion_core.tools.launch.description import parse_launch_file
+from legion_core.tools.launch.environment import runtime_env
+from legion_core.tools.launch.errors import LaunchError
+from legion_core.tools.launch.substitutions import (
+    Substitution,
+    parse_substitutions,
+    resolve_substitution,
+    split_cmdline,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "launch"
 PREFIX = DATA / "prefix"
@@ -119,10 +127,11 @@ def test_parameter_values_get_ros2_launch_types():
     assert "rate_hz:=12.5" in d.process("talker").params  # a substituted string is typed with YAML rules
     d = parse("basic.launch.yaml", {"rate": "fast"})
     assert "rate_hz:=fast" in d.process("talker").params
-    assert lr._format_param_value("true") == '"true"'  # a string that YAML would read as a bool is quoted
-    assert lr._format_param_value(["a", "b c"]) == "[a, b c]"
-    assert lr._format_param_value(float("inf")) == ".inf"
-    assert lr._format_param_value("") == '""'
+    # A string that YAML would read as a bool is quoted.
+    assert description._format_param_value("true") == '"true"'
+    assert description._format_param_value(["a", "b c"]) == "[a, b c]"
+    assert description._format_param_value(float("inf")) == ".inf"
+    assert description._format_param_value("") == '""'
 
 
 def test_unknown_command_line_argument_lists_declared_ones():
@@ -223,7 +232,7 @@ def test_conditions():
 
 # ------------------------------------------------------------------------------------ substitutions
 def test_substitution_grammar():
-    Sub = lr._Sub
+    Sub = Substitution
     assert parse_substitutions("plain 'quotes' stay") == ("plain 'quotes' stay",)
     assert parse_substitutions("a$(var x)b") == ("a", Sub("var", (("x",),)), "b")
     assert parse_substitutions("$(env HOME '/no home')") == (Sub("env", (("HOME",), ("/no home",))),)
@@ -236,9 +245,44 @@ def test_substitution_grammar():
 
 
 def test_cmdline_split_keeps_substitution_results_whole():
-    words = lr._split_cmdline(parse_substitutions("--a $(var x) 'two words' pre$(var y)post --z"))
+    words = split_cmdline(parse_substitutions("--a $(var x) 'two words' pre$(var y)post --z"))
     assert [len(w) for w in words] == [1, 1, 1, 3, 1]
     assert words[0] == ("--a",) and words[2] == ("two words",) and words[4] == ("--z",)
+
+
+def test_one_substitution_resolves_from_its_arguments(tmp_path):
+    """substitutions.resolve_substitution: one `$(...)` whose arguments are already resolved, against the
+    launch configurations, the environment and the launch file in scope; its errors carry no file (the
+    evaluator adds file, entry and key)."""
+    launch_file = tmp_path / "x.launch.yaml"
+    configs = {"x": "3", "ros_namespace": "/ns"}
+    env = runtime_env(PREFIX, base={"HOME": "/home/op", "PATH": os.environ.get("PATH", "")})
+
+    def res(name: str, *args: str) -> str:
+        return resolve_substitution(name, list(args), configs, env, launch_file)
+
+    assert res("var", "x") == "3"
+    assert res("env", "HOME") == "/home/op" and res("env", "LEGION_UNSET_X", "fallback") == "fallback"
+    assert res("dirname") == str(tmp_path) and res("filename") == str(launch_file)
+    assert res("find-pkg-prefix", "fakepkg") == str(PREFIX.resolve())
+    assert res("find-pkg-share", "fakepkg") == str(PREFIX.resolve() / "share" / "fakepkg")
+    assert res("eval", "2 * 3 + math.floor(0.5)") == "6"
+    assert (
+        res("not", "TRUE") == "false"
+        and res("and", "1", "false") == "false"
+        and res("or", "0", "1") == "true"
+    )
+    with pytest.raises(LaunchError, match=r"not defined here \(defined: x\)") as ei:
+        res("var", "y")  # the pushed namespace is no launch argument
+    assert ei.value.file is None and ei.value.entry == "" and ei.value.key == ""
+    with pytest.raises(LaunchError, match=r"\$\(var\) takes 1 argument\(s\), got 2"):
+        res("var", "x", "y")
+    with pytest.raises(LaunchError, match="not set; set it, or give a default"):
+        res("env", "LEGION_UNSET_X")
+    with pytest.raises(LaunchError, match=r"failed: NameError"):
+        res("eval", "open('/etc/passwd')")  # only harmless builtins
+    with pytest.raises(LaunchError, match="unsupported substitution"):
+        res("command", "ls")
 
 
 def test_substitutions_evaluate(tmp_path, monkeypatch):
@@ -492,9 +536,10 @@ def test_runtime_env_sources_the_workspace_and_forces_localhost(tmp_path):
 
 def test_ament_lookups():
     env = runtime_env(PREFIX)
-    assert lr.find_package_prefix("fakepkg", env) == PREFIX.resolve()
+    assert environment.find_package_prefix("fakepkg", env) == PREFIX.resolve()
     assert (
-        lr.find_node_executable("fakepkg", "talker", env) == PREFIX.resolve() / "lib" / "fakepkg" / "talker"
+        environment.find_node_executable("fakepkg", "talker", env)
+        == PREFIX.resolve() / "lib" / "fakepkg" / "talker"
     )
 
 
@@ -513,7 +558,7 @@ def test_describe_shows_argv_params_remaps_and_env_diff():
 
 
 def test_cli_dry_run_accepts_options_anywhere(capsys):
-    rc = lr.main(
+    rc = runner.main(
         [str(DATA / "basic.launch.yaml"), "rate:=30", "--install-dir", str(PREFIX), "--dry-run", "mode:=real"]
     )
     out = capsys.readouterr().out
@@ -525,7 +570,7 @@ def test_cli_wired_as_a_subcommand(capsys):
 
     top = argparse.ArgumentParser(prog="legion")
     sub = top.add_subparsers(dest="cmd")
-    lr.add_arguments(sub.add_parser("launch"))
+    runner.add_arguments(sub.add_parser("launch"))
     args = top.parse_args(
         [
             "launch",
@@ -536,7 +581,7 @@ def test_cli_wired_as_a_subcommand(capsys):
             str(PREFIX),
         ]
     )
-    assert lr.run_from_args(args) == 0
+    assert runner.run_from_args(args) == 0
     assert "[real_only]" in capsys.readouterr().out
 
 
@@ -550,5 +595,5 @@ def test_cli_wired_as_a_subcommand(capsys):
     ],
 )
 def test_cli_errors_exit_2_with_a_message(capsys, argv, needle):
-    rc = lr.main([str(DATA / argv[0]), *argv[1:], "--install-dir", str(PREFIX), "--dry-run"])
+    rc = runner.main([str(DATA / argv[0]), *argv[1:], "--install-dir", str(PREFIX), "--dry-run"])
     assert rc == 2 and needle in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Property tests of Sim2RealMapper's invariants (issue 5 §6), whatever the input:
+"""Property tests of Sim2RealMapper's invariants, whatever the input:
 
 1. no NaN/inf in any emitted joint target;
 2. every emitted target inside the joint limits;

@@ -1,4 +1,5 @@
-"""Continual-learning metrics on hand-made matrices with hand-computed values (Continual World §3.2)."""
+"""Continual-learning metrics on hand-made matrices with hand-computed values
+(docs/method.md#continual-learning-metrics)."""
 
 from __future__ import annotations
 

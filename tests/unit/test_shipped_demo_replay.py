@@ -1,4 +1,4 @@
-"""Regression fixture from the shipped demo (issue 8): a session recorded by `make demo` (models/legion-kuka
+"""Regression fixture from the shipped demo: a session recorded by `make demo` (models/legion-kuka
 running the long-horizon chain drawer-open -> button-press-topdown -> drawer-close on the twin through the
 ROS graph) is replayed offline through the shipped bundle; the policy must reproduce every recorded action,
 bit-exactly where this machine's numeric signature equals the recording's, within the float32 tolerance
@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
-from legion_core.tools.regression import check, float32_action_atol, judge_policy_offline, read_session
+from legion_core.tools.regression.judge import float32_action_atol, judge_policy_offline
+from legion_core.tools.regression.live import check
+from legion_core.tools.regression.session import read_session
 from legion_core.tools.ros_env import REPO
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "replay" / "shipped_demo"
@@ -83,7 +85,7 @@ def test_tolerance_mode_passes_rounding_and_fails_a_regression(rec, bundle, delt
 
 def test_the_float32_tolerance_follows_from_the_network(bundle):
     """atol = 2 * D * sqrt(W) * eps_float32 * scale: D weight matrices of up to W inputs (the formula's
-    derivation is in legion_core/tools/regression.py and docs/decisions/portable-regression-check.md)."""
+    derivation is in legion_core/tools/regression/judge.py and docs/decisions/portable-regression-check.md)."""
     atol, how = float32_action_atol(bundle.weights)
     eps = float(np.finfo(np.float32).eps)
     assert how["matrices"] == 10 and how["max_fan_in"] == 400  # encoder l0-l2, mu, logvar; actor l0-l3, out

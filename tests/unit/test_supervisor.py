@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_core.robot import iiwa7
+from legion_core.robot import iiwa7, kinematics
 from sim2real.calibration import sim_calibration
 from sim2real.mapper import MapperConfig, Sim2RealMapper
-from sim2real.supervisor import ESTOP, HOLD, OK, Supervisor, SupervisorConfig
+from sim2real.supervisor import ESTOP, HOLD, OK, WARN, Supervisor, SupervisorConfig
 
 PERIOD = 0.01
 HOME = np.array(iiwa7.HOME_SEED_Q_RAD)
@@ -142,6 +142,65 @@ def test_hardware_input_silence_latches_when_watched():
     assert a.last.level == ESTOP and "hardware e-stop input silent" in a.last.reason
 
 
+@pytest.mark.parametrize("source", ["e-stop topic", "e-stop service", "hardware e-stop input"])
+def test_every_estop_source_latches_in_the_same_tick(arm, source):
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(5)
+    if source == "hardware e-stop input":
+        assert arm.sup.on_hw_estop(True, arm.t)
+    else:
+        assert arm.sup.estop(source)
+    tk = arm.tick()
+    assert tk.level == ESTOP and f"e-stop latched ({source})" in tk.reason
+    assert arm.sup.active_skill == "" and arm.sup.skill_cleared_by == "e-stop"
+    if source == "hardware e-stop input":
+        arm.sup.on_hw_estop(False, arm.t)  # released: still latched until re-armed
+    arm.cycle(20)
+    assert arm.last.level == ESTOP and arm.moved_over(20) == 0.0
+
+
+def test_the_latch_keeps_its_first_reason(arm):
+    assert arm.sup.estop("e-stop service")
+    assert not arm.sup.estop("e-stop topic"), "already latched"
+    assert not arm.sup.on_hw_estop(True, arm.t)
+    assert arm.sup.estop_reason == "e-stop service"
+
+
+def test_hardware_input_silence_is_not_watched_when_off_or_before_it_was_seen():
+    off = Arm()  # hw_estop_timeout_s = 0: liveness of the input not watched
+    off.sup.on_hw_estop(False, off.t)
+    off.cycle(100)
+    assert off.last.level == OK
+    unseen = Arm(hw_estop_timeout_s=0.05)  # watched, but no input has ever been seen (none wired)
+    unseen.cycle(100)
+    assert unseen.last.level == OK
+
+
+def test_rearm_when_not_latched_is_a_no_op(arm):
+    assert arm.sup.rearm(arm.t) == (True, "not latched")
+
+
+def test_rearm_refused_on_joint_states_stamped_in_the_future(arm):
+    arm.sup.estop("e-stop topic")
+    arm.cycle(3, stamp_age=-0.5)  # the driver's clock is 0.5 s ahead
+    ok, msg = arm.sup.rearm(arm.t)
+    assert not ok and "in the future" in msg and arm.sup.estop_reason
+
+
+def test_rearm_refused_with_the_arm_outside_its_joint_limits(arm):
+    arm.sup.estop("e-stop topic")
+    arm.cycle(3)
+    q = arm.q.copy()
+    q[0] = kinematics.Q_HIGH[0] + 0.05  # measured beyond A1's limit (moved by hand in a compliant mode)
+    arm.t += PERIOD
+    arm.joint_state(q=q)
+    ok, msg = arm.sup.rearm(arm.t)
+    assert not ok and "outside the joint limits" in msg and arm.sup.estop_reason
+    arm.t += PERIOD
+    arm.joint_state()  # back inside
+    assert arm.sup.rearm(arm.t)[0]
+
+
 # ------------------------------------------------------------------------------------- joint-state stamps
 def test_stale_stamp_holds_at_the_first_such_message(arm):
     """Finding 4: the watchdog ignored header stamps; joint states 1 s old moved the arm 147 ms more."""
@@ -161,6 +220,39 @@ def test_future_and_missing_stamps_hold(arm):
     arm.t += PERIOD
     arm.sup.on_joint_state(NAMES, list(arm.q), 0.0, arm.t)
     assert "no valid header stamp" in arm.sup.tick(arm.t).reason
+
+
+def test_malformed_joint_states_hold_with_the_reason(arm):
+    q = list(arm.q)
+    arm.t += PERIOD
+    assert arm.sup.on_joint_state(NAMES[:-1], q[:-1], arm.t, arm.t), "a missing joint holds at once"
+    tk = arm.tick()
+    assert tk.level == HOLD and f"lacks ['{NAMES[-1]}']" in tk.reason
+    arm.cycle(3)
+    assert arm.last.level == OK
+    arm.t += PERIOD
+    arm.sup.on_joint_state(NAMES, q[:-1], arm.t, arm.t)
+    assert "7 joint names but 6 positions" in arm.sup.tick(arm.t).reason
+    arm.t += PERIOD
+    arm.sup.on_joint_state(NAMES, [float("nan")] + q[1:], arm.t, arm.t)
+    assert "non-finite joint positions" in arm.sup.tick(arm.t).reason
+
+
+def test_joint_states_that_stop_arriving_hold_after_the_timeout(arm):
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(5)
+    t_last = arm.t
+    while arm.last.level == OK:
+        arm.cycle(1, js=False)
+    assert arm.t - t_last == pytest.approx(arm.sup.config.joint_state_timeout_s + PERIOD, abs=PERIOD)
+    assert "no joint state for" in arm.last.reason and "driver silent" in arm.last.reason
+
+
+def test_nothing_is_sent_before_the_first_valid_joint_state():
+    a = Arm()
+    a.t += PERIOD
+    tk = a.tick()
+    assert tk.q_cmd is None and tk.level == WARN and "waiting for joint states" in tk.reason
 
 
 # ------------------------------------------------------------------------------------------ tracking error
@@ -318,6 +410,52 @@ def test_an_invalid_observation_holds_at_once_with_its_reason(arm):
     arm.sup.on_observation(True, "ok")
     arm.cycle(30)
     assert arm.moved_over(20) > 1e-4
+
+
+# -------------------------------------------------------------------------------------------- actions
+def test_no_action_yet_holds():
+    a = Arm()
+    a.cycle(5, act=False)
+    assert a.last.level == HOLD and "no action yet" in a.last.reason
+
+
+def test_action_timeout_holds_and_fresh_actions_resume(arm):
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(5)
+    t_last = arm.t
+    while arm.last.level != HOLD:
+        arm.cycle(1, act=False)  # the policy stopped acting (starved of valid observations)
+    assert arm.t - t_last == pytest.approx(arm.sup.config.action_timeout_s + PERIOD, abs=PERIOD)
+    assert (
+        "no action for" in arm.last.reason
+        and f"timeout {arm.sup.config.action_timeout_s} s" in arm.last.reason
+    )
+    held = arm.sent[-1].copy()
+    arm.cycle(10, act=False)
+    assert np.array_equal(arm.sent[-1], held)
+    arm.cycle(30)
+    assert arm.last.level == OK and arm.moved_over(20) > 1e-4
+
+
+def test_an_action_from_before_a_skill_switch_is_not_executed(arm):
+    arm.sup.set_active_skill("drawer-close")
+    arm.cycle(20)
+    arm.sup.set_active_skill("button-press-topdown")
+    assert not arm.sup.wants_action(arm.t), "the newest action was computed for the previous skill"
+
+
+# ------------------------------------------------------------------------------------------- refusals
+def test_reset_refused_without_a_fresh_joint_state(arm):
+    arm.cycle(20, js=False)
+    ok, msg = arm.sup.reset_to_measured(arm.t)
+    assert not ok and "cannot reset without a fresh, valid joint state" in msg
+    arm.cycle(1)
+    assert arm.sup.reset_to_measured(arm.t) == (True, "restarted from the measured posture")
+
+
+def test_a_heartbeat_with_a_nonsense_period_is_ignored(arm):
+    note = arm.sup.on_heartbeat("/policy_node", 0.0, 1, arm.t)
+    assert "ignoring heartbeat" in note and "/policy_node" not in arm.sup.watched
 
 
 def test_config_refuses_nonsense():

@@ -13,7 +13,7 @@ def test_task_sets_resolve_and_have_ten_tasks():
         specs = get_task_set(name)
         assert len(specs) == 10, name
         assert len({s.name for s in specs}) == 10
-    # The paper's set swaps faucet-open / peg-unplug-side in for drawer-open / peg-insert-side (§1.1).
+    # The paper's set swaps faucet-open / peg-unplug-side in for drawer-open / peg-insert-side (docs/method.md#tasks).
     diff = set(TASK_SETS["legion-mt10"]) ^ set(TASK_SETS["mt10"])
     assert diff == {"faucet-open", "peg-unplug-side", "drawer-open", "peg-insert-side"}
 

@@ -1,21 +1,23 @@
 """The LEGION agent: SAC with per-task temperature over [s, z], a VAE task encoder q(z|s,e) trained only by its
-own loss, and a DPMM prior over z (research/legion-method.md, "§" refers to it).
+own loss, and a DPMM prior over z (the method: docs/method.md).
 
-`LegionAgent.update` is the algorithm, readable top to bottom, in the exact order of §5:
+`LegionAgent.update` is the algorithm, readable top to bottom, in the exact order of
+docs/method.md#update-order:
 
-    1. VAE step, only when (global_step + 1) % vae_update_every == 0  (encoder + both decoders, §4.1)
-    2. critic step, with z from the just-updated encoder                                     (§4.2)
-    3. actor step, then temperature step                                                      (§4.3, §4.4)
-    4. Polyak update of the twin target critics                                               (§5.5)
+    1. VAE step, only when (global_step + 1) % vae_update_every == 0  (encoder + both decoders)
+    2. critic step, with z from the just-updated encoder
+    3. actor step, then temperature step
+    4. Polyak update of the twin target critics
 
-The DPMM refit (§5.6) is scheduled by the trainer, which owns the replay buffer: it calls
+The losses are in docs/method.md#losses. The DPMM refit is scheduled by the trainer, which owns the replay
+buffer: it calls
 `encode_latents(obs, emb, use_mean=cfg.dpmm.fit_on == "mean")` on `cfg.dpmm.batch_size` transitions and then
 `fit_dpmm(Z)`.
 
 Latent noise. The original calls the encoder anew for every use of z (critic s, critic s', actor s), each call
 drawing a fresh ε. Between those calls the encoder does not change, so we run it ONCE on [s; s'] and draw the
 three independent ε from the same (μ, σ): the same distribution of z for every term, one forward pass instead
-of three. z is detached for the RL losses: RL gradients never reach the encoder (§4.5).
+of three. z is detached for the RL losses: RL gradients never reach the encoder (docs/method.md#vae).
 
 Randomness. All sampling (ε of z, ξ of the policy) uses the agent's own `torch.Generator` (seeded by
 `config.seed`, saved in `state_dict`), so that a saved and reloaded agent makes exactly the same next update
@@ -48,7 +50,7 @@ BATCH_KEYS = {
     "action": "[B, action_dim] float32 in [-1, 1]",
     "reward": "[B, 1] float32",
     "next_obs": "[B, obs_dim] float32",
-    "not_done": "[B, 1] float32 (1 = bootstrap; always 1 at the 150-step time limit, §1.5)",
+    "not_done": "[B, 1] float32 (1 = bootstrap; always 1 at the 150-step time limit, docs/method.md#tasks)",
     "task_id": "[B] int64 < max_tasks",
     "embedding": "[B, embed_dim] float32, the embedding of each transition's task",
 }
@@ -122,7 +124,8 @@ class LegionAgent:
         for m in self._modules().values():
             m.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        # §2.6 disentangled temperature: one log α per task id, initialised at log(init_temperature).
+        # Disentangled temperature (docs/method.md#actor-and-critic): one log α per task id, initialised at
+        # log(init_temperature).
         self.log_alpha = torch.nn.Parameter(
             torch.full((cfg.max_tasks,), float(np.log(cfg.init_temperature)), device=self.device)
         )
@@ -152,7 +155,7 @@ class LegionAgent:
     # Optimizers
     # ------------------------------------------------------------------------------------------------------
     def reset_optimizers(self) -> None:
-        """(Re)create the four Adam optimizers, discarding their moments (§7.2 `should_reset_optimizer`, done at
+        """(Re)create the four Adam optimizers, discarding their moments (`should_reset_optimizer`, done at
         every task switch in the lifelong setting). Networks, temperatures and the DPMM are untouched."""
         cfg = self.config
         # fused=True: one kernel per parameter group instead of ~10 elementwise passes per tensor (measured
@@ -221,12 +224,12 @@ class LegionAgent:
         return self.log_alpha.exp()[task_id].unsqueeze(-1)
 
     # ------------------------------------------------------------------------------------------------------
-    # The update (§5)
+    # The update (docs/method.md#update-order)
     # ------------------------------------------------------------------------------------------------------
     def update(self, batch: dict[str, torch.Tensor], global_step: int) -> dict[str, float]:
         """One LEGION gradient update on a replay batch (keys: `BATCH_KEYS`). Returns scalar metrics.
 
-        `global_step` is the env step counter across tasks; it gates the VAE step (§4.1).
+        `global_step` is the env step counter across tasks; it gates the VAE step (docs/method.md#losses).
         """
         with self._precision():
             return self._update(batch, global_step)
@@ -260,7 +263,7 @@ class LegionAgent:
             z_next = mu[1] + std[1] * eps[1]  # target, at s'
             z_pi = mu[0] + std[0] * eps[2]  # actor and temperature, at s
 
-        # ---- 2. critic step (§4.2)
+        # ---- 2. critic step
         with torch.no_grad():
             next_action, next_log_pi = self._sample_action(next_obs, z_next)
             target_q = self._target_fwd(torch.cat([next_obs, z_next, next_action], -1))
@@ -273,7 +276,7 @@ class LegionAgent:
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        # ---- 3. actor step, then temperature step (§4.3, §4.4)
+        # ---- 3. actor step, then temperature step
         mean_a, log_std_a = self._actor_fwd(obs, z_pi)
         pi_action, log_pi = self._squashed_sample(mean_a, log_std_a)
         # The critic only passes the gradient through to the action: freezing its parameters skips their
@@ -297,7 +300,7 @@ class LegionAgent:
         alpha_loss.backward()
         self.alpha_optimizer.step()
 
-        # ---- 4. Polyak update of the target twins, every step (§5.5)
+        # ---- 4. Polyak update of the target twins, every step
         with torch.no_grad():
             torch._foreach_lerp_(
                 list(self.critic_target.parameters()), list(self.critic.parameters()), cfg.tau
@@ -314,7 +317,7 @@ class LegionAgent:
         return metrics
 
     def _sample_action(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """a = tanh(μ + σξ) and log π(a) [B,1] (§2.4), ξ from the agent's generator."""
+        """a = tanh(μ + σξ) and log π(a) [B,1], ξ from the agent's generator."""
         return self._squashed_sample(*self._actor_fwd(obs, z))
 
     def _squashed_sample(
@@ -327,7 +330,8 @@ class LegionAgent:
     def _update_vae(
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, embedding: torch.Tensor
     ) -> dict[str, float]:
-        """One Adam step on encoder + both decoders: L_VAE = 0.5·L_dyn + L_embed + β·L_KL (§4.1)."""
+        """One Adam step on encoder + both decoders: L_VAE = 0.5·L_dyn + L_embed + β·L_KL
+        (docs/method.md#losses)."""
         cfg = self.config
         mu, logvar = self._latent_params(obs, embedding)
         z = mu + (0.5 * logvar).exp() * self._randn(*mu.shape)
@@ -335,11 +339,12 @@ class LegionAgent:
         l_dyn = losses.dynamics_loss(self.dynamics_decoder(obs, action, z), next_obs)
         l_embed = losses.embedding_loss(self.context_decoder(z), embedding, cfg.embed_loss_reduction)
         if cfg.kl_to_dpmm and self.dpmm.fitted:
-            # §3: soft KL to the DPMM components, responsibilities of the SAMPLED z (no gradient through them).
+            # Soft KL to the DPMM components (docs/method.md#dpmm), responsibilities of the SAMPLED z (no
+            # gradient through them).
             resp = self.dpmm.responsibilities(z.detach())
             means, variances = self.dpmm.torch_components(z.device, z.dtype)
             l_kl = losses.kl_to_mixture(mu, logvar, resp, means, variances)
-        else:  # before the first fit, or the Gaussian ablation (§3.4)
+        else:  # before the first fit, or the Gaussian ablation
             l_kl = losses.kl_standard_normal(mu, logvar)
         loss = losses.vae_loss(l_dyn, l_embed, l_kl, cfg.dyn_weight, cfg.embed_weight, cfg.beta_kl)
 
@@ -373,7 +378,8 @@ class LegionAgent:
         [N, embed_dim] (one embedding is broadcast over N observations).
 
         deterministic=True (evaluation / deployment): z per `config.z_mode` ("mean": z = μ(s,e); "sample": the
-        original's sampled z), a = tanh(μ_a) (§2.4). deterministic=False (exploration): z and a sampled.
+        original's sampled z), a = tanh(μ_a) (docs/method.md#evaluation). deterministic=False (exploration): z
+        and a sampled.
         `task_id` is accepted for the caller's bookkeeping only: the policy sees the task through the
         embedding (the temperature is the only per-id parameter and is not used for acting).
         """
@@ -395,7 +401,7 @@ class LegionAgent:
             a = torch.tanh(self._actor_fwd(o, z)[0])
         else:
             a, _ = self._sample_action(o, z)
-        a = a.clamp(-1.0, 1.0).cpu().numpy()  # §1.4: the agent clamps actions to [-1, 1]
+        a = a.clamp(-1.0, 1.0).cpu().numpy()  # the original agent clamps actions to [-1, 1] too
         return a[0] if single else a
 
     # ------------------------------------------------------------------------------------------------------
@@ -404,7 +410,7 @@ class LegionAgent:
     def encode_latents(
         self, obs: np.ndarray | torch.Tensor, embedding: np.ndarray | torch.Tensor, use_mean: bool = False
     ) -> np.ndarray:
-        """Latents of N transitions for a DPMM fit, [N, latent_dim] float64 numpy (§3 "Data fitted").
+        """Latents of N transitions for a DPMM fit, [N, latent_dim] float64 numpy (docs/method.md#dpmm).
 
         use_mean=False: sampled z (original); True: μ. The trainer passes `config.dpmm.fit_on == "mean"`.
         """
@@ -416,7 +422,7 @@ class LegionAgent:
         return z.cpu().double().numpy()
 
     def fit_dpmm(self, Z: np.ndarray) -> dict[str, Any]:
-        """(Re)fit the DPMM prior on latents Z [N, latent_dim] (warm-started after the first fit, §3).
+        """(Re)fit the DPMM prior on latents Z [N, latent_dim] (warm-started after the first fit).
         Returns the fit summary (K, laps, seconds, warm_start, converged, output_path)."""
         return self.dpmm.fit(Z)
 

@@ -1,4 +1,4 @@
-"""Import bnpy 0.1.7 on Python >= 3.11 with numpy 2 (research/environment.md).
+"""Import bnpy 0.1.7 on Python >= 3.11 with numpy 2 (docs/environment.md#bnpy).
 
 bnpy 0.1.7 was written for Python 3.7 / numpy 1.x and touches four things that no longer exist:
 

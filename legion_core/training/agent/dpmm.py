@@ -1,4 +1,4 @@
-"""The DPMM knowledge space of LEGION (research/legion-method.md §3).
+"""The DPMM knowledge space of LEGION (docs/method.md#dpmm).
 
 A Dirichlet-process mixture of diagonal Gaussians over the 10-d task latent z, fit with bnpy memoized VB
 (`DPMixtureModel` / `DiagGauss` / `memoVB`, moves birth+merge, no delete), exactly the original's `BNPModel`:
@@ -9,7 +9,7 @@ A Dirichlet-process mixture of diagonal Gaussians over the 10-d task latent z, f
 * after a fit it caches, per component k, the posterior mean m_k and the diagonal of the expected covariance
   E[Σ_k] = β_k / (ν_k - 2) (`comp_mu`, `comp_var` of the original).
 
-Responsibilities r_nk (the soft assignments of the KL term, §3.1) are computed here, vectorised, from the
+Responsibilities r_nk (the soft assignments of the KL term) are computed here, vectorised, from the
 cached posterior instead of bnpy's `calc_local_params`. It is the same formula bnpy evaluates (DPMixtureModel +
 DiagGaussObsModel.calcLogSoftEvMatrix_FromPost, tests/unit/test_dpmm.py checks equality):
 
@@ -74,12 +74,12 @@ def _quiet_bnpy() -> Iterator[None]:
 
 
 class DPMMKnowledgeSpace:
-    """DP mixture of diagonal Gaussians over latents, with warm-started refits (§3).
+    """DP mixture of diagonal Gaussians over latents, with warm-started refits (docs/method.md#dpmm).
 
     Args:
         work_dir: directory for bnpy's two alternating output directories (created on demand). None: a fresh
             temporary directory, created at the first fit.
-        gamma0, sF, n_batch, n_lap, birth_kwargs, merge_kwargs: §3 hyper-parameters (see `DPMMConfig`).
+        gamma0, sF, n_batch, n_lap, birth_kwargs, merge_kwargs: the original's hyper-parameters (see `DPMMConfig`).
 
     After the first `fit`: `K`, `means` [K,D], `variances` [K,D], `weights` [K], `K_history`, and
     `responsibilities(z)`.

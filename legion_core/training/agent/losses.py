@@ -1,4 +1,5 @@
-"""LEGION losses as pure functions (research/legion-method.md §3 and §4). No module state, no optimizer.
+"""LEGION losses as pure functions (docs/method.md#losses; the KL terms: docs/method.md#dpmm). No module state,
+no optimizer.
 
 Shapes: B batch, D latent size, K mixture components, A action size. Every scalar loss is a 0-d tensor.
 """
@@ -9,10 +10,10 @@ import torch
 
 
 # ------------------------------------------------------------------------------------------------------------
-# KL terms (§3 "Feedback into the VAE")
+# KL terms (docs/method.md#dpmm)
 # ------------------------------------------------------------------------------------------------------------
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of KL(N(μ, diag σ²) ‖ N(0, I)) = -½ Σ_d (1 + log σ² - μ² - σ²)  (§3.4).
+    """Mean over the batch of KL(N(μ, diag σ²) ‖ N(0, I)) = -½ Σ_d (1 + log σ² - μ² - σ²).
 
     Used before the first DPMM fit and in the "LEGION (Gauss)" ablation. mu, logvar: [B, D] → scalar.
     """
@@ -22,7 +23,7 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def kl_diag_gaussian_to_components(
     mu: torch.Tensor, logvar: torch.Tensor, comp_means: torch.Tensor, comp_vars: torch.Tensor
 ) -> torch.Tensor:
-    """KL(N(μ_n, diag σ²_n) ‖ N(m_k, diag v_k)) for every sample n and component k, as one [B, K] tensor (§3.2):
+    """KL(N(μ_n, diag σ²_n) ‖ N(m_k, diag v_k)) for every sample n and component k, as one [B, K] tensor:
 
         KL_nk = ½ Σ_d [ log(v_kd / σ²_nd) + (σ²_nd + (μ_nd - m_kd)²) / v_kd - 1 ].
 
@@ -44,7 +45,7 @@ def kl_to_mixture(
     comp_means: torch.Tensor,
     comp_vars: torch.Tensor,
 ) -> torch.Tensor:
-    """Responsibility-weighted ("soft") KL to the DPMM: mean_n Σ_k r_nk · KL_nk  (§3.1-3.3, `kl_method='soft'`).
+    """Responsibility-weighted ("soft") KL to the DPMM: mean_n Σ_k r_nk · KL_nk  (`kl_method='soft'`).
 
     resp [B, K] are the DPMM responsibilities of the sampled z (no gradient flows through them: the original
     computes them in numpy). Returns a scalar.
@@ -54,17 +55,17 @@ def kl_to_mixture(
 
 
 # ------------------------------------------------------------------------------------------------------------
-# VAE (§4.1)
+# VAE (docs/method.md#losses)
 # ------------------------------------------------------------------------------------------------------------
 def dynamics_loss(pred_next_obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-    """L_dyn = mean over B×D_s of (s' - Dec_s([s,a,z]))²  (§4.1)."""
+    """L_dyn = mean over B×D_s of (s' - Dec_s([s,a,z]))²."""
     return (next_obs - pred_next_obs).pow(2).mean()
 
 
 def embedding_loss(
     pred_embedding: torch.Tensor, embedding: torch.Tensor, reduction: str = "sum"
 ) -> torch.Tensor:
-    """L_embed = (tanh(Dec_e(z)) - e)², reduced by `reduction` (§4.1, §13.7).
+    """L_embed = (tanh(Dec_e(z)) - e)², reduced by `reduction` (why "sum": `AgentConfig.embed_loss_reduction`).
 
     "sum": over B×embed_dim (original `MSELoss(reduction='sum')`); "mean": over B×embed_dim;
     "batch_mean": sum over embed_dim, mean over B. `pred_embedding` is already tanh-squashed.
@@ -87,12 +88,12 @@ def vae_loss(
     embed_weight: float = 1.0,
     beta_kl: float = 0.001,
 ) -> torch.Tensor:
-    """L_VAE = 0.5·L_dyn + 1·L_embed + β·L_KL  (§4.1; weights are the original defaults)."""
+    """L_VAE = 0.5·L_dyn + 1·L_embed + β·L_KL  (weights are the original defaults)."""
     return dyn_weight * l_dyn + embed_weight * l_embed + beta_kl * l_kl
 
 
 # ------------------------------------------------------------------------------------------------------------
-# SAC (§4.2-4.4)
+# SAC (docs/method.md#losses)
 # ------------------------------------------------------------------------------------------------------------
 def critic_target(
     reward: torch.Tensor,
@@ -103,7 +104,7 @@ def critic_target(
     next_log_pi: torch.Tensor,
     alpha: torch.Tensor,
 ) -> torch.Tensor:
-    """y = r + not_done·γ·(min(Q̄1, Q̄2)(s', z', a') - α_k·log π(a'|s',z'))  (§4.2), all [B, 1], no gradient.
+    """y = r + not_done·γ·(min(Q̄1, Q̄2)(s', z', a') - α_k·log π(a'|s',z')), all [B, 1], no gradient.
 
     alpha [B, 1] is α of each transition's task (detached by the caller or here).
     """
@@ -113,18 +114,18 @@ def critic_target(
 
 
 def critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_Q = MSE(Q1, y) + MSE(Q2, y), mean reduction  (§4.2). q1, q2, target: [B, 1]."""
+    """L_Q = MSE(Q1, y) + MSE(Q2, y), mean reduction. q1, q2, target: [B, 1]."""
     target = target.detach()
     return (q1 - target).pow(2).mean() + (q2 - target).pow(2).mean()
 
 
 def actor_loss(log_pi: torch.Tensor, min_q: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """L_π = mean(α_k.detach()·log π(ã) - min(Q1, Q2)(s, z, ã))  (§4.3). All [B, 1]."""
+    """L_π = mean(α_k.detach()·log π(ã) - min(Q1, Q2)(s, z, ã)). All [B, 1]."""
     return (alpha.detach() * log_pi - min_q).mean()
 
 
 def temperature_loss(alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float) -> torch.Tensor:
-    """L_α = mean(α_k · (-log π(ã) - H_target).detach())  (§4.4).
+    """L_α = mean(α_k · (-log π(ã) - H_target).detach()).
 
     α itself (not log α) multiplies the term: the MTRL convention of the original. alpha = exp(log_alpha[k]),
     [B, 1], carries the gradient to log_alpha.

@@ -1,16 +1,17 @@
-"""LEGION networks (research/legion-method.md §2), shapes for D_s=12, |A|=4, d_z=10, e ∈ R^384.
+"""LEGION networks, shapes for D_s=12, |A|=4, d_z=10, e ∈ R^384 (docs/method.md#vae,
+docs/method.md#actor-and-critic).
 
-* `VAEEncoder`      q(z|s,e): [s;e] → 3×(Linear+ReLU, 400) → heads μ, log σ² (trunk computed once, §13.11).
-* `ContextDecoder`  z → 400 → 400 → 400 → embed_dim, tanh output (§2.2).
-* `DynamicsDecoder` [s,a,z] → 400 → 400 → 400 → D_s, linear output, predicts s' (§2.3).
+* `VAEEncoder`      q(z|s,e): [s;e] → 3×(Linear+ReLU, 400) → heads μ, log σ² (trunk computed once).
+* `ContextDecoder`  z → 400 → 400 → 400 → embed_dim, tanh output.
+* `DynamicsDecoder` [s,a,z] → 400 → 400 → 400 → D_s, linear output, predicts s'.
 * `Actor`           [s,z] → Linear–LayerNorm–Tanh → 3×(Linear–LeakyReLU) → Linear(2|A|), tanh-squashed Gaussian
-                    with log σ = -20 + 11·(tanh(raw)+1) (§2.4).
-* `TwinCritic`      Q1, Q2 over [s,z,a] with the actor's trunk and a scalar head (§2.5), FUSED: one module with
+                    with log σ = -20 + 11·(tanh(raw)+1).
+* `TwinCritic`      Q1, Q2 over [s,z,a] with the actor's trunk and a scalar head, FUSED: one module with
                     stacked parameters that evaluates both nets in one call, either as one batched kernel per layer
                     (`torch.baddbmm`, GPU) or grouped 2-D kernels on the stacked weights (CPU, measured faster).
                     Numerically the same function as two independent `nn.Sequential` Q nets (tested).
 
-All Linear weights: Xavier-uniform, biases zero (§2). LayerNorm: default init (weight 1, bias 0).
+All Linear weights: Xavier-uniform, biases zero (as the original). LayerNorm: default init (weight 1, bias 0).
 The hidden-layer Tanh of the actor and critics and the context decoder's output tanh use `fast_tanh` (the same
 function, computed as 2·σ(2x) - 1 on CPU, where torch's tanh kernel is slow).
 """
@@ -23,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG_STD_MIN = -20.0  # §2.4 log σ bounds [-20, 2]
+LOG_STD_MIN = -20.0  # the original's log σ bounds [-20, 2]
 LOG_STD_MAX = 2.0
-LEAKY_SLOPE = 0.01  # §2 LeakyReLU slope
+LEAKY_SLOPE = 0.01  # the original's LeakyReLU slope
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -65,7 +66,7 @@ class FastTanh(nn.Module):
 
 
 def init_linear_(layer: nn.Linear) -> nn.Linear:
-    """Xavier-uniform weight, zero bias (§2: `agent_utils.weight_init`)."""
+    """Xavier-uniform weight, zero bias (the original's `agent_utils.weight_init`)."""
     nn.init.xavier_uniform_(layer.weight)
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
@@ -73,7 +74,7 @@ def init_linear_(layer: nn.Linear) -> nn.Linear:
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden_layers: int = 3) -> nn.Sequential:
-    """in → hidden (ReLU) ×n_hidden_layers → out (linear). The VAE trunk and decoders (§2.1-2.3)."""
+    """in → hidden (ReLU) ×n_hidden_layers → out (linear). The VAE trunk and decoders."""
     layers: list[nn.Module] = []
     d = in_dim
     for _ in range(n_hidden_layers):
@@ -84,12 +85,12 @@ def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden_layers: int = 3) -> nn.
 
 
 # ------------------------------------------------------------------------------------------------------------
-# VAE (§2.1-2.3)
+# VAE (docs/method.md#vae)
 # ------------------------------------------------------------------------------------------------------------
 class VAEEncoder(nn.Module):
-    """q(z|s,e) = N(μ, diag exp(log σ²)) over x = [s; e] (`encoder_input_setup=context_obs`, §2.1).
+    """q(z|s,e) = N(μ, diag exp(log σ²)) over x = [s; e] (`encoder_input_setup=context_obs`).
 
-    The original evaluates the trunk once per head (§13.11); here it runs once and feeds both heads.
+    The original evaluates the trunk once per head; here it runs once and feeds both heads.
     """
 
     def __init__(self, obs_dim: int, embed_dim: int, latent_dim: int, hidden: int = 400):
@@ -134,7 +135,7 @@ class VAEEncoder(nn.Module):
 
 
 class ContextDecoder(nn.Module):
-    """Dec_e(z): z → 400 → 400 → 400 → embed_dim, ReLU hidden, tanh output; target e (§2.2)."""
+    """Dec_e(z): z → 400 → 400 → 400 → embed_dim, ReLU hidden, tanh output; target e."""
 
     def __init__(self, latent_dim: int, embed_dim: int, hidden: int = 400):
         super().__init__()
@@ -145,7 +146,7 @@ class ContextDecoder(nn.Module):
 
 
 class DynamicsDecoder(nn.Module):
-    """Dec_s([s,a,z]) → ŝ' (absolute next observation, linear output, §2.3)."""
+    """Dec_s([s,a,z]) → ŝ' (absolute next observation, linear output)."""
 
     def __init__(self, obs_dim: int, action_dim: int, latent_dim: int, hidden: int = 400):
         super().__init__()
@@ -156,10 +157,10 @@ class DynamicsDecoder(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Actor (§2.4)
+# Actor (docs/method.md#actor-and-critic)
 # ------------------------------------------------------------------------------------------------------------
 class Actor(nn.Module):
-    """Tanh-squashed Gaussian policy π(a|s,z) (`DPMM_Actor`, §2.4).
+    """Tanh-squashed Gaussian policy π(a|s,z) (the original's `DPMM_Actor`).
 
     `self.model` has the original's layer indices (model.0 Linear(22,300), model.1 LayerNorm, model.3/5/7
     Linear(300,300), model.9 Linear(300,8)), so the released actor checkpoint loads into it unchanged.
@@ -184,13 +185,13 @@ class Actor(nn.Module):
     def forward(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the pre-tanh mean μ [B,|A|] and log σ [B,|A|] ∈ [-20, 2]."""
         mean, raw = self.model(torch.cat([obs, z], dim=-1)).chunk(2, dim=-1)
-        # §2.4: log σ = min + ½(max - min)(tanh(raw) + 1) = -20 + 11·(tanh(raw) + 1)
+        # log σ = min + ½(max - min)(tanh(raw) + 1) = -20 + 11·(tanh(raw) + 1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1.0)
         return mean, log_std
 
     @staticmethod
     def squashed_log_prob(noise: torch.Tensor, log_std: torch.Tensor, pre_tanh: torch.Tensor) -> torch.Tensor:
-        """log π(a) of a = tanh(u), u = μ + σ·ξ, exactly as the original (§2.4), shape [B,1]:
+        """log π(a) of a = tanh(u), u = μ + σ·ξ, exactly as the original, shape [B,1]:
 
         log π = Σ(-½ξ² - log σ) - ½·|A|·log 2π - Σ log(relu(1 - tanh(u)²) + 1e-6).
         """
@@ -206,15 +207,15 @@ class Actor(nn.Module):
         return torch.tanh(u), self.squashed_log_prob(noise, log_std, u), torch.tanh(mean)
 
     def deterministic(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The evaluation/deployment action tanh(μ) (§2.4, §9)."""
+        """The evaluation/deployment action tanh(μ) (docs/method.md#deployment)."""
         return torch.tanh(self(obs, z)[0])
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Twin critic (§2.5), fused
+# Twin critic (docs/method.md#actor-and-critic), fused
 # ------------------------------------------------------------------------------------------------------------
 class TwinCritic(nn.Module):
-    """Q1 and Q2 over x = [s, z, a], each Linear–LayerNorm–Tanh → 3×(Linear–LeakyReLU) → Linear(1) (§2.5).
+    """Q1 and Q2 over x = [s, z, a], each Linear–LayerNorm–Tanh → 3×(Linear–LeakyReLU) → Linear(1).
 
     Fused: one module holds both nets; layer l of both is ONE parameter of shape [2, in, out] (bias [2, 1, out];
     weights stored as [in, out], the transpose of nn.Linear, so no kernel needs a transpose). One call of
@@ -319,7 +320,7 @@ class TwinCritic(nn.Module):
         return q[0], q[1]
 
     def min_q(self, obs: torch.Tensor, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """min(Q1, Q2) [B, 1] (target and actor loss, §4.2-4.3)."""
+        """min(Q1, Q2) [B, 1] (target and actor loss, docs/method.md#losses)."""
         return self.forward_stacked(torch.cat([obs, z, action], dim=-1)).amin(dim=0)
 
     # ---- conversion to / from two independent nets (tests, export, loading original checkpoints) ----------

@@ -4,12 +4,17 @@ Logic: legion_core.runtime.policy_runner (pure, unit-tested)."""
 
 from __future__ import annotations
 
-from legion_core.ros.common import (
-    LATCHED_QOS,
-    RELIABLE_QOS,
+from legion_core.contracts.interface import (
+    NODE_POLICY,
     TOPIC_ACTION,
     TOPIC_ACTIVE_SKILL,
     TOPIC_OBSERVATION,
+    DiagnosticLevel,
+    StatusLevel,
+)
+from legion_core.ros.common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
     LegionNode,
     NodeStartupError,
     spin_nodes,
@@ -19,25 +24,19 @@ from legion_core.ros.common import (
 
 class PolicyNode(LegionNode):
     def __init__(self, **kwargs) -> None:
-        super().__init__("policy_node", **kwargs)
+        super().__init__(NODE_POLICY, **kwargs)
         from legion_msgs.msg import Observation, PolicyAction
         from std_msgs.msg import String
 
-        from legion_core.contracts.bundle import BundleError, load
-        from legion_core.runtime.policy_runner import PolicyRunner
+        from legion_core.base.params import pick
+        from legion_core.contracts.bundle import load
+        from legion_core.contracts.bundle_schema import BundleError
+        from legion_core.runtime.node_params import PolicyNodeParams, policy_node_parameters
+        from legion_core.runtime.policy_runner import PolicyRunner, PolicyRunnerConfig
 
-        path = self.param("bundle", "", "policy bundle directory (models/<name>) [required]")
-        max_age = self.param("max_obs_age_s", 0.2, "observations older than this [s] are not acted on")
-        z_mode = self.param(
-            "z_mode", "mean", "latent used for acting: mean (deterministic) or sample (original)"
-        )
-        skill = self.param("skill", "", "skill active at start ('' = wait for /legion/active_skill)")
-        trusted_keys = self.param(
-            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
-        )
-        heartbeat = self.param(
-            "heartbeat_period_s", 0.02, "liveness heartbeat period, watched by sim2real [s]"
-        )
+        values = self.declare_parameters_from(policy_node_parameters())
+        p = PolicyNodeParams(**pick(PolicyNodeParams, values))
+        path, trusted_keys = p.bundle, p.trusted_keys
         self.log_parameters()
         if not path:
             raise NodeStartupError(
@@ -47,27 +46,27 @@ class PolicyNode(LegionNode):
             bundle = load(path, trusted_keys=trusted_keys or None)
         except BundleError as e:
             raise NodeStartupError(f"invalid bundle {path}: {e}") from None
-        self.runner = PolicyRunner(bundle, max_obs_age_s=max_age, z_mode=z_mode)
-        self.get_logger().info(f"loaded bundle {bundle.contract['name']} with skills {bundle.skill_names}")
+        self.runner = PolicyRunner(bundle, **pick(PolicyRunnerConfig, values))
+        self.get_logger().info(f"loaded bundle {bundle.name} with skills {bundle.skill_names}")
         self._PolicyAction = PolicyAction
         self.pub = self.handoff_publisher(PolicyAction, TOPIC_ACTION, RELIABLE_QOS)
         self.handoff_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
         self._last_reason = ""
         self._seq = 0
-        if skill:
-            self.on_skill(String(data=skill))
+        if p.skill:
+            self.on_skill(String(data=p.skill))
         self.create_timer(1.0, self._diagnostics)
-        self.start_heartbeat(heartbeat)
+        self.start_heartbeat(p.heartbeat_period_s)
 
     def on_skill(self, msg) -> None:
         res = self.runner.set_skill(msg.data)
         if res != "ok":
             self.get_logger().error(res)
-            self.publish_status(4, res)
+            self.publish_status(StatusLevel.ERROR, res)
         else:
             self.get_logger().info(f"active skill: {msg.data or '(none)'}")
-            self.publish_status(0, f"active skill {msg.data or '(none)'}", msg.data)
+            self.publish_status(StatusLevel.OK, f"active skill {msg.data or '(none)'}", msg.data)
 
     def on_observation(self, msg) -> None:
         d = self.runner.step(
@@ -76,11 +75,11 @@ class PolicyNode(LegionNode):
         if d.action is None:
             if d.reason != self._last_reason:  # log state changes, not every step
                 self.get_logger().warn(f"not acting: {d.reason}")
-                self.publish_status(1, f"not acting: {d.reason}", self.runner.skill or "")
+                self.publish_status(StatusLevel.WARN, f"not acting: {d.reason}", self.runner.skill or "")
             self._last_reason = d.reason
             return
         if self._last_reason:
-            self.publish_status(0, "acting", self.runner.skill or "")
+            self.publish_status(StatusLevel.OK, "acting", self.runner.skill or "")
             self._last_reason = ""
         out = self._PolicyAction()
         out.header.stamp = msg.header.stamp
@@ -93,7 +92,7 @@ class PolicyNode(LegionNode):
 
     def _diagnostics(self) -> None:
         self.publish_diagnostics(
-            0 if not self._last_reason else 1,
+            DiagnosticLevel.OK if not self._last_reason else DiagnosticLevel.WARN,
             self._last_reason or "acting",
             {"skill": self.runner.skill, "actions": self.runner.actions},
         )

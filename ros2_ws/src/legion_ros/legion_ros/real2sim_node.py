@@ -8,15 +8,19 @@ timer keeps publishing (invalid) observations with their reason when joint state
 
 from __future__ import annotations
 
-from legion_core.ros.common import (
-    LATCHED_QOS,
-    RELIABLE_QOS,
-    SENSOR_QOS,
+from legion_core.contracts.interface import (
+    NODE_REAL2SIM,
     TOPIC_ACTIVE_SKILL,
     TOPIC_DETECTIONS,
     TOPIC_GRIPPER_STATE,
     TOPIC_JOINT_STATES,
     TOPIC_OBSERVATION,
+    StatusLevel,
+)
+from legion_core.ros.common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
     LegionNode,
     NodeStartupError,
     s_to_stamp,
@@ -27,59 +31,47 @@ from legion_core.ros.common import (
 
 class Real2SimNode(LegionNode):
     def __init__(self, **kwargs) -> None:
-        super().__init__("real2sim_node", **kwargs)
+        super().__init__(NODE_REAL2SIM, **kwargs)
         from legion_msgs.msg import ObjectDetectionArray, Observation
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64, String
 
+        from legion_core.base.params import pick
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
+        from sim2real.decimation import StampGrid
+        from sim2real.node_params import (
+            REAL2SIM_CONFIG_PARAMETERS,
+            Real2SimNodeParams,
+            real2sim_node_parameters,
+        )
         from sim2real.real2sim import Real2Sim, Real2SimConfig
 
-        cal_path = self.param("calibration", "", "calibration YAML ('' = the simulated embodiment's)")
-        layout = self.param("layout", "legion12", "observation layout of the bundle")
-        rate = self.param("rate_hz", 50.0, "observation publishing rate [Hz]")
-        skill = self.param("skill", "", "skill active at start ('' = wait for /legion/active_skill)")
-        dfilter = self.param(
-            "detection_filter", "latest", "latest | median of the last median_window detections"
-        )
-        min_conf = self.param("min_confidence", 0.5, "detections below this confidence are dropped")
-        max_joint_age = self.param(
-            "max_joint_age_s", 0.1, "joint states older than this make the observation invalid [s]"
-        )
-        max_obj_age = self.param("max_object_age_s", 0.5, "object detections older than this are stale [s]")
-        bundle = self.param(
-            "bundle", "", "bundle directory: detections outside its workspace box (+ margin) are refused"
-        )
-        margin = self.param(
-            "workspace_margin_m", 0.10, "detections may lie this far outside the workspace [m]"
-        )
-        trusted_keys = self.param(
-            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
-        )
-        heartbeat = self.param(
-            "heartbeat_period_s", 0.02, "liveness heartbeat period, watched by sim2real [s]"
-        )
+        values = self.declare_parameters_from(real2sim_node_parameters())
+        p = Real2SimNodeParams(**pick(Real2SimNodeParams, values))
         self.log_parameters()
+        cal_path, layout, bundle, trusted_keys = p.calibration, p.layout, p.bundle, p.trusted_keys
+        try:
+            self.grid = StampGrid(p.rate_hz)
+        except ValueError as e:
+            raise NodeStartupError(str(e)) from None
         box = {}
         if bundle:
-            from legion_core.contracts.bundle import BundleError, load
+            from legion_core.contracts.bundle import load
+            from legion_core.contracts.bundle_schema import BundleError
 
             try:
-                ws = load(bundle, trusted_keys=trusted_keys or None).contract["action"]["workspace_box_sim_m"]
+                ws = load(bundle, trusted_keys=trusted_keys or None).action.workspace_box_sim_m
             except BundleError as e:
                 raise NodeStartupError(f"invalid bundle {bundle}: {e}") from None
-            box = dict(skill_box_low_m=tuple(ws["low"]), skill_box_high_m=tuple(ws["high"]))
+            box = dict(skill_box_low_m=ws.low, skill_box_high_m=ws.high)
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
         except (CalibrationError, OSError) as e:
             raise NodeStartupError(f"calibration: {e}") from None
         self.cal = cal
         self.cfg = Real2SimConfig(
-            detection_filter=dfilter,
-            min_confidence=min_conf,
-            max_joint_age_s=max_joint_age,
-            max_object_age_s=max_obj_age,
-            skill_box_margin_m=margin,
+            **pick(Real2SimConfig, values, REAL2SIM_CONFIG_PARAMETERS),
+            skill_box_margin_m=p.workspace_margin_m,
             **box,
         )
         self._make = lambda spec: Real2Sim(cal, spec, layout, self.cfg)
@@ -93,14 +85,12 @@ class Real2SimNode(LegionNode):
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
         self._pending_js = None
         self._pending_grip = None
-        if skill:
-            self.on_skill(String(data=skill))
-        self._period = 1.0 / rate
+        if p.skill:
+            self.on_skill(String(data=p.skill))
         self._last_pub = -1e18
-        self._last_slot = None
         self.create_timer(0.1, self.on_tick)
         self._last_reason = ""
-        self.start_heartbeat(heartbeat)
+        self.start_heartbeat(p.heartbeat_period_s)
 
     def on_skill(self, msg) -> None:
         from legion_core.contracts.tasks import UnknownTaskError
@@ -116,7 +106,7 @@ class Real2SimNode(LegionNode):
         except (UnknownTaskError, ValueError) as e:
             self.r2s = None
             self.get_logger().error(f"cannot observe skill {msg.data!r}: {e}")
-            self.publish_status(4, f"cannot observe skill {msg.data!r}: {e}")
+            self.publish_status(StatusLevel.ERROR, f"cannot observe skill {msg.data!r}: {e}")
             return
         if self._pending_js is not None:
             self.r2s.set_joint_state(*self._pending_js)
@@ -128,14 +118,9 @@ class Real2SimNode(LegionNode):
         if self.r2s is not None:
             self.r2s.set_joint_state(*js)
             now = self.now_s()
-            # Decimate on the joint states' own stamps, on a fixed grid (one observation per rate_hz slot of
-            # stamp time): a replay of the same bag picks the same samples, whatever the delivery timing, so
-            # the same inputs give the same observations (issue 8's determinism judgement). Unstamped joint
-            # states fall back to the node clock.
-            t = js[2] if js[2] > 0 else now
-            slot = int(t // self._period)
-            if slot != self._last_slot:
-                self._last_slot = slot
+            # One observation per rate_hz slot of the joint states' own stamps: a replay of the same bag
+            # picks the same samples (sim2real.decimation).
+            if self.grid.accept(js[2], now):
                 self._publish(now)
 
     def on_gripper(self, msg) -> None:
@@ -187,7 +172,9 @@ class Real2SimNode(LegionNode):
         self.publish_handoff(self.pub, m)
         if ob.reason != self._last_reason:
             (self.get_logger().info if ob.valid else self.get_logger().warn)(f"observation: {ob.reason}")
-            self.publish_status(0 if ob.valid else 1, f"observation: {ob.reason}", ob.skill)
+            self.publish_status(
+                StatusLevel.OK if ob.valid else StatusLevel.WARN, f"observation: {ob.reason}", ob.skill
+            )
             self._last_reason = ob.reason
 
 

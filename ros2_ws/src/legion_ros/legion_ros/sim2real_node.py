@@ -9,8 +9,25 @@ position controller), the gripper opening, and a CommandReport with what was req
 from __future__ import annotations
 
 import re
-from collections import deque
 
+from legion_core.contracts.interface import (
+    NODE_SIM2REAL,
+    SERVICE_ESTOP,
+    SERVICE_REARM,
+    SERVICE_RESET,
+    TOPIC_ACTION,
+    TOPIC_ACTIVE_SKILL,
+    TOPIC_COMMAND_REPORT,
+    TOPIC_ESTOP,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_HEARTBEAT,
+    TOPIC_JOINT_COMMAND,
+    TOPIC_JOINT_STATES,
+    TOPIC_OBSERVATION,
+    TOPIC_SAFETY_STATE,
+    DiagnosticLevel,
+    StatusLevel,
+)
 from legion_core.ros.common import (
     COMMAND_QOS,
     HEARTBEAT_QOS,
@@ -18,25 +35,13 @@ from legion_core.ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
     SENSOR_QOS,
-    TOPIC_ACTION,
-    TOPIC_ACTIVE_SKILL,
-    TOPIC_COMMAND_REPORT,
-    TOPIC_ESTOP,
-    TOPIC_ESTOP_HW,
-    TOPIC_GRIPPER_COMMAND,
-    TOPIC_HEARTBEAT,
-    TOPIC_JOINT_COMMAND,
-    TOPIC_JOINT_STATES,
-    TOPIC_OBSERVATION,
-    TOPIC_SAFETY_STATE,
     LegionNode,
     NodeStartupError,
     s_to_stamp,
     spin_nodes,
     stamp_to_s,
 )
-
-INTERFACES = ("position_array", "trajectory")
+from sim2real.node_params import COMMAND_INTERFACES as INTERFACES
 
 
 def _reason_kind(reason: str) -> str:
@@ -47,7 +52,7 @@ def _reason_kind(reason: str) -> str:
 
 class Sim2RealNode(LegionNode):
     def __init__(self, **kwargs) -> None:
-        super().__init__("sim2real_node", **kwargs)
+        super().__init__(NODE_SIM2REAL, **kwargs)
         import numpy as np
         from legion_msgs.msg import CommandReport, Heartbeat, Observation, PolicyAction, SafetyState
         from sensor_msgs.msg import JointState
@@ -55,53 +60,22 @@ class Sim2RealNode(LegionNode):
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
+        from legion_core.base.params import pick
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
+        from sim2real.control_stats import ControlStats
         from sim2real.mapper import MapperConfig, Sim2RealMapper
+        from sim2real.node_params import (
+            MAPPER_CONFIG_PARAMETERS,
+            Sim2RealNodeParams,
+            sim2real_node_parameters,
+        )
         from sim2real.supervisor import Supervisor, SupervisorConfig
 
         self._np = np
-        cal_path = self.param("calibration", "", "calibration YAML ('' = the simulated embodiment's)")
-        bundle = self.param("bundle", "", "bundle directory: its action scale and workspace box are used")
-        self.interface = self.param("command_interface", "position_array", "position_array | trajectory")
-        rate = self.param("command_rate_hz", 100.0, "joint command stream rate [Hz]")
-        timing = self.param("timing", "settle", "settle (next step when the arm reached the target) | stream")
-        policy_period = self.param("policy_period_s", 0.1, "stream timing: seconds per policy step")
-        vmax = self.param("max_tool_speed_m_s", 0.1, "Cartesian tool speed bound [m/s]")
-        vel_scale = self.param("joint_vel_scale", 0.5, "fraction of the datasheet joint speeds allowed")
-        js_timeout = self.param(
-            "joint_state_timeout_s",
-            0.1,
-            "hold when joint states arrived or are stamped longer ago than this [s]",
-        )
-        act_timeout = self.param("action_timeout_s", 0.3, "hold when no new action for this long [s]")
-        max_future = self.param(
-            "max_future_s", 0.05, "joint states stamped further ahead than this are refused [s]"
-        )
-        track = self.param(
-            "max_tracking_error_rad", 0.2, "measured vs commanded joint error that holds [rad]"
-        )
-        stall = self.param("runtime_stall_s", 0.05, "own command cycle later than this = runtime stall [s]")
-        live_periods = self.param(
-            "liveness_periods", 2.0, "a node missing this many heartbeat periods holds [-]"
-        )
-        dead_after = self.param("dead_after_s", 1.0, "a node silent this long is dead: skill cleared [s]")
-        hw_topic = self.param(
-            "hw_estop_topic", TOPIC_ESTOP_HW, "hardware e-stop input (std_msgs/Bool, True = pressed)"
-        )
-        hw_timeout = self.param(
-            "hw_estop_timeout_s",
-            0.0,
-            "latch when the hardware input, once seen, is silent this long [s] (0 = off)",
-        )
-        trusted_keys = self.param(
-            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
-        )
-        self.latency_log = self.param(
-            "latency_log",
-            "",
-            "benchmarks: JSON file written at shutdown with every stamp->command latency and command "
-            "publish time [s] ('' = off)",
-        )
+        values = self.declare_parameters_from(sim2real_node_parameters())
+        p = Sim2RealNodeParams(**pick(Sim2RealNodeParams, values))
+        cal_path, bundle, trusted_keys = p.calibration, p.bundle, p.trusted_keys
+        self.interface, self.latency_log = p.command_interface, p.latency_log
         self.log_parameters()
         if self.interface not in INTERFACES:
             raise NodeStartupError(f"command_interface must be one of {INTERFACES}, got {self.interface!r}")
@@ -109,29 +83,24 @@ class Sim2RealNode(LegionNode):
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
         except (CalibrationError, OSError) as e:
             raise NodeStartupError(f"calibration: {e}") from None
-        mcfg = dict(
-            command_period_s=1.0 / rate, timing=timing, policy_period_s=policy_period,
-            max_tool_speed_m_s=vmax, joint_vel_scale=vel_scale,
-        )  # fmt: skip
+        motion = pick(MapperConfig, values, MAPPER_CONFIG_PARAMETERS)
+        mcfg = dict(command_period_s=1.0 / p.command_rate_hz, **motion)
         if bundle:
-            from legion_core.contracts.bundle import BundleError, load
+            from legion_core.contracts.bundle import load
+            from legion_core.contracts.bundle_schema import BundleError
 
             try:
-                act = load(bundle, trusted_keys=trusted_keys or None).contract["action"]
+                act = load(bundle, trusted_keys=trusted_keys or None).action
             except BundleError as e:
                 raise NodeStartupError(f"invalid bundle {bundle}: {e}") from None
             mcfg.update(
-                action_scale_m=act["delta_xyz_scale_m_per_step"],
-                workspace_low_m=tuple(act["workspace_box_sim_m"]["low"]),
-                workspace_high_m=tuple(act["workspace_box_sim_m"]["high"]),
+                action_scale_m=act.delta_xyz_scale_m_per_step,
+                workspace_low_m=act.workspace_box_sim_m.low,
+                workspace_high_m=act.workspace_box_sim_m.high,
             )
         try:
             mapper = Sim2RealMapper(cal, MapperConfig(**mcfg))
-            self.sup = Supervisor(mapper, SupervisorConfig(
-                joint_state_timeout_s=js_timeout, action_timeout_s=act_timeout, max_future_s=max_future,
-                max_tracking_error_rad=track, runtime_stall_s=stall, liveness_periods=live_periods,
-                dead_after_s=dead_after, hw_estop_timeout_s=hw_timeout,
-            ))  # fmt: skip
+            self.sup = Supervisor(mapper, SupervisorConfig(**pick(SupervisorConfig, values)))
         except ValueError as e:
             raise NodeStartupError(str(e)) from None
         self.joint_names = list(mapper.robot_joint_names)
@@ -157,37 +126,22 @@ class Sim2RealNode(LegionNode):
         quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS, event_callbacks=quiet)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
-        if hw_topic:
-            self.create_subscription(Bool, hw_topic, self.on_hw_estop, RELIABLE_QOS)
+        if p.hw_estop_topic:
+            self.create_subscription(Bool, p.hw_estop_topic, self.on_hw_estop, RELIABLE_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
         self.create_subscription(Heartbeat, TOPIC_HEARTBEAT, self.on_heartbeat, HEARTBEAT_QOS)
         self.handoff_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
         self.safety_pub = self.create_publisher(SafetyState, TOPIC_SAFETY_STATE, LATCHED_QOS)
         self._safety_key = None
-        self.create_service(Trigger, "~/estop", self.on_estop_service)
-        self.create_service(Trigger, "~/rearm", self.on_rearm)
-        self.create_service(Trigger, "~/reset", self.on_reset)
-        self.period = 1.0 / rate
+        self.create_service(Trigger, SERVICE_ESTOP, self.on_estop_service)
+        self.create_service(Trigger, SERVICE_REARM, self.on_rearm)
+        self.create_service(Trigger, SERVICE_RESET, self.on_reset)
+        self.period = 1.0 / p.command_rate_hz
         self._timer = self.create_timer(self.period, self.on_timer)
-        # Command cycles on the timer's own grid (rcl keeps the phase and skips periods it could not run):
-        # a missed cycle is a period the timer skipped, a late one ran after its scheduled time.
-        self._next_call_ns: int | None = None
-        self.cycles_missed = 0
-        self._tick_late_recent: deque[float] = deque(maxlen=1000)  # [s]
-        # Latency log only: per timer tick, when it ran [s], how late [s] and how many periods it skipped.
-        self._ticks: list[tuple[float, float, int]] | None = [] if self.latency_log else None
+        # Missed and late command cycles, stamp -> command latency, the latency log (sim2real.control_stats).
+        self.stats = ControlStats(keep_log=bool(self.latency_log))
         self.create_timer(1.0, self.on_diagnostics)
         self._last_level, self._last_reason = -1, ""
-        self.commands_sent = 0
-        # stamp -> command sent per new policy step [s]: the last 1000 for diagnostics, all of them only
-        # when a latency log is asked for (a day at 10 steps/s would otherwise keep ~1M floats).
-        self._latency_recent: deque[float] = deque(maxlen=1000)
-        self._latency_all: list[float] | None = [] if self.latency_log else None
-        self._latency_t: list[float] = []
-        # The first percentile call loads numpy code lazily (6.6 ms measured inside the 1 Hz diagnostics
-        # callback, i.e. a stall of the command stream in the first second): pay it here instead.
-        self._latency_summary([0.0])
-        self._command_times: list[float] | None = [] if self.latency_log else None  # publish times [s]
 
     def on_joint_state(self, msg) -> None:
         if self.sup.on_joint_state(
@@ -220,7 +174,9 @@ class Sim2RealNode(LegionNode):
         ok, message = self.sup.set_active_skill(msg.data)
         if not ok:
             self.get_logger().warn(message)
-            self.publish_status(3 if self.sup.estop_reason else 2, f"refused: {message}")
+            self.publish_status(
+                StatusLevel.ESTOP if self.sup.estop_reason else StatusLevel.HOLD, f"refused: {message}"
+            )
         self._publish_safety_state(force=True)
 
     def _latch(self, reason: str) -> None:
@@ -272,7 +228,7 @@ class Sim2RealNode(LegionNode):
         m.estop_latched = bool(sup.estop_reason)
         m.estop_reason = sup.estop_reason
         m.silent_nodes, m.dead_nodes = silent, dead
-        m.level = max(0, int(level))
+        m.level = max(StatusLevel.OK, int(level))
         m.reason = reason or "starting"
         m.active_skill = sup.active_skill or ""
         m.skill_cleared_by = sup.skill_cleared_by if not sup.active_skill else ""
@@ -281,18 +237,9 @@ class Sim2RealNode(LegionNode):
     def on_timer(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
         until_ns = self._timer.time_until_next_call()
-        if until_ns is not None:
-            nxt = now_ns + until_ns
-            if self._next_call_ns is not None:
-                period_ns = self._timer.timer_period_ns
-                # rcl_timer_call advanced the schedule by one period, plus one per period it skipped.
-                skipped = max(0, round((nxt - self._next_call_ns) / period_ns) - 1)
-                self.cycles_missed += skipped
-                late = (now_ns - self._next_call_ns) * 1e-9
-                self._tick_late_recent.append(late)
-                if self._ticks is not None:
-                    self._ticks.append((now_ns * 1e-9, late, skipped))
-            self._next_call_ns = nxt
+        # The timer's schedule after this tick: rcl advanced it by one period plus one per skipped period.
+        nxt = None if until_ns is None else now_ns + until_ns
+        self.stats.on_timer(now_ns, nxt, self._timer.timer_period_ns)
         self.on_tick()
 
     def on_tick(self) -> None:
@@ -301,7 +248,7 @@ class Sim2RealNode(LegionNode):
         if tk.level != self._last_level or (
             tk.level and _reason_kind(tk.reason) != _reason_kind(self._last_reason)
         ):
-            log = self.get_logger().info if tk.level == 0 else self.get_logger().warn
+            log = self.get_logger().info if tk.level == StatusLevel.OK else self.get_logger().warn
             log(tk.reason)
             self.publish_status(tk.level, tk.reason)
             self._last_level, self._last_reason = tk.level, tk.reason
@@ -311,11 +258,7 @@ class Sim2RealNode(LegionNode):
         self._publish_command(tk.q_cmd, now)
         if tk.new_command is not None and tk.source_stamp == tk.source_stamp:
             # Control latency as the robot sees it: sensor stamp -> this new policy step's command sent.
-            lat = self.now_s() - tk.source_stamp
-            self._latency_recent.append(lat)
-            if self._latency_all is not None:
-                self._latency_all.append(lat)
-                self._latency_t.append(lat + tk.source_stamp)  # when it was sent [s, system clock]
+            self.stats.on_new_step(self.now_s(), tk.source_stamp)
         if tk.new_command is not None or tk.level:
             self._publish_report(tk)
         if tk.gripper_m is not None:
@@ -337,9 +280,7 @@ class Sim2RealNode(LegionNode):
         else:
             m = self._msgs["Float64MultiArray"](data=[float(v) for v in q])
         self.cmd_pub.publish(m)
-        self.commands_sent += 1
-        if self._command_times is not None:
-            self._command_times.append(self.now_s())
+        self.stats.on_command_sent(self.now_s())
 
     def _publish_report(self, tk) -> None:
 
@@ -355,22 +296,22 @@ class Sim2RealNode(LegionNode):
         r.gripper_opening_m = float(tk.gripper_m or 0.0)
         r.limits_hit = list(tk.limits_hit)
         r.ik_residual_m = float(c.ik_residual_m) if c is not None else 0.0
-        r.hold = tk.level >= 2
+        r.hold = tk.level >= StatusLevel.HOLD
         r.reason = tk.reason
         self.report_pub.publish(r)
 
     def on_diagnostics(self) -> None:
         self._publish_safety_state(force=True)
         self.publish_diagnostics(
-            min(self._last_level, 2) if self._last_level >= 0 else 1,
+            min(self._last_level, DiagnosticLevel.ERROR)
+            if self._last_level >= StatusLevel.OK
+            else DiagnosticLevel.WARN,
             self._last_reason or "starting",
             {
-                "commands_sent": self.commands_sent,
+                "commands_sent": self.stats.commands_sent,
                 "estop": self.sup.estop_reason or "no",
                 "interface": self.interface,
-                "stamp_to_command_ms": self._latency_summary(self._latency_recent),
-                "command_cycles_missed": self.cycles_missed,
-                "command_tick_late_ms": self._latency_summary(self._tick_late_recent, "ticks"),
+                **self.stats.diagnostics(),  # stamp_to_command_ms, command_cycles_missed, command_tick_late_ms
                 "runtime_stalls": self.sup.stalls,
                 "tracking_error_rad": f"{self.sup.tracking_error_rad:.4f}",
                 "tracking_error_max_rad": f"{self.sup.tracking_error_max_rad:.4f}",
@@ -379,32 +320,12 @@ class Sim2RealNode(LegionNode):
             },
         )
 
-    @staticmethod
-    def _latency_summary(lat_s, what: str = "steps") -> str:
-        if not lat_s:
-            return f"no {what} yet"
-        import numpy as np
-
-        ms = np.percentile(lat_s, [50, 99]) * 1e3
-        return f"p50 {ms[0]:.2f} p99 {ms[1]:.2f} max {max(lat_s) * 1e3:.2f} over the last {len(lat_s)} {what}"
-
     def on_shutdown(self) -> None:
         if self.latency_log:
             import json
 
             with open(self.latency_log, "w") as f:
-                json.dump(
-                    {
-                        "stamp_to_command_s": self._latency_all,
-                        "stamp_to_command_sent_at_s": self._latency_t,
-                        "command_times_s": self._command_times,
-                        "command_cycles_missed": self.cycles_missed,
-                        "tick_time_s": [t[0] for t in self._ticks],
-                        "tick_late_s": [t[1] for t in self._ticks],
-                        "tick_skipped": [t[2] for t in self._ticks],
-                    },
-                    f,
-                )
+                json.dump(self.stats.latency_log(), f)
 
 
 def main(args=None) -> int:

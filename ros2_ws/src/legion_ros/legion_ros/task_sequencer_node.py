@@ -1,8 +1,8 @@
 """task_sequencer_node: an operator's language command -> a grounded plan of bundle skills -> run one after
-another (issue 7). Exposes the action /legion/execute_task (legion_msgs/action/ExecuteTask) and the plain
-topic /legion/command (std_msgs/String, same path). Nothing from the text reaches the robot except skill
-names chosen by the grounder's closed world (legion_core.runtime.grounding); the run itself is
-legion_core.runtime.sequencer (pure, unit-tested).
+another (docs/architecture.md, "Long-horizon chains in one scene"). Exposes the action
+/legion/execute_task (legion_msgs/action/ExecuteTask) and the plain topic /legion/command (std_msgs/String,
+same path). Nothing from the text reaches the robot except skill names chosen by the grounder's closed world
+(legion_core.runtime.grounding); the run itself is legion_core.runtime.sequencer (pure, unit-tested).
 
 Operator input (docs/operator-input.md): every command, topic or action, is checked as text first
 (legion_core.runtime.operator_text: control characters, invalid UTF-8, over-long text are refused with the reason)
@@ -14,10 +14,10 @@ watched node is dead. Operator text appears in logs only through operator_text.f
 
 from __future__ import annotations
 
-from legion_core.ros.common import (
-    LATCHED_QOS,
-    OPERATOR_QOS,
-    RELIABLE_QOS,
+from legion_core.contracts.interface import (
+    ACTION_EXECUTE_TASK,
+    NODE_TASK_SEQUENCER,
+    SERVICE_CANCEL,
     TOPIC_ACTIVE_SKILL,
     TOPIC_CANCEL,
     TOPIC_COMMAND_REPORT,
@@ -25,6 +25,12 @@ from legion_core.ros.common import (
     TOPIC_COMMAND_TEXT,
     TOPIC_OBSERVATION,
     TOPIC_SAFETY_STATE,
+    StatusLevel,
+)
+from legion_core.ros.common import (
+    LATCHED_QOS,
+    OPERATOR_QOS,
+    RELIABLE_QOS,
     LegionNode,
     NodeStartupError,
     spin_nodes,
@@ -33,38 +39,32 @@ from legion_core.ros.common import (
 from legion_core.runtime.operator_text import check, for_echo, for_log
 from legion_core.runtime.sequencer import safety_refusal
 
-ACTION_NAME = "/legion/execute_task"
+ACTION_NAME = ACTION_EXECUTE_TASK
 
 
 class TaskSequencerNode(LegionNode):
     def __init__(self, **kwargs) -> None:
-        super().__init__("task_sequencer_node", **kwargs)
+        super().__init__(NODE_TASK_SEQUENCER, **kwargs)
         from legion_msgs.action import ExecuteTask
         from legion_msgs.msg import CommandReport, CommandStatus, Observation, SafetyState
         from rclpy.action import ActionServer, CancelResponse
         from std_msgs.msg import Empty, String
         from std_srvs.srv import Trigger
 
-        from legion_core.contracts.bundle import BundleError, load
+        from legion_core.base.params import pick
+        from legion_core.contracts.bundle import load
+        from legion_core.contracts.bundle_schema import BundleError
         from legion_core.runtime.grounding import Grounder, skill_cards_from_bundle
+        from legion_core.runtime.node_params import (
+            SEQUENCER_CONFIG_PARAMETERS,
+            TaskSequencerNodeParams,
+            task_sequencer_node_parameters,
+        )
         from legion_core.runtime.sequencer import SequencerConfig
 
-        path = self.param("bundle", "", "policy bundle directory: its skills are the closed world [required]")
-        pre = self.param(
-            "precondition_timeout_s", 5.0, "wait this long [s] for a skill's object/goal detection"
-        )
-        sps = self.param("seconds_per_step", 0.25, "time budget per policy step of a skill's step budget [s]")
-        retries = self.param("retries", 1, "extra attempts per skill after its budget ran out")
-        rate = self.param("rate_hz", 20.0, "state machine / feedback rate [Hz]")
-        heartbeat = self.param(
-            "heartbeat_period_s",
-            1.0 / rate if rate > 0 else 0.05,
-            "period of this node's /legion/heartbeat [s] (default 1/rate_hz); sim2real_node's liveness "
-            "watchdog declares the node silent after two missed periods",
-        )
-        trusted_keys = self.param(
-            "trusted_keys", "", "public keys a bundle must be signed by ('' = no check)"
-        )
+        values = self.declare_parameters_from(task_sequencer_node_parameters())
+        p = TaskSequencerNodeParams(**pick(TaskSequencerNodeParams, values))
+        path, trusted_keys, rate = p.bundle, p.trusted_keys, p.rate_hz
         self.log_parameters()
         if not rate > 0:
             raise NodeStartupError(f"rate_hz must be > 0 Hz, got {rate}")
@@ -75,7 +75,7 @@ class TaskSequencerNode(LegionNode):
         except BundleError as e:
             raise NodeStartupError(f"invalid bundle {path}: {e}") from None
         self.grounder = Grounder(skill_cards_from_bundle(self.bundle))
-        self.cfg = SequencerConfig(precondition_timeout_s=pre, seconds_per_step=sps, retries=retries)
+        self.cfg = SequencerConfig(**pick(SequencerConfig, values, SEQUENCER_CONFIG_PARAMETERS))
         self._ExecuteTask, self._String, self._CommandStatus = ExecuteTask, String, CommandStatus
         self.skill_pub = self.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
         # One reply per command (docs/operator-input.md): reliable and as deep as the command queue, so that
@@ -89,7 +89,7 @@ class TaskSequencerNode(LegionNode):
         # Depth 100, not 10: a burst of commands is answered one by one (busy), never dropped by the queue.
         self.create_subscription(String, TOPIC_COMMAND_TEXT, self.on_command_text, OPERATOR_QOS)
         self.create_subscription(Empty, TOPIC_CANCEL, self.on_cancel_topic, OPERATOR_QOS)
-        self.create_service(Trigger, "~/cancel", self.on_cancel_service)
+        self.create_service(Trigger, SERVICE_CANCEL, self.on_cancel_service)
         # sim2real_node's safety state, transient local: a sequencer (re)started after the e-stop latched
         # still gets it. None = never received (sim2real not running): commands are accepted as before.
         self.create_subscription(SafetyState, TOPIC_SAFETY_STATE, self.on_safety_state, LATCHED_QOS)
@@ -108,7 +108,7 @@ class TaskSequencerNode(LegionNode):
         self._active = ""
         self._active_t = 0.0  # when the current skill was published [s, node clock]
         self.create_timer(1.0 / rate, self.on_tick)
-        self.start_heartbeat(heartbeat)
+        self.start_heartbeat(p.heartbeat_s())  # after the rate_hz check: 0 means one period
         self.get_logger().info(
             f"ready: skills {self.bundle.skill_names}; action {ACTION_NAME}, topic {TOPIC_COMMAND_TEXT}, "
             f"replies on {TOPIC_COMMAND_STATUS}; cancel: service {self.get_fully_qualified_name()}/cancel or "
@@ -190,7 +190,7 @@ class TaskSequencerNode(LegionNode):
         if refusal is not None:
             outcome, message = refusal
             self.get_logger().warn(f"command {cid} via {via} {shown}: {message}")
-            self.publish_status(1, f"command {cid}: {message}")
+            self.publish_status(StatusLevel.WARN, f"command {cid}: {message}")
             self._reply(cid, text, outcome, message)
             return False, message, []
         self.seq = Sequencer(plan, self.bundle.layout.name, self.cfg)
@@ -198,7 +198,7 @@ class TaskSequencerNode(LegionNode):
         self._running = (cid, text)
         message = f"plan: {' -> '.join(res.skills)}"
         self.get_logger().info(f"command {cid} via {via} {shown}: {message}")
-        self.publish_status(0, f"command {cid}: {message}")
+        self.publish_status(StatusLevel.OK, f"command {cid}: {message}")
         self._reply(cid, text, CS.ACCEPTED, message)
         self.on_tick()  # the first skill is active from now on, so an early cancel has something to clear
         return True, message, res.skills
@@ -289,7 +289,9 @@ class TaskSequencerNode(LegionNode):
             outcome = CS.SUCCEEDED if out.success else CS.CANCELLED if out.state == "cancelled" else CS.FAILED
             log = self.get_logger()
             (log.info if out.success else log.warn)(f"command {cid}: {out.message}")
-            self.publish_status(0 if out.success else 1, f"command {cid}: {out.message}")
+            self.publish_status(
+                StatusLevel.OK if out.success else StatusLevel.WARN, f"command {cid}: {out.message}"
+            )
             self._reply(cid, text, outcome, out.message)
             if self.done_future is not None and not self.done_future.done():
                 self.done_future.set_result(out)

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import time
 
-from legion_core.ros.common import (
-    COMMAND_QOS,
-    LATCHED_QOS,
-    SENSOR_QOS,
+from legion_core.contracts.interface import (
+    NODE_TWIN,
+    SERVICE_RESET_TASK,
     TOPIC_DETECTIONS,
     TOPIC_GRIPPER_COMMAND,
     TOPIC_GRIPPER_STATE,
     TOPIC_JOINT_COMMAND,
     TOPIC_JOINT_STATES,
     TOPIC_TWIN_SUCCESS,
+    DiagnosticLevel,
+)
+from legion_core.ros.common import (
+    COMMAND_QOS,
+    LATCHED_QOS,
+    SENSOR_QOS,
     LegionNode,
     NodeStartupError,
     s_to_stamp,
@@ -26,45 +31,32 @@ from legion_core.ros.common import (
 
 class TwinNode(LegionNode):
     def __init__(self, **kwargs) -> None:
-        super().__init__("twin_node", **kwargs)
+        super().__init__(NODE_TWIN, **kwargs)
         from legion_msgs.msg import ObjectDetectionArray
         from legion_msgs.srv import ResetTask
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Bool, Float64, Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
 
+        from legion_core.base.params import pick
         from legion_core.contracts.tasks import UnknownTaskError
+        from legion_core.sim.node_params import TWIN_CONFIG_PARAMETERS, TwinNodeParams, twin_node_parameters
         from legion_core.sim.twin import DigitalTwin, TwinConfig
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
 
-        cal_path = self.param("calibration", "", "calibration YAML of the simulated cell ('' = built-in)")
-        task = self.param(
-            "task",
-            "drawer-close",
-            "task (registry name) or multi-object scene (legion_core.contracts.scenes)",
-        )
-        scene = self.param(
-            "scene", "", "for a single task: place it as in this scene ('' = Meta-World's placements)"
-        )
-        variation = self.param("variation", 0, "placement index 0-49 of the seeded Meta-World variations")
-        seed = self.param("seed", 0, "seed of the placements and of the sensor noise")
-        js_rate = self.param("joint_state_rate_hz", 200.0, "joint state publishing rate [Hz]")
-        det_rate = self.param("detection_rate_hz", 30.0, "camera detection rate [Hz]")
-        noise = self.param("detection_noise_m", 0.0, "std of detection position noise [m]")
-        latency = self.param("detection_latency_s", 0.0, "detection latency [s]")
-        dropout = self.param("detection_dropout", 0.0, "probability a detection is missing from a frame")
-        iface = self.param("command_interface", "position_array", "position_array | trajectory")
-        self.real_time_factor = self.param("real_time_factor", 1.0, "simulated seconds per wall second")
-        self.video_path = self.param(
-            "video_path", "", "write an MP4 of the scene here at shutdown ('' = off)"
-        )
-        video_fps = self.param("video_fps", 10.0, "video frame rate [Hz]")
+        values = self.declare_parameters_from(twin_node_parameters())
+        p = TwinNodeParams(**pick(TwinNodeParams, values))
+        cal_path, task, scene, variation = p.calibration, p.task, p.scene, p.variation
+        js_rate, det_rate, video_fps = p.joint_state_rate_hz, p.detection_rate_hz, p.video_fps
+        iface = p.command_interface
+        self.real_time_factor, self.video_path = p.real_time_factor, p.video_path
         self.log_parameters()
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
             size = (480, 360) if self.video_path else None
+            sensors = pick(TwinConfig, values, TWIN_CONFIG_PARAMETERS)
             self.twin = DigitalTwin(
-                cal, task, variation, TwinConfig(noise, latency, dropout, seed, size, scene or None)
+                cal, task, variation, TwinConfig(**sensors, render_size=size, scene=scene or None)
             )
         except (CalibrationError, UnknownTaskError, OSError, ValueError) as e:
             raise NodeStartupError(str(e)) from None
@@ -79,7 +71,7 @@ class TwinNode(LegionNode):
         else:
             self.create_subscription(Float64MultiArray, TOPIC_JOINT_COMMAND, self.on_array, COMMAND_QOS)
         self.create_subscription(Float64, TOPIC_GRIPPER_COMMAND, self.on_gripper, COMMAND_QOS)
-        self.create_service(ResetTask, "~/reset_task", self.on_reset)
+        self.create_service(ResetTask, SERVICE_RESET_TASK, self.on_reset)
         self._wall_last = time.monotonic()
         self.create_timer(1.0 / js_rate, self.on_physics)
         self.create_timer(1.0 / det_rate, self.on_camera)
@@ -197,7 +189,7 @@ class TwinNode(LegionNode):
                 self.get_logger().info(f"task {self.twin.name} succeeded at t={self.twin.sim_time:.2f} s")
             self._success = s
         joints = {f"joint {k}": round(v, 5) for k, v in self.twin.object_joints().items()}
-        self.publish_diagnostics(0, "running", {"task": self.twin.name, "sim_time_s": round(self.twin.sim_time, 3),
+        self.publish_diagnostics(DiagnosticLevel.OK, "running", {"task": self.twin.name, "sim_time_s": round(self.twin.sim_time, 3),
                                                 "success": s, "commands": self.commands, **joints})  # fmt: skip
 
 

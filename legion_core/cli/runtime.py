@@ -1,0 +1,145 @@
+"""`legion demo`, `legion launch`, `legion command`, `legion run`: the runtime's ROS 2 graph, started,
+commanded and shown."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from legion_core.cli.common import add_command
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    s = add_command(
+        subparsers,
+        "demo",
+        help="the main job: evaluate skills on the KUKA embodiment, print, write a video",
+        description="Evaluate Meta-World's scripted experts on the KUKA iiwa 7\n"
+        "embodiment, print per-task success, and write a video.",
+    )
+    s.add_argument("--model", default=None, help="bundle directory (default models/legion-kuka)")
+    s.add_argument("--skill", default=None, help="skill run on the sim graph (default: the bundle's first)")
+    s.add_argument("--variation", type=int, default=0, help="placement of the twin scene (0-49)")
+    s.add_argument("--out-dir", default="out/demo", help="where the bag, video and logs go")
+    s.add_argument("--scripted", action="store_true", help="only the scripted-expert evaluation (no model)")
+    s.add_argument("--tasks", default="legion-mt10", help="task set of the scripted-expert evaluation")
+    s.add_argument("--episodes", type=int, default=5, help="seeded episodes per task/skill")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--video", default="out/demo.mp4", help="video path ('' to skip)")
+    s.add_argument("--video-task", default="drawer-close")
+    s.add_argument("--min-success", type=float, default=0.8, help="exit non-zero below this mean success")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=run_demo)
+
+    s = add_command(
+        subparsers,
+        "launch",
+        help="run a ROS 2 YAML launch file (what `ros2 launch` runs on a robot PC)",
+        description="Run launch/*.launch.yaml here, where `ros2 launch` is not installable: node processes,\n"
+        "arguments, substitutions, parameters, remaps, respawn, clean shutdown of all children.\n\n"
+        "examples:\n  legion launch launch/sim.launch.yaml bundle:=models/legion-kuka skill:=drawer-close\n"
+        "  legion launch launch/robot.launch.yaml bundle:=models/x calibration:=cell.yaml --dry-run",
+    )
+    from legion_core.tools.launch.runner import add_arguments
+
+    add_arguments(s)
+    s.set_defaults(func=run_launch)
+
+    s = add_command(
+        subparsers,
+        "command",
+        help="send a language command to the task sequencer and follow it live",
+        description="Ground an operator command into skills of the running bundle and execute them one after\n"
+        "another (needs the runtime with task_sequencer_node). Ctrl-C cancels: the robot holds. The text is\n"
+        "checked before it is sent (no control characters, at most 500 characters: docs/operator-input.md),\n"
+        "and the sequencer's reply (/legion/command_status) is printed.\n\n"
+        "exit codes: 0 succeeded, 1 failed / cancelled / refused, 2 not sent (bad text), 3 no sequencer,\n"
+        "4 busy, 5 no result in time\n\n"
+        'examples:\n  legion command "close the drawer"\n  legion command "close the drawer, then press the button"',
+    )
+    s.add_argument("text", help="the command, in plain language")
+    s.add_argument(
+        "--timeout", type=float, default=600.0, help="give up waiting for the result after this [s]"
+    )
+    s.set_defaults(func=run_command)
+
+    s = add_command(
+        subparsers,
+        "run",
+        help="run several runtime nodes composed in one process (lowest latency)",
+        description="Host LEGION nodes in one process on one executor (twin, real2sim, policy, sim2real,\n"
+        "sequencer). Parameters as node.name:=value.\n\nexample:\n"
+        "  legion run --nodes twin,real2sim,policy,sim2real -p policy.bundle:=models/legion-kuka \\\n"
+        "      -p policy.skill:=drawer-close -p real2sim.skill:=drawer-close -p twin.task:=drawer-close",
+    )
+    s.add_argument("--nodes", default="twin,real2sim,policy,sim2real")
+    s.add_argument("-p", "--param", action="append", default=[], help="node.name:=value (repeatable)")
+    s.set_defaults(func=run_run)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    if not args.scripted:
+        from legion_core.tools.demo import run_demo as run_graph_demo
+
+        code = run_graph_demo(args.model, args.skill, args.episodes, Path(args.out_dir), args.variation)
+        # A negative code: no model to run on the graph, so the scripted-expert evaluation below stands in.
+        if code >= 0:
+            return code
+    from legion_core.cli.sim import run_render
+    from legion_core.contracts.tasks import get_task_set
+    from legion_core.training.evaluation import evaluate
+
+    tasks = get_task_set(args.tasks)
+    print(
+        f"LEGION demo: scripted experts on the KUKA iiwa 7 embodiment, {args.episodes} seeded episodes per task"
+    )
+    results = evaluate(tasks, "kuka", episodes=args.episodes, seed=args.seed, progress=not args.quiet)
+    print(f"\n{'task':24s} success   first-success step   joint-limit overshoot")
+    for r in results:
+        fs = f"{r.mean_first_success_step:6.1f}" if r.mean_first_success_step else "   -  "
+        print(
+            f"{r.task:24s} {r.successes:2d}/{r.episodes:<3d}   {fs}               {r.max_limit_violation_rad:.3f} rad"
+        )
+    mean = sum(r.success_rate for r in results) / len(results)
+    print(f"{'mean':24s} {mean:.2f}")
+    if args.video:
+        rargs = argparse.Namespace(
+            task=args.video_task,
+            embodiment="kuka",
+            seed=args.seed,
+            camera="corner",
+            width=480,
+            height=360,
+            policy="scripted",
+            variation=0,
+            steps=None,
+            output=args.video,
+            still=None,
+        )
+        run_render(rargs)
+    return 0 if mean >= args.min_success else 1
+
+
+def run_launch(args: argparse.Namespace) -> int:
+    from legion_core.tools.launch.runner import run_from_args
+
+    return run_from_args(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from legion_core.tools.command_client import run_command as send_and_follow
+
+    return send_and_follow(args.text, timeout_s=args.timeout)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from legion_core.tools.ros_env import child_env, ensure_workspace
+
+    ensure_workspace()
+    cmd = [sys.executable, "-m", "legion_ros.composed", "--nodes", args.nodes]
+    for p in args.param:
+        cmd += ["-p", p]
+    return subprocess.call(cmd, env=child_env())

@@ -1,0 +1,234 @@
+"""The runtime graph's interface contract, in one place: every topic, service and action name, the QoS of
+each kind of stream, and the status levels (docs/architecture.md, "Data flow, one control step").
+
+Pure Python (no rclpy): tools that only read bags, the regression checks and the tests import it on machines
+without ROS. `legion_core.ros.common` turns the QoS specs into rclpy `QoSProfile`s (`qos_profile`), the nodes,
+tools and benches take their names from here, and `legion_core.tools.bags` derives its topic table from
+`TOPICS`. Launch files and docs keep the literal names (they are read by `ros2 launch` and by people);
+tests/unit/test_interface.py fails when code grows a topic literal that is not declared here.
+
+Names are absolute (remappable in the launch files); service names are private to the node that serves them
+("~/estop" resolves to "/sim2real_node/estop"), with the resolved name beside them for clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+
+# ----------------------------------------------------------------------------------------------- QoS
+class Reliability(str, Enum):
+    """DDS reliability: best effort drops a sample rather than resend it (sensor streams)."""
+
+    RELIABLE = "reliable"
+    BEST_EFFORT = "best_effort"
+
+
+class Durability(str, Enum):
+    """DDS durability: transient-local keeps the last `depth` samples for late-joining subscribers."""
+
+    VOLATILE = "volatile"
+    TRANSIENT_LOCAL = "transient_local"
+
+
+class History(str, Enum):
+    """DDS history: the runtime only keeps the last `depth` samples (never an unbounded queue)."""
+
+    KEEP_LAST = "keep_last"
+
+
+@dataclass(frozen=True)
+class QosSpec:
+    """A QoS profile as plain data; `legion_core.ros.common.qos_profile` makes the rclpy `QoSProfile`."""
+
+    depth: int
+    """History depth: how many samples a writer/reader keeps per topic [messages]."""
+    reliability: Reliability = Reliability.RELIABLE
+    """Reliable (resend until acknowledged) or best effort (drop instead of resend)."""
+    durability: Durability = Durability.VOLATILE
+    """Volatile (only live samples) or transient-local (late joiners get the last `depth` samples)."""
+    history: History = History.KEEP_LAST
+    """History policy; always keep-last here."""
+
+
+# QoS kinds (docs/architecture.md, "Data flow, one control step"): sensor streams best effort, shallow;
+# commands reliable depth 1; the active skill and the safety state transient-local so that late joiners get
+# the last value. The kind names are also what `legion_core.tools.bags` stores per topic.
+SENSOR, RELIABLE, COMMAND, LATCHED = "sensor", "reliable", "command", "latched"
+OPERATOR, HEARTBEAT = "operator", "heartbeat"
+
+QOS: dict[str, QosSpec] = {
+    # Sensor streams: a late sample is worth less than the next one, so never resend; shallow queue.
+    SENSOR: QosSpec(depth=5, reliability=Reliability.BEST_EFFORT),
+    # Runtime data every consumer must see (observations, actions, reports, status, diagnostics).
+    RELIABLE: QosSpec(depth=10),
+    # Robot commands: only the newest target matters; reliable so that it is not silently lost.
+    COMMAND: QosSpec(depth=1),
+    # Last-value topics (active skill, safety state, twin success): late joiners get the current value.
+    LATCHED: QosSpec(depth=1, durability=Durability.TRANSIENT_LOCAL),
+    # Operator commands and their replies: a burst of commands must not be dropped by a shallow queue (every
+    # command gets a CommandStatus reply; the sequencer refuses what it cannot run instead of losing it).
+    OPERATOR: QosSpec(depth=100),
+    # Heartbeats: the newest is all that matters; a lost one only brings the deadline closer.
+    HEARTBEAT: QosSpec(depth=10, reliability=Reliability.BEST_EFFORT),
+}
+
+
+# ----------------------------------------------------------------------------------------- node names
+NODE_POLICY = "policy_node"
+NODE_REAL2SIM = "real2sim_node"
+NODE_SIM2REAL = "sim2real_node"
+NODE_TASK_SEQUENCER = "task_sequencer_node"
+NODE_TWIN = "twin_node"
+
+
+def node_fqn(node: str) -> str:
+    """The fully qualified name of a node in the root namespace ("policy_node" -> "/policy_node"), as
+    heartbeats and `get_fully_qualified_name()` report it."""
+    return f"/{node}"
+
+
+def resolved_service(node: str, private_name: str) -> str:
+    """The name a client calls for a node's private service ("sim2real_node", "~/rearm" -> "/sim2real_node/rearm")."""
+    if not private_name.startswith("~/"):
+        raise ValueError(f"{private_name!r} is not a private name (it must start with '~/')")
+    return f"{node_fqn(node)}/{private_name[2:]}"
+
+
+# ----------------------------------------------------------------------------------------------- topics
+# sensor_msgs/JointState; pub: robot driver or twin_node; sub: real2sim_node, sim2real_node (tools: longhorizon).
+TOPIC_JOINT_STATES = "/joint_states"
+# legion_msgs/ObjectDetectionArray; pub: camera pipeline or twin_node; sub: real2sim_node.
+TOPIC_DETECTIONS = "/detections"
+# std_msgs/Float64 gripper opening [m]; pub: gripper driver or twin_node; sub: real2sim_node.
+TOPIC_GRIPPER_STATE = "/gripper_state"
+# legion_msgs/Observation; pub: real2sim_node; sub: policy_node, sim2real_node, task_sequencer_node.
+TOPIC_OBSERVATION = "/legion/observation"
+# std_msgs/String (latched); pub: task_sequencer_node (tools: demo, bench transfer); sub: real2sim_node,
+# policy_node, sim2real_node.
+TOPIC_ACTIVE_SKILL = "/legion/active_skill"
+# legion_msgs/PolicyAction; pub: policy_node; sub: sim2real_node (tools: demo, longhorizon).
+TOPIC_ACTION = "/legion/action"
+# std_msgs/Float64MultiArray (trajectory_msgs/JointTrajectory with sim2real_node's command_type "trajectory");
+# pub: sim2real_node; sub: robot driver or twin_node.
+TOPIC_JOINT_COMMAND = "/joint_command"
+# std_msgs/Float64 gripper opening command [m]; pub: sim2real_node; sub: gripper driver or twin_node.
+TOPIC_GRIPPER_COMMAND = "/gripper_command"
+# legion_msgs/CommandReport; pub: sim2real_node; sub: task_sequencer_node (bench runtime, regression checks).
+TOPIC_COMMAND_REPORT = "/legion/command_sent"
+# legion_msgs/RuntimeStatus; pub: every LegionNode (`publish_status`); sub: operators, tools (demo, longhorizon).
+TOPIC_STATUS = "/legion/status"
+# std_msgs/Bool, True = e-stop; pub: operator, tests, bench faults; sub: sim2real_node (latched and volatile).
+TOPIC_ESTOP = "/legion/estop"
+# std_msgs/Bool, True = pressed; pub: a hardware e-stop input (a safety relay read by a GPIO/IO driver);
+# sub: sim2real_node (its hw_estop_topic parameter).
+TOPIC_ESTOP_HW = "/legion/estop_hw"
+# std_msgs/String operator command; pub: operator (`ros2 topic pub`); sub: task_sequencer_node.
+TOPIC_COMMAND_TEXT = "/legion/command"
+# legion_msgs/CommandStatus, one reply per command; pub: task_sequencer_node; sub: operator, command_client.
+TOPIC_COMMAND_STATUS = "/legion/command_status"
+# std_msgs/Empty; pub: operator; sub: task_sequencer_node (cancels the running plan).
+TOPIC_CANCEL = "/legion/cancel"
+# legion_msgs/Heartbeat; pub: policy_node, real2sim_node, task_sequencer_node; sub: sim2real_node (liveness).
+TOPIC_HEARTBEAT = "/legion/heartbeat"
+# legion_msgs/SafetyState (latched); pub: sim2real_node; sub: task_sequencer_node.
+TOPIC_SAFETY_STATE = "/legion/safety_state"
+# std_msgs/Bool (latched) task success in the twin; pub: twin_node; sub: tools (demo, bench transfer, regression).
+TOPIC_TWIN_SUCCESS = "/twin/success"
+# diagnostic_msgs/DiagnosticArray; pub: every LegionNode; sub: diagnostics aggregators, longhorizon, bench faults.
+TOPIC_DIAGNOSTICS = "/diagnostics"
+# rosgraph_msgs/Clock; pub: bag replay with --sim-clock; sub: every node running with use_sim_time:=true.
+TOPIC_CLOCK = "/clock"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """What travels on a topic and how the runtime publishes it."""
+
+    msgtype: str
+    """ROS 2 type name, e.g. sensor_msgs/msg/JointState."""
+    qos: str
+    """QoS kind (a key of `QOS`) the runtime publishes it with: sensor | reliable | command | latched |
+    operator | heartbeat. Recorders use it when no publisher is up yet to adapt to."""
+
+
+#: Every topic of the runtime graph: its message type and QoS kind.
+TOPICS: dict[str, TopicSpec] = {
+    TOPIC_JOINT_STATES: TopicSpec("sensor_msgs/msg/JointState", SENSOR),
+    TOPIC_DETECTIONS: TopicSpec("legion_msgs/msg/ObjectDetectionArray", SENSOR),
+    TOPIC_GRIPPER_STATE: TopicSpec("std_msgs/msg/Float64", SENSOR),
+    TOPIC_OBSERVATION: TopicSpec("legion_msgs/msg/Observation", RELIABLE),
+    TOPIC_ACTIVE_SKILL: TopicSpec("std_msgs/msg/String", LATCHED),
+    TOPIC_ACTION: TopicSpec("legion_msgs/msg/PolicyAction", RELIABLE),
+    TOPIC_JOINT_COMMAND: TopicSpec("std_msgs/msg/Float64MultiArray", COMMAND),
+    TOPIC_GRIPPER_COMMAND: TopicSpec("std_msgs/msg/Float64", COMMAND),
+    TOPIC_COMMAND_REPORT: TopicSpec("legion_msgs/msg/CommandReport", RELIABLE),
+    TOPIC_STATUS: TopicSpec("legion_msgs/msg/RuntimeStatus", RELIABLE),
+    TOPIC_ESTOP: TopicSpec("std_msgs/msg/Bool", RELIABLE),
+    TOPIC_ESTOP_HW: TopicSpec("std_msgs/msg/Bool", RELIABLE),
+    TOPIC_COMMAND_TEXT: TopicSpec("std_msgs/msg/String", OPERATOR),
+    TOPIC_COMMAND_STATUS: TopicSpec("legion_msgs/msg/CommandStatus", OPERATOR),
+    TOPIC_CANCEL: TopicSpec("std_msgs/msg/Empty", OPERATOR),
+    TOPIC_HEARTBEAT: TopicSpec("legion_msgs/msg/Heartbeat", HEARTBEAT),
+    TOPIC_SAFETY_STATE: TopicSpec("legion_msgs/msg/SafetyState", LATCHED),
+    TOPIC_TWIN_SUCCESS: TopicSpec("std_msgs/msg/Bool", LATCHED),
+    TOPIC_DIAGNOSTICS: TopicSpec("diagnostic_msgs/msg/DiagnosticArray", RELIABLE),
+    TOPIC_CLOCK: TopicSpec("rosgraph_msgs/msg/Clock", RELIABLE),
+}
+
+# sensor_msgs/JointState flood of the recorder throughput benchmark (pub and sub: the benchmark itself,
+# `python -m legion_core.tools.bags bench`); not part of the runtime graph.
+TOPIC_FLOOD_BENCH = "/legion_flood"
+
+# ---------------------------------------------------------------------------------- services and actions
+# std_srvs/Trigger; served by sim2real_node: latch the e-stop.
+SERVICE_ESTOP = "~/estop"
+# std_srvs/Trigger; served by sim2real_node: clear a latched e-stop (the only way to clear it).
+SERVICE_REARM = "~/rearm"
+# std_srvs/Trigger; served by sim2real_node: re-anchor on the measured posture (after a twin reset).
+SERVICE_RESET = "~/reset"
+# std_srvs/Trigger; served by task_sequencer_node: cancel the running plan.
+SERVICE_CANCEL = "~/cancel"
+# legion_msgs/ResetTask; served by twin_node: reset the simulated task (placement variation).
+SERVICE_RESET_TASK = "~/reset_task"
+# The same services as clients call them (callers: tests, bench faults/transfer, longhorizon).
+SIM2REAL_ESTOP_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_ESTOP)
+SIM2REAL_REARM_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_REARM)
+SIM2REAL_RESET_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_RESET)
+SEQUENCER_CANCEL_SERVICE = resolved_service(NODE_TASK_SEQUENCER, SERVICE_CANCEL)
+TWIN_RESET_TASK_SERVICE = resolved_service(NODE_TWIN, SERVICE_RESET_TASK)
+
+# legion_msgs/ExecuteTask; served by task_sequencer_node; clients: command_client, longhorizon (ChainRunner).
+ACTION_EXECUTE_TASK = "/legion/execute_task"
+
+
+# ------------------------------------------------------------------------------------------ status levels
+class StatusLevel(IntEnum):
+    """legion_msgs/RuntimeStatus (and SafetyState.level) levels; values equal the .msg constants
+    (ros2_ws/src/legion_msgs/msg/RuntimeStatus.msg), checked by tests/unit/test_interface.py."""
+
+    OK = 0
+    WARN = 1
+    HOLD = 2
+    ESTOP = 3
+    ERROR = 4
+
+
+class CommandOutcome(IntEnum):
+    """legion_msgs/CommandStatus outcomes (ros2_ws/src/legion_msgs/msg/CommandStatus.msg)."""
+
+    ACCEPTED = 0
+    BUSY = 1
+    REFUSED = 2
+    CANCELLED = 3
+    SUCCEEDED = 4
+    FAILED = 5
+
+
+class DiagnosticLevel(IntEnum):
+    """diagnostic_msgs/DiagnosticStatus levels that `LegionNode.publish_diagnostics` sends."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2

@@ -1,0 +1,49 @@
+"""The ROS parameters of twin_node, each with its one default.
+
+The sensor model is declared from TwinConfig (the home of its defaults); what only the node uses (scene
+choice, rates, video) is a field of TwinNodeParams here. `twin_node_parameters()` lists them all in the
+order the node declares them; ros2_ws/src/legion_bringup/config/runtime.yaml sets only what a deployment
+changes (tests/unit/test_params.py checks it against this list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from legion_core.base.params import Parameter, check_unique, parameters
+from legion_core.sim.twin import TwinConfig
+
+#: TwinConfig fields that are twin_node parameters of the same name (render_size and scene are set from
+#: video_path and the `scene` parameter).
+TWIN_CONFIG_PARAMETERS = ("detection_noise_m", "detection_latency_s", "detection_dropout", "seed")
+
+
+@dataclass
+class TwinNodeParams:
+    """twin_node's own parameters (the camera's noise model is TwinConfig's)."""
+
+    calibration: str = ""
+    """Calibration YAML of the simulated cell ('' = built-in)."""
+    task: str = "drawer-close"
+    """Task (registry name) or multi-object scene (legion_core.contracts.scenes)."""
+    scene: str = ""
+    """For a single task: place it as in this scene ('' = Meta-World's placements)."""
+    variation: int = 0
+    """Placement index 0-49 of the seeded Meta-World variations."""
+    joint_state_rate_hz: float = 200.0
+    """Joint state publishing rate [Hz] (the FRI driver's rate)."""
+    detection_rate_hz: float = 30.0
+    """Camera detection rate [Hz]."""
+    command_interface: str = "position_array"
+    """`position_array` or `trajectory`: the command message sim2real_node sends."""
+    real_time_factor: float = 1.0
+    """Simulated seconds per wall-clock second [-]."""
+    video_path: str = ""
+    """Write an MP4 of the scene here at shutdown ('' = off)."""
+    video_fps: float = 10.0
+    """Video frame rate [Hz]."""
+
+
+def twin_node_parameters() -> list[Parameter]:
+    """Every parameter twin_node declares, with its default and description."""
+    return check_unique([*parameters(TwinNodeParams), *parameters(TwinConfig, TWIN_CONFIG_PARAMETERS)])

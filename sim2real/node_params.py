@@ -1,0 +1,92 @@
+"""The ROS parameters of real2sim_node and sim2real_node, each with its one default.
+
+A parameter that configures the runtime logic is declared from that logic's config dataclass (the home of
+its default: Real2SimConfig, MapperConfig, SupervisorConfig); what only the node uses (its inputs, rates,
+topic names) is a field of the node's own dataclass here. `*_node_parameters()` list them all in the order
+the node declares them; ros2_ws/src/legion_bringup/config/runtime.yaml sets only what a deployment changes
+(tests/unit/test_params.py checks it against these lists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from legion_core.base.params import Parameter, check_unique, parameters
+from legion_core.contracts.interface import TOPIC_ESTOP_HW
+from sim2real.mapper import MapperConfig
+from sim2real.real2sim import Real2SimConfig
+from sim2real.supervisor import SupervisorConfig
+
+#: Real2SimConfig fields that are real2sim_node parameters of the same name.
+REAL2SIM_CONFIG_PARAMETERS = ("detection_filter", "min_confidence", "max_joint_age_s", "max_object_age_s")
+#: MapperConfig fields that are sim2real_node parameters of the same name (the rest: calibration, bundle).
+MAPPER_CONFIG_PARAMETERS = ("timing", "policy_period_s", "max_tool_speed_m_s", "joint_vel_scale")
+
+
+@dataclass
+class Real2SimNodeParams:
+    """real2sim_node's own parameters (the observation's tuning is Real2SimConfig's)."""
+
+    calibration: str = ""
+    """Calibration YAML of the cell ('' = the simulated embodiment's)."""
+    layout: str = "legion12"
+    """Observation layout of the bundle (legion_core.contracts.layouts)."""
+    rate_hz: float = 50.0
+    """Observation rate [Hz]: joint states are decimated to this grid of their stamps
+    (sim2real.decimation); the policy acts on each observation."""
+    skill: str = ""
+    """Skill active at start ('' = wait for /legion/active_skill)."""
+    bundle: str = ""
+    """Bundle directory: detections outside its workspace box (+ workspace_margin_m) are refused ('' = no
+    box check)."""
+    workspace_margin_m: float = Real2SimConfig.skill_box_margin_m
+    """Detections may lie this far [m] outside the bundle's workspace box (Real2SimConfig.skill_box_margin_m)."""
+    trusted_keys: str = ""
+    """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
+    heartbeat_period_s: float = 0.02
+    """Liveness heartbeat period [s], watched by sim2real_node (held after two missed ones)."""
+
+
+@dataclass
+class Sim2RealNodeParams:
+    """sim2real_node's own parameters (the safety limits are SupervisorConfig's, the motion limits
+    MapperConfig's)."""
+
+    calibration: str = ""
+    """Calibration YAML of the cell ('' = the simulated embodiment's)."""
+    bundle: str = ""
+    """Bundle directory: its action scale and workspace box are used ('' = MapperConfig's)."""
+    command_interface: str = "position_array"
+    """`position_array` (std_msgs/Float64MultiArray, forward position controller) or `trajectory`
+    (trajectory_msgs/JointTrajectory, joint_trajectory_controller)."""
+    command_rate_hz: float = 1.0 / MapperConfig.command_period_s
+    """Joint command stream rate [Hz] (FRI / ros2_control position controller; 1 / MapperConfig.command_period_s)."""
+    hw_estop_topic: str = TOPIC_ESTOP_HW
+    """Hardware e-stop input, std_msgs/Bool, true = pressed ('' = none)."""
+    trusted_keys: str = ""
+    """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
+    latency_log: str = ""
+    """Benchmarks: JSON file written at shutdown with every stamp -> command latency and command publish
+    time [s] ('' = off; sim2real.control_stats)."""
+
+
+#: sim2real_node's command interfaces (`command_interface`).
+COMMAND_INTERFACES = ("position_array", "trajectory")
+
+
+def real2sim_node_parameters() -> list[Parameter]:
+    """Every parameter real2sim_node declares, with its default and description."""
+    return check_unique(
+        [*parameters(Real2SimNodeParams), *parameters(Real2SimConfig, REAL2SIM_CONFIG_PARAMETERS)]
+    )
+
+
+def sim2real_node_parameters() -> list[Parameter]:
+    """Every parameter sim2real_node declares, with its default and description."""
+    return check_unique(
+        [
+            *parameters(Sim2RealNodeParams),
+            *parameters(MapperConfig, MAPPER_CONFIG_PARAMETERS),
+            *parameters(SupervisorConfig),
+        ]
+    )
