@@ -1,4 +1,5 @@
-"""Replay memory for the lifelong trainer (docs/method.md#rehearsal).
+"""The RL transition buffer of the lifelong trainer (docs/method.md#rehearsal). Called a replay buffer in the
+RL literature; in this project "replay" names only bag playback and regression checks.
 
 Policies (the run report always says which one was used, because `keep_all` is full rehearsal of every
 past task, not memory-constrained continual learning):
@@ -22,7 +23,7 @@ POLICIES = ("keep_all", "fifo", "reservoir")
 _FIELDS = ("obs", "action", "reward", "next_obs", "not_done", "task_id")
 
 
-class ReplayBuffer:
+class TransitionBuffer:
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, policy: str = "keep_all") -> None:
         if policy not in POLICIES:
             raise ValueError(f"replay policy must be one of {POLICIES}, got {policy!r}")
@@ -83,7 +84,7 @@ class ReplayBuffer:
 
     def sample_idx(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if self.size == 0:
-            raise RuntimeError("cannot sample from an empty replay buffer")
+            raise RuntimeError("cannot sample from an empty transition buffer")
         return rng.integers(0, self.size, size=n)
 
     def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -117,7 +118,7 @@ class ReplayBuffer:
         self.size, self.seen, self.ptr, self.evicted = size, seen, ptr, evicted
 
 
-class DemoBuffer(ReplayBuffer):
+class DemoBuffer(TransitionBuffer):
     """Scripted-expert transitions (never evicted); sampled for a fixed fraction of each batch."""
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int = 1_000_000) -> None:

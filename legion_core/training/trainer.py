@@ -7,7 +7,7 @@ schedule, evaluation on all tasks every `eval_every` steps and at the end of eac
 episode boundaries) -> `resume()`.
 
 Exact resume: checkpoints are written only at episode boundaries, with every RNG stream (numpy for
-actions/sampling/variations, the agent's torch generator), the replay buffer, optimizer states, the DPMM
+actions/sampling/variations, the agent's torch generator), the transition buffer, optimizer states, the DPMM
 posterior and the reward normaliser. A resumed run therefore produces the same parameters as an
 uninterrupted one (`tests/e2e/test_trainer.py` checks this bit for bit).
 """
@@ -37,7 +37,7 @@ from legion_core.sim.factory import N_VARIATIONS, TaskEnv, scripted_expert
 from legion_core.training.agent.agent import LegionAgent
 from legion_core.training.agent.config import AgentConfig
 from legion_core.training.metrics import SuccessMatrix, tensorboard_writer, write_metrics_json
-from legion_core.training.rl_buffer import POLICIES, DemoBuffer, ReplayBuffer
+from legion_core.training.rl_buffer import POLICIES, DemoBuffer, TransitionBuffer
 
 log = logging.getLogger("legion.train")
 
@@ -207,7 +207,7 @@ class Trainer:
         agent_kw["max_tasks"] = max(agent_kw.get("max_tasks", 16), len(self.specs))
         self.agent = LegionAgent(AgentConfig(**agent_kw), dpmm_dir=self.run_dir / "dpmm")
         self.rng = np.random.default_rng(cfg.seed)
-        self.buffer = ReplayBuffer(cfg.buffer_capacity, self.layout.dim, 4, cfg.buffer_policy)
+        self.buffer = TransitionBuffer(cfg.buffer_capacity, self.layout.dim, 4, cfg.buffer_policy)
         self.demos = DemoBuffer(self.layout.dim, 4)
         self.normalizers = [RewardNormalizer() for _ in self.specs]
         # Progress state (all of it goes into checkpoints).
