@@ -360,7 +360,7 @@ def run_bench_faults(args: argparse.Namespace) -> int:
 
 
 def run_bench_soak(args: argparse.Namespace) -> int:
-    from legion_core.bench.faults import run_soak
+    from legion_core.bench.soak import run_soak
 
     rep = run_soak(
         args.bundle,

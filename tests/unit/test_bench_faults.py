@@ -8,19 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from legion_core.bench.faults import (
-    DRILLS,
-    _missed_cycles,
+from legion_core.bench.fault_rig import (
     analyse_commands,
     dq_max_per_period,
     held_from,
     hold_episodes,
-    judge_drill,
     linear_slope,
     reason_key,
     stalls_near,
     summarise,
 )
+from legion_core.bench.faults import DRILLS, judge_drill
+from legion_core.bench.soak import _missed_cycles
 
 P = 0.01  # command period [s]
 DQ = 0.005  # per-period joint step limit used in the synthetic sequences [rad]

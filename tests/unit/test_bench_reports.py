@@ -88,7 +88,7 @@ def test_longhorizon_chain_report():
 
 
 def test_runtime_and_faults_summaries_keep_their_keys():
-    from legion_core.bench.faults import summarise
+    from legion_core.bench.fault_rig import summarise
     from legion_core.bench.runtime import _stats_ms
 
     pub = _published("runtime")
