@@ -54,7 +54,8 @@ def run_bench(
     `runtime_cpus` ("1", "2-3"): pin the runtime processes there and the twin and this process to the other
     CPUs, as a robot PC keeps its control cores apart (`composed --cpu-affinity`)."""
 
-    from legion_core.tools.ros_env import ensure_workspace, start_composed, stop_process_group
+    from legion_core.tools.graph import GraphProcess, SimGraph, params_for, sim_graph_params
+    from legion_core.tools.ros_env import ensure_workspace, stop_process_group
 
     ensure_workspace()
     from legion_core.ros.common import parse_cpu_list
@@ -69,7 +70,6 @@ def run_bench(
                 f"runtime_cpus {runtime_cpus!r} must be a proper subset of this machine's CPUs {sorted(all_cpus)}"
             )
         others = ",".join(map(str, rest))
-    import rclpy
     from legion_msgs.msg import CommandReport
     from std_msgs.msg import Float64MultiArray
 
@@ -87,15 +87,9 @@ def run_bench(
 
     b = load(bundle)
     skill = b.skill_names[0]
-    params = {
-        "policy.bundle": bundle,
-        "sim2real.bundle": bundle,
-        "real2sim.bundle": bundle,
-        "policy.skill": skill,
-        "real2sim.skill": skill,
-        "twin.task": skill,
-        "twin.scene": b.scene or "",  # placed as in the bundle's training scene
-    }
+    # placed as in the bundle's training scene
+    params = sim_graph_params(bundle, skill, scene=b.scene or "", skill=skill)
+    # The process layout of each mode (the twin always apart: it stands in for the robot's driver).
     groups = {
         "composed": ["twin", "real2sim,policy,sim2real"],
         "composed_dds": ["twin", "real2sim,policy,sim2real"],
@@ -108,59 +102,50 @@ def run_bench(
                      "twin_and_probe_cpus": others}  # fmt: skip
     if pinned is not None:
         os.sched_setaffinity(0, parse_cpu_list(others))  # the probe stays off the runtime's CPUs
-    if not rclpy.ok():
-        rclpy.init()
     for mode in modes:
         probe = _start_wakeup_probe(tmp / f"{mode}-wakeup.json")
         procs = []
         for g in groups[mode]:
-            names = g.split(",")
-            mine = {k: v for k, v in params.items() if k.split(".")[0] in names}
-            if "sim2real" in names:
+            mine = params_for(params, g)
+            if "sim2real" in g.split(","):
                 mine["sim2real.latency_log"] = str(tmp / f"{mode}-latency.json")
-            log = tmp / f"{mode}-{g.replace(',', '_')}.log"
-            rt = realtime_priority if g != "twin" else 0
-            cpus = (runtime_cpus if g != "twin" else others) if pinned is not None else "all"
-            procs.append(start_composed(g, mine, log, handoff=mode != "composed_dds", realtime_priority=rt,
-                                        cpu_affinity=cpus))  # fmt: skip
-        node = rclpy.create_node(f"bench_runtime_{mode}")
+            procs.append(GraphProcess(
+                g, mine, tmp / f"{mode}-{g.replace(',', '_')}.log", handoff=mode != "composed_dds",
+                realtime_priority=realtime_priority if g != "twin" else 0,
+                cpu_affinity=(runtime_cpus if g != "twin" else others) if pinned is not None else "all",
+            ))  # fmt: skip
         lat: list[float] = []
         cmd_t: list[float] = []
+        with SimGraph(procs, node_name=f"bench_runtime_{mode}", stop_timeout_s=10.0) as graph:
+            node = graph.node
 
-        def on_report(m, lat=lat, node=node):
-            if not m.hold and (m.header.stamp.sec or m.header.stamp.nanosec):
-                now = node.get_clock().now().nanoseconds * 1e-9
-                lat.append(now - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9))
+            def on_report(m, lat=lat, node=node):
+                if not m.hold and (m.header.stamp.sec or m.header.stamp.nanosec):
+                    now = node.get_clock().now().nanoseconds * 1e-9
+                    lat.append(now - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9))
 
-        node.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, on_report, 100)
-        node.create_subscription(
-            Float64MultiArray,
-            TOPIC_JOINT_COMMAND,
-            lambda _m, c=cmd_t, n=node: c.append(n.get_clock().now().nanoseconds * 1e-9),
-            100,
-        )
-        # Warm-up: discovery + the first policy steps, not measured.
-        t_end = time.monotonic() + 60.0
-        while time.monotonic() < t_end and len(lat) < 5:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        lat.clear()
-        cmd_t.clear()
-        t_end = time.monotonic() + seconds
-        window = [node.get_clock().now().nanoseconds * 1e-9, 0.0]
-        steal0 = _steal_s()
-        if subscriber:
-            while time.monotonic() < t_end:
-                rclpy.spin_once(node, timeout_sec=0.05)
-        else:
-            for sub in list(node.subscriptions):
-                node.destroy_subscription(sub)
-            time.sleep(seconds)
-        window[1] = node.get_clock().now().nanoseconds * 1e-9
-        steal1 = _steal_s()
-        node.destroy_node()
-
-        for p in procs:
-            stop_process_group(p, 10)
+            # Deeper queues than the harness's standard subscriptions: every report and command is timed.
+            node.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, on_report, 100)
+            node.create_subscription(
+                Float64MultiArray,
+                TOPIC_JOINT_COMMAND,
+                lambda _m, c=cmd_t, n=node: c.append(n.get_clock().now().nanoseconds * 1e-9),
+                100,
+            )
+            # Warm-up: discovery + the first policy steps, not measured.
+            graph.spin_until(lambda lat=lat: len(lat) >= 5, 60.0)
+            lat.clear()
+            cmd_t.clear()
+            window = [node.get_clock().now().nanoseconds * 1e-9, 0.0]
+            steal0 = _steal_s()
+            if subscriber:
+                graph.spin(seconds, step_s=0.05)
+            else:
+                for sub in list(node.subscriptions):
+                    node.destroy_subscription(sub)
+                time.sleep(seconds)
+            window[1] = node.get_clock().now().nanoseconds * 1e-9
+            steal1 = _steal_s()
         stop_process_group(probe, 10)
         wake = _read_wakeup_probe(tmp / f"{mode}-wakeup.json", window)
         log = _read_latency_log(tmp / f"{mode}-latency.json")

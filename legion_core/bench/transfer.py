@@ -22,28 +22,14 @@ from legion_core.base.stats import ratio
 def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, seconds_per_step: float = 0.5,
               log_dir: str = "out/bench_transfer") -> dict:  # fmt: skip
     from legion_core.contracts.bundle import load
-    from legion_core.tools.ros_env import (
-        ensure_workspace,
-        reset_twin_and_runtime,
-        start_composed,
-        stop_process_group,
+    from legion_core.tools.graph import (
+        SIM_GRAPH_NODES,
+        WATCH_COMMAND_REPORTS,
+        WATCH_TWIN_SUCCESS,
+        GraphProcess,
+        SimGraph,
+        sim_graph_params,
     )
-
-    ensure_workspace()
-    import rclpy
-    from legion_msgs.msg import CommandReport
-    from legion_msgs.srv import ResetTask
-    from std_msgs.msg import Bool, String
-    from std_srvs.srv import Trigger
-
-    from legion_core.contracts.interface import (
-        SIM2REAL_RESET_SERVICE,
-        TOPIC_ACTIVE_SKILL,
-        TOPIC_COMMAND_REPORT,
-        TOPIC_TWIN_SUCCESS,
-        TWIN_RESET_TASK_SERVICE,
-    )
-    from legion_core.ros.common import LATCHED_QOS
 
     b = load(bundle_path)
     seed = b.contract.get("provenance", {}).get("eval_env_seed", 1) if seed is None else seed
@@ -57,61 +43,36 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
         pol = b.policy_fn(skill)
         sim_eps[skill] = [run_episode(env, pol, i, layout=b.layout.name).success for i in range(episodes)]
         env.close()
-    if not rclpy.ok():
-        rclpy.init()
     out = {"bundle": str(bundle_path), "episodes": episodes, "seed": seed, "skills": {}}
     for skill in b.skill_names:
-        budget_s = b.skills[skill].max_episode_steps * seconds_per_step
-        params = {
-            "policy.bundle": bundle_path,
-            "sim2real.bundle": bundle_path,
-            "real2sim.bundle": bundle_path,
-            "twin.task": skill,
-            "twin.seed": seed,
-            "twin.scene": b.scene or "",  # placed as in the bundle's training scene
-        }
-        proc = start_composed("twin,real2sim,policy,sim2real", params, Path(log_dir) / f"graph_{skill}.log")
-        node = rclpy.create_node(f"bench_transfer_{skill.replace('-', '_')}")
-        success = {"v": False}
-        node.create_subscription(
-            Bool,
-            TOPIC_TWIN_SUCCESS,
-            lambda m, success=success: success.__setitem__("v", bool(m.data)),
-            LATCHED_QOS,
-        )
-        steps = {"n": 0}
-        node.create_subscription(
-            CommandReport,
-            TOPIC_COMMAND_REPORT,
-            lambda m, steps=steps: steps.__setitem__("n", steps["n"] + (0 if m.hold else 1)),
-            10,
-        )
-        skill_pub = node.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
-        reset_twin = node.create_client(ResetTask, TWIN_RESET_TASK_SERVICE)
-        reset_s2r = node.create_client(Trigger, SIM2REAL_RESET_SERVICE)
-
+        max_steps = b.skills[skill].max_episode_steps
+        budget_s = max_steps * seconds_per_step
+        # placed as in the bundle's training scene
+        params = sim_graph_params(bundle_path, skill, seed=seed, scene=b.scene or "")
+        graph = SimGraph(GraphProcess(SIM_GRAPH_NODES, params, Path(log_dir) / f"graph_{skill}.log"),
+                         node_name=f"bench_transfer_{skill.replace('-', '_')}",
+                         watch=(WATCH_TWIN_SUCCESS, WATCH_COMMAND_REPORTS))  # fmt: skip
         results, durations, not_run, episode_steps = [], [], [], []
-        for i in range(episodes):
-            skill_pub.publish(String(data=""))
-            # A placement whose twin cannot be reset is reported as not run (it counts for neither side).
-            if not reset_twin_and_runtime(node, reset_twin, reset_s2r, skill, i):
-                not_run.append(i)
-                results.append(None)
-                continue
-            success["v"] = False
-            steps["n"] = 0
-            skill_pub.publish(String(data=skill))
-            t0 = time.monotonic()
-            max_steps = b.skills[skill].max_episode_steps
-            while time.monotonic() - t0 < budget_s and not success["v"] and steps["n"] < max_steps:
-                rclpy.spin_once(node, timeout_sec=0.02)
-            if not success["v"]:  # the step that reached the budget may still bring success: settle
-                rclpy.spin_once(node, timeout_sec=0.2)
-            episode_steps.append(steps["n"])
-            results.append(success["v"])
-            durations.append(time.monotonic() - t0)
-        node.destroy_node()
-        stop_process_group(proc)
+        with graph:
+            seen = graph.seen
+            for i in range(episodes):
+                graph.activate_skill("")
+                # A placement whose twin cannot be reset is reported as not run (it counts for neither side).
+                if not graph.reset(skill, i):
+                    not_run.append(i)
+                    results.append(None)
+                    continue
+                seen.twin_success = False
+                seen.steps = 0
+                graph.activate_skill(skill)
+                t0 = time.monotonic()
+                done = lambda s=seen, n=max_steps: s.twin_success or s.steps >= n  # noqa: E731
+                graph.spin_until(done, budget_s, step_s=0.02)
+                if not seen.twin_success:  # the step that reached the budget may still bring success: settle
+                    graph.spin_once(0.2)
+                episode_steps.append(seen.steps)
+                results.append(seen.twin_success)
+                durations.append(time.monotonic() - t0)
         ran = [i for i, r in enumerate(results) if r is not None]
         g = sum(1 for i in ran if results[i])
         s_ran = sum(1 for i in ran if sim_eps[skill][i])

@@ -13,6 +13,7 @@ Without a model, it falls back to evaluating Meta-World's scripted experts on th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -37,102 +38,86 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
                     record: bool = True) -> dict:  # fmt: skip
     """Launch the sim graph, run `skill` until the twin reports success (or timeout)."""
     from legion_core.contracts.bundle import load
-    from legion_core.tools.ros_env import ensure_workspace, start_composed, stop_process_group
-
-    ensure_workspace()
-    import rclpy
-    from legion_msgs.msg import PolicyAction, RuntimeStatus
-    from std_msgs.msg import Bool, String
-
-    from legion_core.contracts.interface import (
-        TOPIC_ACTION,
-        TOPIC_ACTIVE_SKILL,
-        TOPIC_STATUS,
-        TOPIC_TWIN_SUCCESS,
-        StatusLevel,
+    from legion_core.tools.graph import (
+        SIM_GRAPH_NODES,
+        VIDEO_STOP_TIMEOUT_S,
+        WATCH_ACTIONS,
+        WATCH_STATUS,
+        WATCH_TWIN_SUCCESS,
+        GraphProcess,
+        SimGraph,
+        sim_graph_params,
     )
-    from legion_core.ros.common import LATCHED_QOS
 
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / f"demo_{skill}.mp4"
-    params = {
-        "policy.bundle": bundle_path, "sim2real.bundle": bundle_path, "real2sim.bundle": bundle_path,
-        "twin.task": skill, "twin.variation": variation, "twin.video_path": video,
-        "twin.seed": 1,  # the held-out placements the bundle was evaluated on (training used seed 0)
-        "twin.scene": load(bundle_path).scene or "",  # placed as in the bundle's training scene
-    }  # fmt: skip
-    t0 = time.monotonic()
-    proc = start_composed("twin,real2sim,policy,sim2real", params, out_dir / "graph.log")
-    if not rclpy.ok():
-        rclpy.init()
-    node = rclpy.create_node("legion_demo")
-    events: dict[str, float] = {}
-    state = {"success": False, "actions": 0, "holds": []}
-
-    def on_success(m):
-        if m.data and "success" not in events:
-            events["success"] = time.monotonic() - t0
-            state["success"] = True
-
-    def on_action(_m):
-        state["actions"] += 1
-        events.setdefault("first action", time.monotonic() - t0)
-
-    def on_status(m):
-        if m.level >= StatusLevel.HOLD:
-            state["holds"].append(f"{m.node}: {m.message}")
-
-    node.create_subscription(Bool, TOPIC_TWIN_SUCCESS, on_success, LATCHED_QOS)
-    node.create_subscription(PolicyAction, TOPIC_ACTION, on_action, 10)
-    node.create_subscription(RuntimeStatus, TOPIC_STATUS, on_status, 10)
-    skill_pub = node.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
-    rec_thread, stop_rec, rec_stats = None, threading.Event(), {}
+    params = sim_graph_params(
+        bundle_path, skill, variation=variation,
+        seed=1,  # the held-out placements the bundle was evaluated on (training used seed 0)
+        scene=load(bundle_path).scene or "",  # placed as in the bundle's training scene
+        video_path=video,
+    )  # fmt: skip
+    graph = SimGraph(GraphProcess(SIM_GRAPH_NODES, params, out_dir / "graph.log"), node_name="legion_demo",
+                     watch=(WATCH_TWIN_SUCCESS, WATCH_ACTIONS, WATCH_STATUS),
+                     stop_timeout_s=VIDEO_STOP_TIMEOUT_S)  # fmt: skip
     bag = out_dir / "demo_session"
-    if record:
-        try:
-            from legion_core.tools import bags as recording
-
-            def _rec():
-                rec_stats["stats"] = recording.record(bag, stop_event=stop_rec)
-
-            rec_thread = threading.Thread(target=_rec, daemon=True)
-            rec_thread.start()
-        except ImportError:
-            rec_thread = None
-    # Wait for the graph (discovery) before activating the skill: the latched topic reaches late joiners too.
-    end = time.monotonic() + 60
-    while time.monotonic() < end and skill_pub.get_subscription_count() < 2:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    skill_pub.publish(String(data=skill))
-    events["skill activated"] = time.monotonic() - t0
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end and not state["success"]:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    # A moment after success so the video shows it, then shut everything down cleanly.
-    linger = time.monotonic() + 1.0
-    while time.monotonic() < linger:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    stop_rec.set()
-    if rec_thread is not None:
-        rec_thread.join(20)
-    node.destroy_node()
-    # The twin renders its video at shutdown (software EGL: ~0.1 s a frame idle, several times that on a
-    # loaded machine: 30 s was not enough under `stress-ng --cpu 2`). The timeout only catches a hang; the
-    # judgement is the exit code.
-    code = stop_process_group(proc, 300)
+    with graph:
+        t0, seen = graph.started_at, graph.seen
+        activated = 0.0
+        with _recording(bag if record else None) as rec_stats:
+            # Wait for the graph (discovery) before activating the skill: the latched topic reaches late
+            # joiners too.
+            graph.wait_for_skill_subscribers(2, 60.0)
+            graph.activate_skill(skill)
+            activated = time.monotonic() - t0
+            graph.spin_until(lambda: seen.twin_success_at is not None, timeout_s)
+            # A moment after success so the video shows it, then shut everything down cleanly.
+            graph.spin(1.0, step_s=0.05)
+    # In the order they happened.
+    events = {"skill activated": activated}
+    if seen.first_action_at is not None:
+        events["first action"] = seen.first_action_at - t0
+    if seen.twin_success_at is not None:
+        events["success"] = seen.twin_success_at - t0
+    events = dict(sorted(events.items(), key=lambda kv: kv[1]))
     return {
         "skill": skill,
         "variation": variation,
-        "success": state["success"],
+        "success": seen.twin_success_at is not None,
         "events_s": events,
-        "policy_actions": state["actions"],
-        "safety_holds": state["holds"][:10],
+        "policy_actions": seen.actions,
+        "safety_holds": seen.holds[:10],
         "video": str(video) if video.exists() else None,
         "bag": str(bag) if bag.exists() else None,
         "record": rec_stats.get("stats"),
-        "graph_exit_code": code,
+        "graph_exit_code": graph.exit_code,
         "graph_log": str(out_dir / "graph.log"),
     }
+
+
+@contextlib.contextmanager
+def _recording(bag: Path | None):
+    """Record the graph's topics to the MCAP bag `bag` (None: not recorded) on a thread while the block
+    runs; yields the dict that receives the recorder's statistics ("stats") when it stops."""
+    stats: dict = {}
+    try:
+        from legion_core.tools import bags as recording
+    except ImportError:  # the demo runs without its bag where the recorder's libraries are missing
+        bag = None
+    if bag is None:
+        yield stats
+        return
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: stats.update(stats=recording.record(bag, stop_event=stop)), daemon=True
+    )
+    thread.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        thread.join(20)
 
 
 def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path, variation: int = 0) -> int:
@@ -166,7 +151,6 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
 def _run_demo_chain(model: Path, scene: str, out_dir: Path, variation: int) -> int:
     """[2/2] of the demo for a bundle trained in a multi-object scene: a long-horizon command from text to
     success on the twin through the whole graph (with the task sequencer), recorded and filmed."""
-    from legion_core.tools import bags as recording
     from legion_core.tools.longhorizon import DEFAULT_COMMAND, ChainRunner
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,16 +160,12 @@ def _run_demo_chain(model: Path, scene: str, out_dir: Path, variation: int) -> i
     )
     print(f'    operator: "{DEFAULT_COMMAND}"')
     runner = ChainRunner(model, out_dir / "graph.log", video_path=video)
-    stop, stats = threading.Event(), {}
-    rec = threading.Thread(target=lambda: stats.update(s=recording.record(bag, stop_event=stop)), daemon=True)
-    rec.start()
     try:
-        ok = runner.reset_scene(variation)
-        res = runner.run(DEFAULT_COMMAND, variation) if ok else None
-        runner.spin(1.0)  # a moment after the end, for the video
+        with _recording(bag):
+            ok = runner.reset_scene(variation)
+            res = runner.run(DEFAULT_COMMAND, variation) if ok else None
+            runner.spin(1.0)  # a moment after the end, for the video
     finally:
-        stop.set()
-        rec.join(20)
         code = runner.close()
     if res is None:
         print("FAILED: the twin could not be reset to the scene")

@@ -72,20 +72,12 @@ def ensure_workspace(install: Path = INSTALL) -> Path:
     return install
 
 
-def start_composed(
-    nodes: str,
-    params: dict[str, object] | list[str],
-    log_path=None,
-    handoff: bool = True,
-    realtime_priority: int = 0,
-    cpu_affinity: str = "all",
-):
-    """Start `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") in a child process with its own
-    process group; params as {"policy.bundle": path} or ["policy.bundle:=path", ...]; `handoff=False` keeps
-    the control path on DDS (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO;
-    `cpu_affinity` pins it to CPUs ("1", "2-3"). Returns the Popen."""
-    import subprocess
-
+def composed_argv(nodes: str, params: dict[str, object] | list[str], handoff: bool = True,
+                  realtime_priority: int = 0, cpu_affinity: str = "all") -> list[str]:  # fmt: skip
+    """The command line of `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") with `params` as
+    {"policy.bundle": path} or ["policy.bundle:=path", ...]; `handoff=False` keeps the control path on DDS
+    (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO; `cpu_affinity` pins it to
+    CPUs ("1", "2-3")."""
     items = [f"{k}:={v}" for k, v in params.items()] if isinstance(params, dict) else list(params)
     args = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
     if not handoff:
@@ -96,6 +88,23 @@ def start_composed(
         args += ["--cpu-affinity", cpu_affinity]
     for it in items:
         args += ["-p", it]
+    return args
+
+
+def start_composed(
+    nodes: str,
+    params: dict[str, object] | list[str],
+    log_path=None,
+    handoff: bool = True,
+    realtime_priority: int = 0,
+    cpu_affinity: str = "all",
+):
+    """Start `legion_ros.composed` (arguments: `composed_argv`) in a child process with its own process
+    group, its output to `log_path` (None: discarded). Returns the Popen. A whole sim graph with an observer
+    node: legion_core/tools/graph.py."""
+    import subprocess
+
+    args = composed_argv(nodes, params, handoff, realtime_priority, cpu_affinity)
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
     return subprocess.Popen(
         args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -103,63 +112,18 @@ def start_composed(
 
 
 def stop_process_group(proc, timeout: float = 20.0) -> int:
-    """SIGINT to the child's process group (clean node shutdown), SIGKILL if it does not exit in time."""
+    """SIGINT to the child's process group (clean node shutdown), SIGKILL if it does not exit in time. The
+    exit code (None only if the group vanished under us without a reaped exit)."""
     import signal
     import subprocess
 
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
         try:
+            os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+        except ProcessLookupError:  # it exited between the poll and the signal
+            proc.wait(5)
     return proc.returncode
-
-
-# -------------------------------------------------------------------- driving a sim graph from a test/bench
-def spin_for(node, seconds: float) -> None:
-    """Spin `node` for `seconds` of wall time."""
-    import time
-
-    import rclpy
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.02)
-
-
-def call_service(node, client, request, timeout_s: float = 20.0):
-    """Call a service from `node`, waiting for it to appear; the response, or None after timeout_s."""
-    import time
-
-    import rclpy
-
-    end = time.monotonic() + timeout_s
-    while not client.service_is_ready() and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    fut = client.call_async(request)
-    while not fut.done() and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    return fut.result() if fut.done() else None
-
-
-def reset_twin_and_runtime(node, twin_client, s2r_client, task: str, variation: int, settle_s: float = 0.2,
-                           attempts: int = 3) -> bool:  # fmt: skip
-    """Twin to `task` (a task or scene) placement `variation` (retried: a lost service response must not
-    count as a policy failure), then let sim2real see joint states of the reset posture (meanwhile the
-    twin ignores the old command stream) and restart it from the measured posture, which ends the twin's
-    reset guard. False if the twin could not be reset."""
-    from legion_msgs.srv import ResetTask
-    from std_srvs.srv import Trigger
-
-    for _ in range(attempts):
-        r = call_service(node, twin_client, ResetTask.Request(task=task, variation=int(variation)))
-        if r is not None and r.success:
-            break
-    else:
-        return False
-    spin_for(node, settle_s)
-    call_service(node, s2r_client, Trigger.Request())
-    spin_for(node, settle_s)
-    return True

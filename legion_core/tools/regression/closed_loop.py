@@ -23,8 +23,8 @@ import numpy as np
 
 from legion_core.contracts.interface import TOPIC_ACTION, TOPIC_ACTIVE_SKILL, TOPIC_STATUS, TOPIC_TWIN_SUCCESS
 from legion_core.tools.bags import resolve_bag
+from legion_core.tools.graph import SIM_GRAPH_NODES, GraphProcess, SimGraph, sim_graph_params
 from legion_core.tools.regression.judge import Divergence, Judgement, fmt_values, json_default
-from legion_core.tools.regression.processes import runtime_command, spawn_child, stop_child
 from legion_core.tools.regression.scenario import Scenario, load_scenario
 from legion_core.tools.regression.session import Session, read_session, skill_of
 
@@ -138,17 +138,16 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
         )
     elif recorded["span_s"]:
         run_s = min(run_s, recorded["span_s"] + float(cl["margin_s"]))
-    params: dict[str, Any] = {
-        "twin.task": skill, "twin.variation": variation, "policy.bundle": str(Path(bundle).resolve()),
-        "sim2real.bundle": str(Path(bundle).resolve()), "real2sim.bundle": str(Path(bundle).resolve()),
-        "real2sim.skill": skill, "policy.skill": skill,
-        "policy.z_mode": sc.z_mode, "twin.scene": train_scene or "",
-    }  # fmt: skip
+    extra: dict[str, Any] = {"policy.z_mode": sc.z_mode}
     if calibration:
-        params.update({f"{n}.calibration": calibration for n in ("twin", "real2sim", "sim2real")})
-    params.update({k: v for k, v in sc.runtime_params.items() if not k.endswith("use_sim_time")})
+        extra.update({f"{n}.calibration": calibration for n in ("twin", "real2sim", "sim2real")})
+    extra.update({k: v for k, v in sc.runtime_params.items() if not k.endswith("use_sim_time")})
+    params = sim_graph_params(str(Path(bundle).resolve()), skill, variation=variation, scene=train_scene or "",
+                              skill=skill, extra=extra)  # fmt: skip
     sim_bag = out / f"closed-loop-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    proc = spawn_child(runtime_command("twin,real2sim,policy,sim2real", params), out / f"{sim_bag.name}.log")
+    # No observer node: the recorder below is this process's view of the graph (its bag is the output).
+    graph = SimGraph(GraphProcess(SIM_GRAPH_NODES, params, out / f"{sim_bag.name}.log"), node_name=None,
+                     stop_timeout_s=10.0).start()  # fmt: skip
     try:
         r = Recorder(sim_bag, [TOPIC_TWIN_SUCCESS, TOPIC_ACTION, TOPIC_STATUS, TOPIC_ACTIVE_SKILL],
                      require_topics=[TOPIC_ACTION], discovery_s=2.0)  # fmt: skip
@@ -168,9 +167,7 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
                 if st.get(TOPIC_TWIN_SUCCESS) and st[TOPIC_TWIN_SUCCESS].received >= 2:
                     time.sleep(0.2)
                     break
-                if proc.poll() is not None or (
-                    not t_first and time.monotonic() - r.t_start > sc.startup_timeout_s
-                ):
+                if not graph.running or (not t_first and time.monotonic() - r.t_start > sc.startup_timeout_s):
                     break
                 time.sleep(0.05)
             stop.set()
@@ -178,7 +175,7 @@ def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", s
         threading.Thread(target=watch, daemon=True).start()
         r.run(stop_event=stop, ready_timeout_s=sc.startup_timeout_s)
     finally:
-        stop_child(proc)
+        graph.close()
     sim = _outcome(read_session(sim_bag), skill)
     j_scene = Judgement("closed_loop_scene", dist <= float(cl["placement_tol_m"]), checked=1,
                         metrics={"skill": skill, "variation": variation, "distance_m": round(dist, 4),

@@ -3,9 +3,7 @@ each in its own session so that it is stopped as a group."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,10 +12,9 @@ from typing import Any
 
 
 def runtime_command(nodes: str, params: dict[str, Any]) -> list[str]:
-    cmd = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
-    for k, v in params.items():
-        cmd += ["-p", f"{k}:={v}"]
-    return cmd
+    from legion_core.tools.ros_env import composed_argv
+
+    return composed_argv(nodes, params)
 
 
 def spawn_child(cmd: list[str], log_path: Path, pipe_stdout: bool = False) -> subprocess.Popen:
@@ -32,18 +29,9 @@ def spawn_child(cmd: list[str], log_path: Path, pipe_stdout: bool = False) -> su
 
 
 def stop_child(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
-    import signal
+    from legion_core.tools.ros_env import stop_process_group
 
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        except ProcessLookupError:
-            pass
-    return proc.returncode
+    return stop_process_group(proc, timeout)
 
 
 class LineReader:
