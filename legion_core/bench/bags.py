@@ -1,4 +1,4 @@
-"""`legion bench record`: throughput of the bag recorder (legion_core/tools/bags.py) under a synthetic flood.
+"""`legion bench record`: throughput of the bag recorder (legion_core/tools/bags/record.py) under a synthetic flood.
 
 A child process (`python -m legion_core.cli bench flood`, `flood_publish`) publishes numbered JointState
 messages at a fixed rate, reliable or best effort, while this process records them with the recorder of
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from legion_core.contracts.interface import TOPIC_FLOOD_BENCH
-from legion_core.tools.bags import Recorder, load_messages
+from legion_core.tools.bags.record import Recorder
+from legion_core.tools.bags.store import load_messages
 
 
 def flood_publish(topic: str, rate_hz: float, count: int, reliable: bool, wait_s: float = 20.0) -> int:

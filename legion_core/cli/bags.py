@@ -1,6 +1,6 @@
 """`legion record`, `legion replay`: ROS 2 bags of a session, and the regression check that replays one
 through a fresh runtime (docs/decisions/portable-regression-check.md). The work is done in
-legion_core/tools/bags.py (record, replay) and legion_core/tools/regression/ (check, closed loop)."""
+legion_core/tools/bags/ (record, play) and legion_core/tools/regression/ (check, closed loop)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from legion_core.cli.common import add_command
 
 if TYPE_CHECKING:
-    from legion_core.tools.bags import Recorder
+    from legion_core.tools.bags.record import Recorder
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +59,8 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_record(args: argparse.Namespace) -> int:
     """`legion record -o session.mcap [topics...] [--duration S]`: exit 0 when nothing was dropped."""
-    from legion_core.tools.bags import RecordingError, record
+    from legion_core.tools.bags.record import record
+    from legion_core.tools.bags.store import RecordingError
 
     # The first SIGINT/SIGTERM only asks the write loop to stop, so the bag is closed (metadata.yaml written)
     # on the normal path: raising KeyboardInterrupt from the handler could land inside close() and leave a
@@ -97,7 +98,7 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    from legion_core.tools.bags import SENSOR_TOPICS
+    from legion_core.tools.bags.topics import SENSOR_TOPICS
 
     parser.add_argument(
         "bag", help="bag directory (or its .mcap / metadata.yaml, or the -o name given to record)"
@@ -129,7 +130,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 def run_replay(args: argparse.Namespace) -> int:
     """`legion replay BAG [--rate F | --fast] [--sim-clock] [--check S --bundle B] [--closed-loop --bundle B]`:
     exit 0 only if every judgement passed (plain replay: if it ran)."""
-    from legion_core.tools.bags import SENSOR_TOPICS, RecordingError, replay, resolve_bag
+    from legion_core.tools.bags.play import replay
+    from legion_core.tools.bags.store import RecordingError, resolve_bag
+    from legion_core.tools.bags.topics import SENSOR_TOPICS
 
     try:
         bag = resolve_bag(args.bag)

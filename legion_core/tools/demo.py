@@ -101,7 +101,7 @@ def _recording(bag: Path | None):
     runs; yields the dict that receives the recorder's statistics ("stats") when it stops."""
     stats: dict = {}
     try:
-        from legion_core.tools import bags as recording
+        from legion_core.tools.bags.record import record
     except ImportError:  # the demo runs without its bag where the recorder's libraries are missing
         bag = None
     if bag is None:
@@ -109,9 +109,7 @@ def _recording(bag: Path | None):
         return
 
     stop = threading.Event()
-    thread = threading.Thread(
-        target=lambda: stats.update(stats=recording.record(bag, stop_event=stop)), daemon=True
-    )
+    thread = threading.Thread(target=lambda: stats.update(stats=record(bag, stop_event=stop)), daemon=True)
     thread.start()
     try:
         yield stats

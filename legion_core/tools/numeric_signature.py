@@ -22,7 +22,7 @@ forced to Haswell kernels, the shipped demo recorded elsewhere replays bit-exact
 the BLAS thread count (the runtime's nodes run with OPENBLAS_NUM_THREADS=1 while a checking process may use
 more; 1 and 2 threads gave identical actions on the shipped demo).
 
-The bag's signature is taken by the recording process (`legion_core.tools.bags.Recorder`): it stands for
+The bag's signature is taken by the recording process (`legion_core.tools.bags.record.Recorder`): it stands for
 the policy node's only when the runtime ran on the same machine in the same environment, as with
 `legion run`, the demo and the replay check. A bag recorded on another PC than the policy's must not carry
 it (record there, or strip it): an equal signature would wrongly ask for bit-exactness.

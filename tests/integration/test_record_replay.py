@@ -52,7 +52,7 @@ def record_sim_session(
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from legion_core.tools.bags import record
+    from legion_core.tools.bags.record import record
     from tests.integration.rosutil import Probe
 
     params = {
@@ -130,7 +130,8 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
 
-    from legion_core.tools.bags import RUNTIME_TOPICS, read_recorder_metadata
+    from legion_core.tools.bags.store import read_recorder_metadata
+    from legion_core.tools.bags.topics import RUNTIME_TOPICS
 
     st = session.stats
     assert st.drops == 0 and st.received == st.written > 500, st.to_dict()
@@ -145,7 +146,7 @@ def test_recording_is_a_complete_rosbag2_mcap_bag(session):
     assert custom["received"] == custom["written"] == {k: v for k, v in meta_counts.items()}
     assert set(RUNTIME_TOPICS) - set(meta_counts) == set()  # every runtime topic has a connection
     # The recording machine's numeric signature: what the offline check may compare bit-exactly against.
-    from legion_core.tools.bags import read_bag_signature
+    from legion_core.tools.bags.store import read_bag_signature
     from legion_core.tools.numeric_signature import compare, numeric_signature
 
     sig = read_bag_signature(session.bag)
@@ -209,7 +210,8 @@ def test_replay_publishes_recorded_messages_with_clock(session):
     from rosgraph_msgs.msg import Clock
     from std_msgs.msg import String
 
-    from legion_core.tools.bags import load_messages, replay
+    from legion_core.tools.bags.play import replay
+    from legion_core.tools.bags.store import load_messages
     from tests.integration.rosutil import Probe
 
     rel = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
@@ -335,7 +337,7 @@ def make_fixture(out_dir: Path) -> None:
 
     from legion_core.contracts.bundle_schema import sha256_file
     from legion_core.contracts.language import CACHE_DIR_ENV
-    from legion_core.tools.bags import read_bag_signature
+    from legion_core.tools.bags.store import read_bag_signature
     from legion_core.tools.numeric_signature import numeric_signature
     from tests.bundle_factory import make_tiny_bundle
 
@@ -349,7 +351,7 @@ def make_fixture(out_dir: Path) -> None:
             os.environ.pop(CACHE_DIR_ENV)
         else:
             os.environ[CACHE_DIR_ENV] = old_cache
-    from legion_core.tools.bags import RUNTIME_TOPICS
+    from legion_core.tools.bags.topics import RUNTIME_TOPICS
 
     topics = [t for t in RUNTIME_TOPICS if t != "/diagnostics"]
     s = record_sim_session(tmp, bundle, seconds=5.0, topics=topics, name="drawer_close_session")

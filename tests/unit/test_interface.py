@@ -62,7 +62,7 @@ def test_the_supervisor_ticks_with_the_interface_levels():
 
 # --------------------------------------------------------------------------------------------- topic table
 def test_every_topic_of_the_bag_table_comes_from_the_interface():
-    from legion_core.tools import bags
+    from legion_core.tools.bags import topics as bags
 
     for name, spec in bags.RUNTIME_TOPICS.items():
         assert spec is I.TOPICS[name], name  # the interface's own spec, not a copy
@@ -102,7 +102,7 @@ def test_qos_specs_map_to_the_expected_rclpy_profiles():
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     from legion_core.ros import common
-    from legion_core.tools.bags import table_qos
+    from legion_core.tools.bags.topics import table_qos
 
     best_effort, reliable = ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE
     volatile, latched = DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from legion_core.tools.bags import read_bag_signature
+from legion_core.tools.bags.store import read_bag_signature
 from legion_core.tools.numeric_signature import compare as compare_signatures
 from legion_core.tools.numeric_signature import numeric_signature
 from legion_core.tools.regression.judge import compare_live, float32_action_atol, judge_policy_offline
@@ -84,7 +84,7 @@ def test_fixture_is_a_self_describing_rosbag2_mcap_bag():
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
 
-    from legion_core.tools.bags import read_recorder_metadata, resolve_bag
+    from legion_core.tools.bags.store import read_recorder_metadata, resolve_bag
 
     assert resolve_bag(BAG / "metadata.yaml") == resolve_bag(BAG / "drawer_close_session_0.mcap") == BAG
     meta = read_recorder_metadata(BAG)
@@ -422,7 +422,7 @@ def test_closed_loop_scene_is_the_recorded_placement(rec):
 
 
 def test_copy_topics_makes_a_smaller_bag_with_the_same_decisions(tmp_path, rec):
-    from legion_core.tools.bags import copy_topics
+    from legion_core.tools.bags.store import copy_topics
 
     keep = ["/legion/observation", "/legion/action", "/legion/active_skill"]
     counts = copy_topics(BAG, tmp_path / "small", keep)

@@ -7,7 +7,7 @@ signature, on a machine nobody wrote down (tests/data/replay/shipped_demo/manife
 tolerance mode everywhere.
 Regenerate after a model change with `make demo`, then keep the runtime's decision topics only (copy_topics
 keeps the bag's numeric signature):
-    .venv/bin/python -c "from legion_core.tools.bags import copy_topics; copy_topics('out/demo/demo_session',
+    .venv/bin/python -c "from legion_core.tools.bags.store import copy_topics; copy_topics('out/demo/demo_session',
         'tests/data/replay/shipped_demo/demo_session', ['/legion/observation', '/legion/action',
         '/legion/active_skill', '/legion/command_sent', '/legion/status', '/twin/success'])"
 """

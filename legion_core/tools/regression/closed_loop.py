@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from legion_core.contracts.interface import TOPIC_ACTION, TOPIC_ACTIVE_SKILL, TOPIC_STATUS, TOPIC_TWIN_SUCCESS
-from legion_core.tools.bags import resolve_bag
+from legion_core.tools.bags.store import resolve_bag
 from legion_core.tools.graph import SIM_GRAPH_NODES, GraphProcess, SimGraph, sim_graph_params
 from legion_core.tools.regression.judge import Divergence, Judgement, fmt_values, json_default
 from legion_core.tools.regression.scenario import Scenario, load_scenario
@@ -110,7 +110,7 @@ def _outcome(s: Session, skill: str) -> dict:
 def closed_loop(bag: str | Path, bundle: str | Path, *, calibration: str = "", scenario: str | Path | dict | Scenario | None = None,
                 out_dir: str | Path | None = None, emit: Callable[[str], None] = print) -> ClosedLoopResult:  # fmt: skip
     """Re-run the recorded scene in the digital twin with the runtime and compare the outcome."""
-    from legion_core.tools.bags import Recorder
+    from legion_core.tools.bags.record import Recorder
     from legion_core.tools.ros_env import ensure_workspace
     from sim2real.calibration import load_calibration, sim_calibration
 

@@ -24,7 +24,8 @@ from legion_core.contracts.interface import (
     TOPIC_JOINT_STATES,
     TOPIC_OBSERVATION,
 )
-from legion_core.tools.bags import OUTPUT_TOPICS, resolve_bag
+from legion_core.tools.bags.store import resolve_bag
+from legion_core.tools.bags.topics import OUTPUT_TOPICS
 from legion_core.tools.regression.judge import CheckResult, Judgement, compare_live, judge_policy_offline
 from legion_core.tools.regression.processes import LineReader, runtime_command, spawn_child, stop_child
 from legion_core.tools.regression.scenario import LIVE_JUDGEMENTS, Scenario, load_scenario
@@ -36,7 +37,7 @@ def live_replay(bag: str | Path, bundle: str | Path, scenario: Scenario, out_dir
     """Replay the bag's sensor topics with /clock into a fresh real2sim + policy + sim2real (one child process
     on sim time) while a child recorder (sim time) records what the runtime produces. Returns (replayed bag,
     replay statistics)."""
-    from legion_core.tools.bags import replay
+    from legion_core.tools.bags.play import replay
     from legion_core.tools.ros_env import ensure_workspace
 
     ensure_workspace()

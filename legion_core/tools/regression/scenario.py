@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from legion_core.tools.bags import SENSOR_TOPICS
+from legion_core.tools.bags.topics import SENSOR_TOPICS
 
 LIVE_JUDGEMENTS = (
     "observations",

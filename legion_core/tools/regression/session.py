@@ -19,7 +19,8 @@ from legion_core.contracts.interface import (
     TOPIC_STATUS,
     TOPIC_TWIN_SUCCESS,
 )
-from legion_core.tools.bags import SENSOR_TOPICS, read_bag_signature, resolve_bag
+from legion_core.tools.bags.store import read_bag_signature, resolve_bag
+from legion_core.tools.bags.topics import SENSOR_TOPICS
 
 
 @dataclass
