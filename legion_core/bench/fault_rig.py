@@ -42,7 +42,6 @@ from legion_core.bench.runtime import (
 )
 from legion_core.contracts.interface import NODE_POLICY, NODE_REAL2SIM, StatusLevel, node_fqn
 from legion_core.runtime.node_params import PolicyNodeParams
-from legion_core.sim.node_params import TwinNodeParams
 from sim2real.mapper import MapperConfig
 from sim2real.supervisor import SupervisorConfig
 
@@ -53,7 +52,9 @@ HEARTBEAT_PERIOD_S = (
 LIVENESS_PERIODS = SupervisorConfig().liveness_periods  # a node silent this many of its periods holds the arm
 POLICY_FQN, REAL2SIM_FQN = node_fqn(NODE_POLICY), node_fqn(NODE_REAL2SIM)  # as heartbeats name them
 JOINT_VEL_SCALE = MapperConfig().joint_vel_scale  # fraction of the datasheet joint speeds (shipped default)
-DETECTION_RATE_HZ = TwinNodeParams().detection_rate_hz  # the camera's rate, as the twin publishes it [Hz]
+# The rate of the camera this bench plays [Hz] (a typical RGB-D camera). Not the twin's parameter: there is
+# no twin in this graph, and importing it would load MuJoCo for one number.
+DETECTION_RATE_HZ = 30.0
 TOL = 1e-12  # "identical" commands
 NEAR_S = 0.05  # probe stalls this close to a drill's window are listed with it [s]
 SKILL = "button-press-topdown"
