@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
-from legion_core.contracts.interface import TOPIC_ESTOP_HW
+from legion_core.contracts.interface import CONTROL_PATH_HEARTBEAT_PERIOD_S, TOPIC_ESTOP_HW
 from sim2real.mapper import MapperConfig
 from sim2real.real2sim import Real2SimConfig
 from sim2real.supervisor import SupervisorConfig
@@ -43,7 +43,7 @@ class Real2SimNodeParams:
     """Detections may lie this far [m] outside the bundle's workspace box (Real2SimConfig.skill_box_margin_m)."""
     trusted_keys: str = ""
     """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
-    heartbeat_period_s: float = 0.02
+    heartbeat_period_s: float = CONTROL_PATH_HEARTBEAT_PERIOD_S
     """Liveness heartbeat period [s], watched by sim2real_node (held after two missed ones)."""
 
 

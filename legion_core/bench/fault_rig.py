@@ -40,15 +40,18 @@ from legion_core.base.stats import summarize
 from legion_core.bench.runtime import (
     STALL_S,
 )
-from legion_core.contracts.interface import NODE_POLICY, NODE_REAL2SIM, StatusLevel, node_fqn
-from legion_core.runtime.node_params import PolicyNodeParams
+from legion_core.contracts.interface import (
+    CONTROL_PATH_HEARTBEAT_PERIOD_S,
+    NODE_POLICY,
+    NODE_REAL2SIM,
+    StatusLevel,
+    node_fqn,
+)
 from sim2real.mapper import MapperConfig
 from sim2real.supervisor import SupervisorConfig
 
 COMMAND_PERIOD_S = MapperConfig().command_period_s  # sim2real's command stream at the shipped rate [s]
-HEARTBEAT_PERIOD_S = (
-    PolicyNodeParams().heartbeat_period_s
-)  # policy and real2sim heartbeats (shipped default) [s]
+HEARTBEAT_PERIOD_S = CONTROL_PATH_HEARTBEAT_PERIOD_S  # policy and real2sim heartbeats (shipped default) [s]
 LIVENESS_PERIODS = SupervisorConfig().liveness_periods  # a node silent this many of its periods holds the arm
 POLICY_FQN, REAL2SIM_FQN = node_fqn(NODE_POLICY), node_fqn(NODE_REAL2SIM)  # as heartbeats name them
 JOINT_VEL_SCALE = MapperConfig().joint_vel_scale  # fraction of the datasheet joint speeds (shipped default)

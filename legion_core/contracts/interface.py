@@ -132,6 +132,9 @@ TOPIC_COMMAND_STATUS = "/legion/command_status"
 TOPIC_CANCEL = "/legion/cancel"
 # legion_msgs/Heartbeat; pub: policy_node, real2sim_node, task_sequencer_node; sub: sim2real_node (liveness).
 TOPIC_HEARTBEAT = "/legion/heartbeat"
+#: Default heartbeat period [s] of the nodes on the control path (policy_node, real2sim_node): sim2real_node
+#: holds after two missed ones, so this sets how fast a dead node is caught (docs/architecture.md, "Safety layer").
+CONTROL_PATH_HEARTBEAT_PERIOD_S = 0.02
 # legion_msgs/SafetyState (latched); pub: sim2real_node; sub: task_sequencer_node.
 TOPIC_SAFETY_STATE = "/legion/safety_state"
 # std_msgs/Bool (latched) task success in the twin; pub: twin_node; sub: tools (demo, bench transfer, regression).

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
+from legion_core.contracts.interface import CONTROL_PATH_HEARTBEAT_PERIOD_S
 from legion_core.runtime.policy_runner import PolicyRunnerConfig
 from legion_core.runtime.sequencer import SequencerConfig
 
@@ -29,7 +30,7 @@ class PolicyNodeParams:
     """Skill active at start ('' = wait for /legion/active_skill)."""
     trusted_keys: str = ""
     """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
-    heartbeat_period_s: float = 0.02
+    heartbeat_period_s: float = CONTROL_PATH_HEARTBEAT_PERIOD_S
     """Liveness heartbeat period [s], watched by sim2real_node (held after two missed ones)."""
 
 
