@@ -2,8 +2,8 @@
 latency (sensor stamp -> new policy step's command sent), the diagnostics lines and the latency log
 (docs/architecture.md, "Data flow, one control step").
 
-- Command cycles run on the timer's own grid (rcl keeps the phase and skips the periods it could not run):
-  a missed cycle is a period the timer skipped, a late one ran after its scheduled time.
+- Command cycles run on the stream's own grid of deadlines (it keeps the phase and skips the slots it woke
+  too late for): a missed cycle is a slot without a command, a late one ran after its slot.
 - Diagnostics summarise the last `recent` samples (bounded memory on a robot that runs for days); the
   latency log, when asked for, keeps every sample for a benchmark and is written once at shutdown.
 
@@ -38,12 +38,11 @@ class ControlStats:
     def __init__(self, keep_log: bool = False, recent: int = RECENT_SAMPLES) -> None:
         self.keep_log = keep_log
         self.cycles_missed = 0
-        """Command periods the timer skipped since start (cumulative)."""
+        """Command slots the stream skipped since start (cumulative)."""
         self.commands_sent = 0
         """Joint commands published since start."""
-        self._next_call_ns: int | None = None
         self.tick_late_recent: deque[float] = deque(maxlen=recent)
-        """How late [s] each of the last `recent` timer ticks ran after its scheduled time."""
+        """How late [s] each of the last `recent` command cycles ran after its slot."""
         self.latency_recent: deque[float] = deque(maxlen=recent)
         """Stamp -> command sent [s] of the last `recent` new policy steps."""
         # Latency log only: every sample, and per timer tick when it ran [s], how late [s] and how many
@@ -56,20 +55,14 @@ class ControlStats:
         # callback, i.e. a stall of the command stream in the first second): pay it here instead.
         latency_summary([0.0])
 
-    def on_timer(self, now_ns: int, next_call_ns: int | None, period_ns: int) -> None:
-        """A timer tick at `now_ns` [ns] whose timer is next due at `next_call_ns` [ns] (None: unknown, e.g.
-        an rclpy without `time_until_next_call`), period `period_ns` [ns]. rcl advanced the schedule by one
-        period, plus one per period it skipped."""
-        if next_call_ns is None:
-            return
-        if self._next_call_ns is not None:
-            skipped = max(0, round((next_call_ns - self._next_call_ns) / period_ns) - 1)
-            self.cycles_missed += skipped
-            late = (now_ns - self._next_call_ns) * 1e-9
-            self.tick_late_recent.append(late)
-            if self._ticks is not None:
-                self._ticks.append((now_ns * 1e-9, late, skipped))
-        self._next_call_ns = next_call_ns
+    def on_cycle(self, t_s: float, late_s: float, skipped: int) -> None:
+        """A command cycle ran at `t_s` [s, node clock], `late_s` [s] after its slot on the stream's grid,
+        and `skipped` slots before it passed without a cycle (legion_core.ros.control.PeriodicThread: each
+        is a missed command cycle)."""
+        self.cycles_missed += int(skipped)
+        self.tick_late_recent.append(late_s)
+        if self._ticks is not None:
+            self._ticks.append((t_s, late_s, int(skipped)))
 
     def on_command_sent(self, t_s: float) -> None:
         """A joint command was published at `t_s` [s, node clock]."""

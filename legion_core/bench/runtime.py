@@ -33,8 +33,23 @@ import numpy as np
 from legion_core.base.stats import summarize
 from legion_core.contracts.interface import TOPIC_COMMAND_REPORT, TOPIC_JOINT_COMMAND
 
-MODES = ("composed", "composed_dds", "cross_process")
-PERIOD_S = 0.01  # the command stream's period (100 Hz)
+#: mode -> (process groups beside the twin's, hand-off in process, command rate [Hz]). The twin always runs
+#: in its own process (it stands in for the robot's driver) and publishes joint states at its 200 Hz in every
+#: mode: at 500 Hz its Python physics timer starved its 30 Hz camera on the 2-core dev VM (no detection ever
+#: reached the runtime); lbr_fri_ros2_stack's C++ controller manager publishes at its update rate.
+MODE_SPECS = {
+    "composed": (["real2sim,policy,sim2real"], True, 100.0),
+    "composed_dds": (["real2sim,policy,sim2real"], False, 100.0),
+    "cross_process": (["real2sim", "policy", "sim2real"], True, 100.0),
+    "composed_500hz": (["real2sim,policy,sim2real"], True, 500.0),
+}
+MODES = tuple(MODE_SPECS)
+PERIOD_S = 0.01  # the 100 Hz command stream's period (the wake-up probe's grid in the 100 Hz modes)
+#: Targets (docs/decisions/control-path.md): composed median within 2x the compute floor and p99 within the
+#: 2 ms FRI send period; one process per node p99 within 4 ms; no command cycle lost outside the machine's
+#: own stalls, at 100 and at 500 Hz.
+TARGETS = {"composed_median_vs_floor": 2.0, "composed_p99_ms": 2.0, "cross_process_p99_ms": 4.0,
+           "missed_cycles_outside_machine_stalls": 0}  # fmt: skip
 LOG_KEYS = ("stamp_to_command_s", "stamp_to_command_sent_at_s", "command_times_s", "tick_time_s", "tick_late_s",
             "tick_skipped")  # fmt: skip
 
@@ -46,13 +61,21 @@ def run_bench(
     realtime_priority: int = 0,
     subscriber: bool = True,
     runtime_cpus: str = "all",
+    floor: bool = True,
+    profile: bool = False,
+    seconds_500hz: float | None = None,
 ) -> dict:
     """Run the sim graph in each mode for `seconds` and return the latency/gap figures. `realtime_priority`
     > 0 runs the runtime processes (not the twin: it stands in for the driver) with SCHED_FIFO.
     `subscriber=False`: this process unsubscribes after the warm-up and sleeps through the measurement
     (only the runtime's own figures; the subscriber is a third busy Python process on the cores).
     `runtime_cpus` ("1", "2-3"): pin the runtime processes there and the twin and this process to the other
-    CPUs, as a robot PC keeps its control cores apart (`composed --cpu-affinity`)."""
+    CPUs, as a robot PC keeps its control cores apart (`composed --cpu-affinity`).
+    `floor`: measure the compute floor first (legion_core.bench.floor) and report every latency against it.
+    `seconds_500hz`: the measurement time of the 500 Hz mode (default: `seconds`; the target is judged
+    over 10 minutes).
+    `profile`: sample the runtime process of each composed mode with py-spy during its window (raw stacks in
+    the log directory, the top functions in the result; docs/profiling.md)."""
 
     from legion_core.tools.graph import GraphProcess, SimGraph, params_for, sim_graph_params
     from legion_core.tools.ros_env import ensure_workspace, stop_process_group
@@ -89,12 +112,6 @@ def run_bench(
     skill = b.skill_names[0]
     # placed as in the bundle's training scene
     params = sim_graph_params(bundle, skill, scene=b.scene or "", skill=skill)
-    # The process layout of each mode (the twin always apart: it stands in for the robot's driver).
-    groups = {
-        "composed": ["twin", "real2sim,policy,sim2real"],
-        "composed_dds": ["twin", "real2sim,policy,sim2real"],
-        "cross_process": ["twin", "real2sim", "policy", "sim2real"],
-    }
     results: dict = {"bundle": bundle, "skill": skill, "seconds_per_mode": seconds, "log_dir": str(tmp),
                      "subscriber_during_measurement": subscriber,
                      "runtime_scheduling": f"SCHED_FIFO {realtime_priority}" if realtime_priority > 0 else "normal",
@@ -102,15 +119,24 @@ def run_bench(
                      "twin_and_probe_cpus": others}  # fmt: skip
     if pinned is not None:
         os.sched_setaffinity(0, parse_cpu_list(others))  # the probe stays off the runtime's CPUs
+    if floor:
+        from legion_core.bench.floor import measure_floor
+
+        results["floor"] = measure_floor(bundle, skill)
     for mode in modes:
-        probe = _start_wakeup_probe(tmp / f"{mode}-wakeup.json")
+        runtime_groups, handoff, rate_hz = MODE_SPECS[mode]
+        period_s = 1.0 / rate_hz
+        mode_s = seconds_500hz if (seconds_500hz and rate_hz >= 500.0) else seconds
+        probe = _start_wakeup_probe(tmp / f"{mode}-wakeup.json", period_s)
         procs = []
-        for g in groups[mode]:
+        for g in ["twin", *runtime_groups]:
             mine = params_for(params, g)
             if "sim2real" in g.split(","):
                 mine["sim2real.latency_log"] = str(tmp / f"{mode}-latency.json")
+                mine["sim2real.command_rate_hz"] = rate_hz
+
             procs.append(GraphProcess(
-                g, mine, tmp / f"{mode}-{g.replace(',', '_')}.log", handoff=mode != "composed_dds",
+                g, mine, tmp / f"{mode}-{g.replace(',', '_')}.log", handoff=handoff,
                 realtime_priority=realtime_priority if g != "twin" else 0,
                 cpu_affinity=(runtime_cpus if g != "twin" else others) if pinned is not None else "all",
             ))  # fmt: skip
@@ -138,14 +164,18 @@ def run_bench(
             cmd_t.clear()
             window = [node.get_clock().now().nanoseconds * 1e-9, 0.0]
             steal0 = _steal_s()
+            spy = _start_profile(graph.procs[-1].pid, tmp / f"{mode}-profile.txt", mode_s) if (
+                profile and len(runtime_groups) == 1) else None  # fmt: skip
             if subscriber:
-                graph.spin(seconds, step_s=0.05)
+                graph.spin(mode_s, step_s=0.05)
             else:
                 for sub in list(node.subscriptions):
                     node.destroy_subscription(sub)
-                time.sleep(seconds)
+                time.sleep(mode_s)
             window[1] = node.get_clock().now().nanoseconds * 1e-9
             steal1 = _steal_s()
+            if spy is not None:
+                spy.wait(mode_s + 60)
         stop_process_group(probe, 10)
         wake = _read_wakeup_probe(tmp / f"{mode}-wakeup.json", window)
         log = _read_latency_log(tmp / f"{mode}-latency.json")
@@ -158,14 +188,20 @@ def run_bench(
                 if window[0] <= t <= window[1]]  # fmt: skip
         sent_lat, sent_at = [x for x, _ in sent], [t for _, t in sent]
         results[mode] = {
+            "command_rate_hz_set": rate_hz,
             "window_s": window,  # the measured window [system clock s]: re-analyse the logs in log_dir with it
             "policy_steps": len(sent_lat),
             "stamp_to_command_sent_ms": _stats_ms(sent_lat),
             "latency_ms": _stats_ms(lat),
-            "command_rate_hz": float(len(sent_t) / seconds),
-            "sent": {**_cycle_stats(ticks), **_gap_stats(sent_t, PERIOD_S)},
+            "seconds": mode_s,
+            "command_rate_hz": float(len(sent_t) / mode_s),
+            "sent": {
+                **_cycle_stats(ticks),
+                **_gap_stats(sent_t, period_s),
+                "missed_cycles_outside_machine_stalls": _missed_outside_stalls(ticks, wake),
+            },  # fmt: skip
             # At this process's subscriber; empty with subscriber=False.
-            "received": _gap_stats(cmd_t, PERIOD_S),
+            "received": _gap_stats(cmd_t, period_s),
             "machine_wakeup_late_ms": _stats_ms([late for _, late in wake]),
             # Time the host took the virtual CPUs away during the window (0 on bare metal).
             "machine_steal_ms": (steal1 - steal0) * 1e3
@@ -173,19 +209,112 @@ def run_bench(
             else None,
             # Slow steps (over the composed target) and late or skipping timer ticks (over half a period)
             # next to the probe's stalls: time the whole machine lost, not the runtime's code.
-            **_stall_matches(sent_lat, sent_at, ticks, wake, window[1] - window[0]),
+            **_stall_matches(sent_lat, sent_at, ticks, wake, window[1] - window[0], period_s),
         }
-    targets = {"composed_p99_ms": 2.0, "cross_process_p99_ms": 5.0, "missed_cycles": 0}
-    results["targets"] = targets
-    met = {}
-    for mode, key in (("composed", "composed_p99_ms"), ("cross_process", "cross_process_p99_ms")):
-        r = results.get(mode)
-        if r and r["stamp_to_command_sent_ms"]["n"]:
-            met[f"{mode}_p99"] = r["stamp_to_command_sent_ms"]["p99"] <= targets[key]
-            met[f"{mode}_no_missed_cycle"] = r["sent"]["missed_cycles"] == 0
+        fl = (results.get("floor") or {}).get("floor_ms")
+        st = results[mode]["stamp_to_command_sent_ms"]
+        if fl and st["n"]:
+            results[mode]["vs_floor"] = {k: st[k] / fl for k in ("median", "p99", "max")}
+            results[mode]["vs_floor_hot"] = {
+                k: st[k] / results["floor"]["floor_hot_ms"] for k in ("median", "p99")
+            }
+        if profile and (tmp / f"{mode}-profile.txt").exists():
+            results[mode]["profile"] = profile_summary(tmp / f"{mode}-profile.txt", mode_s)
+    results["targets"] = TARGETS
+    met = _targets_met(results)
     results["targets_met"] = met
+    results["meets_targets"] = bool(met) and all(met.values()) and not profile
+    if profile:
+        results["profiled"] = (
+            "py-spy sampled the runtime during the windows: timings perturbed, targets not judged"
+        )
     os.sched_setaffinity(0, all_cpus)
     return results
+
+
+def _targets_met(results: dict) -> dict:
+    """Each target of TARGETS on the modes measured (a mode not run is not judged)."""
+    met = {}
+    r = results.get("composed")
+    if r and r["stamp_to_command_sent_ms"]["n"]:
+        met["composed_p99"] = r["stamp_to_command_sent_ms"]["p99"] <= TARGETS["composed_p99_ms"]
+        if "vs_floor" in r:
+            met["composed_median_vs_floor"] = r["vs_floor"]["median"] <= TARGETS["composed_median_vs_floor"]
+    r = results.get("cross_process")
+    if r and r["stamp_to_command_sent_ms"]["n"]:
+        met["cross_process_p99"] = r["stamp_to_command_sent_ms"]["p99"] <= TARGETS["cross_process_p99_ms"]
+    for mode in MODES:
+        r = results.get(mode)
+        if r and r["sent"]["timer_ticks"]:
+            met[f"{mode}_no_missed_cycle"] = (
+                r["sent"]["missed_cycles_outside_machine_stalls"]
+                <= TARGETS["missed_cycles_outside_machine_stalls"]
+            )
+    return met
+
+
+def _missed_outside_stalls(ticks, wake) -> int:
+    """Command slots lost (skipped before a cycle) where the wake-up probe saw no machine stall within
+    NEAR_S of the cycle's first lost slot: the runtime's own misses, not the machine's."""
+    stalls = np.sort(np.array([t for t, late in wake if late > STALL_S], float))
+    out = 0
+    for t, late, skip in ticks:
+        if not skip:
+            continue
+        start = t - late  # when the cycle's slot was due; the lost slots came just before it
+        if stalls.size:
+            j = int(np.searchsorted(stalls, start))
+            near = min(abs(start - stalls[max(j - 1, 0)]), abs(stalls[min(j, stalls.size - 1)] - start))
+            if near <= NEAR_S:
+                continue
+        out += int(skip)
+    return out
+
+
+PROFILE_RATE_HZ = 250  # py-spy samples per second (1000 Hz took enough CPU to stall the 2-core VM)
+
+
+def _start_profile(pid: int, out: Path, seconds: float):
+    """py-spy sampling `pid` for `seconds` into `out` (raw collapsed stacks of the threads on the CPU, one
+    line per distinct stack), or None when py-spy is not installed (requirements/dev.txt has it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        print("[bench runtime] py-spy not found: no profile (pip install py-spy)", flush=True)
+        return None
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--rate", str(PROFILE_RATE_HZ), "--duration", str(int(seconds)),
+         "--format", "raw", "--nonblocking", "--threads", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def profile_summary(path: Path, seconds: float, top: int = 15) -> dict:
+    """From py-spy's raw stacks (threads on the CPU only): per thread, the share of the window it ran
+    [% of wall time] and the functions with the largest inclusive share [% of wall time]."""
+    import re
+    from collections import Counter, defaultdict
+
+    per_thread: dict[str, Counter] = defaultdict(Counter)
+    totals: Counter = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = re.sub(r"^thread \(0x[0-9a-fA-F]+\): |^thread \(\d+\): ", "", frames[0])
+        totals[thread] += int(n)
+        for f in dict.fromkeys(re.sub(r":\d+\)$", ")", f) for f in frames[1:]):
+            per_thread[thread][f] += int(n)
+    possible = PROFILE_RATE_HZ * seconds
+    return {
+        th: {"busy_percent": round(100.0 * tot / possible, 2),
+             "top_percent": {f: round(100.0 * c / possible, 2) for f, c in per_thread[th].most_common(top)}}
+        for th, tot in totals.most_common()
+    }  # fmt: skip
 
 
 def _read_latency_log(path: Path) -> dict:
@@ -237,12 +366,12 @@ def _steal_s() -> float | None:
         return None
 
 
-def _start_wakeup_probe(path: Path):
+def _start_wakeup_probe(path: Path, period_s: float = PERIOD_S):
     import subprocess
     import sys
 
     return subprocess.Popen(
-        [sys.executable, "-c", WAKEUP_PROBE, str(path), str(PERIOD_S)], start_new_session=True
+        [sys.executable, "-c", WAKEUP_PROBE, str(path), str(period_s)], start_new_session=True
     )
 
 
@@ -256,12 +385,12 @@ def _read_wakeup_probe(path: Path, window) -> list[tuple[float, float]]:
     return [(t, late) for t, late in rec if window[0] <= t <= window[1]]
 
 
-def _stall_matches(sent_lat, sent_at, ticks, wake, window_s: float) -> dict:
+def _stall_matches(sent_lat, sent_at, ticks, wake, window_s: float, period_s: float = PERIOD_S) -> dict:
     """Slow steps (over the composed target) and late or skipping timer ticks (over half a period) next to
     the probe's stalls: time the whole machine lost, not the runtime's code. Every event is placed where it
     should have started (a step at its sensor stamp, a tick at its scheduled time), as the probe's are."""
     slow = [t - x for x, t in zip(sent_lat, sent_at) if x > SLOW_STEP_S]
-    late = [t - lt for t, lt, skip in ticks if lt > PERIOD_S / 2 or skip]
+    late = [t - lt for t, lt, skip in ticks if lt > period_s / 2 or skip]
     return {"slow_steps_near_machine_stall": _near_stalls(slow, wake, window_s),
             "late_ticks_near_machine_stall": _near_stalls(late, wake, window_s)}  # fmt: skip
 

@@ -40,11 +40,14 @@ SIM_DT_S = 0.0125
 # -- per-call cost -----------------------------------------------------------------------------------
 
 
-def run_bench(n_calls: int = 5000, warmup: int = 200, task: str = "pick-place", seed: int = 0) -> dict:
+def run_bench(
+    n_calls: int = 5000, warmup: int = 200, task: str = "pick-place", seed: int = 0, pace_s: float = 0.0
+) -> dict:
     """Median/p99 cost of one control step of the sim2real layer: real2sim (joint state + two detections
     -> observation) and sim2real (action -> joint command, IK included), on a realistic random walk of the
-    arm near its home posture. time.perf_counter_ns, after `warmup` untimed calls. Returns a JSON-able
-    dict (microseconds)."""
+    arm near its home posture. time.perf_counter_ns, after `warmup` untimed calls. `pace_s` > 0: sleep that
+    long before each step, as the runtime calls it once per control period (the thread wakes from idle with
+    cold caches; legion_core.bench.floor). Returns a JSON-able dict (microseconds)."""
     import os
     import platform
 
@@ -84,6 +87,8 @@ def run_bench(n_calls: int = 5000, warmup: int = 200, task: str = "pick-place", 
         if goal_label:
             dets.append(Detection(goal_label, goal_cam, quat_cam, t, 0.9))
         a = rng.uniform(-1, 1, 4)
+        if pace_s > 0:
+            time.sleep(pace_s)
         t0 = time.perf_counter_ns()
         r2s.set_joint_state(names, q_rev, t)
         r2s.add_detections(dets)

@@ -135,6 +135,8 @@ TOPIC_HEARTBEAT = "/legion/heartbeat"
 #: Default heartbeat period [s] of the nodes on the control path (policy_node, real2sim_node): sim2real_node
 #: holds after two missed ones, so this sets how fast a dead node is caught (docs/architecture.md, "Safety layer").
 CONTROL_PATH_HEARTBEAT_PERIOD_S = 0.02
+# sensor_msgs/JointState; pub and sub: `legion bench runtime`'s floor (one cross-process DDS hop, off the graph).
+TOPIC_BENCH_HOP_JOINT_STATES = "/legion_bench/hop_joint_states"
 # legion_msgs/SafetyState (latched); pub: sim2real_node; sub: task_sequencer_node.
 TOPIC_SAFETY_STATE = "/legion/safety_state"
 # std_msgs/Bool (latched) task success in the twin; pub: twin_node; sub: tools (demo, bench transfer, regression).
@@ -175,6 +177,7 @@ TOPICS: dict[str, TopicSpec] = {
     TOPIC_CANCEL: TopicSpec("std_msgs/msg/Empty", OPERATOR),
     TOPIC_HEARTBEAT: TopicSpec("legion_msgs/msg/Heartbeat", HEARTBEAT),
     TOPIC_SAFETY_STATE: TopicSpec("legion_msgs/msg/SafetyState", LATCHED),
+    TOPIC_BENCH_HOP_JOINT_STATES: TopicSpec("sensor_msgs/msg/JointState", SENSOR),
     TOPIC_TWIN_SUCCESS: TopicSpec("std_msgs/msg/Bool", LATCHED),
     TOPIC_DIAGNOSTICS: TopicSpec("diagnostic_msgs/msg/DiagnosticArray", RELIABLE),
     TOPIC_CLOCK: TopicSpec("rosgraph_msgs/msg/Clock", RELIABLE),

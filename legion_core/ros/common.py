@@ -10,6 +10,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,6 +50,12 @@ from legion_core.contracts.interface import (  # noqa: E402
     History,
     QosSpec,
     Reliability,
+)
+from legion_core.ros.control import (  # noqa: E402
+    CONTROL_LOOP,
+    SWITCH_INTERVAL_S,
+    THREAD_ERRORS,
+    locked,
 )
 
 _RELIABILITY = {
@@ -105,6 +112,8 @@ class LegionNode(Node):
     """A Node with declared+described parameters logged at start, a status topic and diagnostics."""
 
     def __init__(self, name: str, **kwargs: Any) -> None:
+        #: Held by every callback of this node, on whichever thread it runs (legion_core.ros.control).
+        self.callback_lock = threading.RLock()
         super().__init__(name, **kwargs)
         IN_PROCESS_NODES.add(self.get_fully_qualified_name())
         self._param_names: list[str] = []
@@ -117,6 +126,31 @@ class LegionNode(Node):
         self._handoff_inputs: dict[str, tuple[Any, Callable[[Any], None]]] = {}
         self._handoff_outputs: set[str] = set()
 
+    # Every callback of a LegionNode runs under its `callback_lock` (legion_core.ros.control): the control
+    # loop and the stream thread may then call into a node without racing its other callbacks.
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        return super().create_subscription(
+            msg_type, topic, locked(callback, self.callback_lock), qos_profile, **kwargs
+        )
+
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        return super().create_timer(timer_period_sec, locked(callback, self.callback_lock), *args, **kwargs)
+
+    def create_service(self, srv_type, srv_name, callback, **kwargs):
+        return super().create_service(srv_type, srv_name, locked(callback, self.callback_lock), **kwargs)
+
+    def control_subscription(self, msg_type, topic: str, callback, qos, **kwargs):
+        """A subscription that starts a control step (joint states, detections, hand-off topics, e-stop):
+        served by the process's control loop instead of this node's executor, so that its latency does not
+        depend on the node's other entities (legion_core.ros.control). Use absolute topic names (a
+        node-specific remap of this node does not reach it)."""
+        return CONTROL_LOOP.subscription(msg_type, topic, callback, qos, self.callback_lock, **kwargs)
+
+    def command_stream(self, period_s: float, cycle) -> None:
+        """Run `cycle(slot_ns, now_ns, skipped)` every `period_s` on a deadline grid of the process's stream
+        thread (legion_core.ros.control), under this node's lock; `spin_nodes` starts it."""
+        CONTROL_LOOP.stream(period_s, cycle, self.callback_lock)
+
     def handoff_publisher(self, msg_type, topic: str, qos):
         """A publisher whose messages `publish_handoff` may also hand to consumers in this process."""
         pub = self.create_publisher(msg_type, topic, qos)
@@ -126,7 +160,7 @@ class LegionNode(Node):
     def handoff_subscription(self, msg_type, topic: str, callback, qos):
         """A subscription that `connect_in_process` may replace by a direct call from a publisher of the
         same resolved topic in this process (the control path real2sim -> policy -> sim2real)."""
-        sub = self.create_subscription(msg_type, topic, callback, qos)
+        sub = self.control_subscription(msg_type, topic, callback, qos)
         self._handoff_inputs[sub.topic_name] = (sub, callback)
         return sub
 
@@ -139,9 +173,19 @@ class LegionNode(Node):
 
     def param(self, name: str, default: Any, description: str) -> Any:
         """Declare a parameter with its description (shown by `ros2 param describe`) and return its value."""
-        self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        # A float parameter also takes an integer (`command_rate_hz:=500` from a launch argument or YAML is
+        # an int; rclpy would refuse it as the wrong type): declared with dynamic typing, read as float.
+        is_float = isinstance(default, float)
+        self.declare_parameter(
+            name, default, ParameterDescriptor(description=description, dynamic_typing=is_float)
+        )
         self._param_names.append(name)
-        return self.get_parameter(name).value
+        value = self.get_parameter(name).value
+        if is_float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if is_float and not isinstance(value, float):
+            raise NodeStartupError(f"parameter {name!r} must be a number [float], got {value!r}")
+        return value
 
     def declare_parameters_from(self, params: Sequence[Parameter]) -> dict[str, Any]:
         """Declare `params` (legion_core.base.params: the default and the description of each come from its
@@ -169,9 +213,12 @@ class LegionNode(Node):
         self._status_pub.publish(m)
 
     def start_heartbeat(self, period_s: float) -> None:
-        """Publish a legion_msgs/Heartbeat every `period_s` from this node's own timer: it proves that the
-        node's executor still runs callbacks, which is what sim2real_node's liveness watchdog needs to know
-        (a crashed or deadlocked node stops its timers). docs/architecture.md, "Liveness"."""
+        """Publish a legion_msgs/Heartbeat every `period_s` from the process's stream thread, under this node's
+        lock (legion_core.ros.control): it proves that the process runs and that no callback of this node
+        hangs, which is what sim2real_node's liveness watchdog needs to know (a crashed or deadlocked node
+        stops it). docs/architecture.md, "Liveness".
+        Not a timer on the node's executor: three nodes at 50 Hz cost that executor 150 wake-ups/s of wait-set
+        rebuild (docs/profiling.md)."""
         from legion_msgs.msg import Heartbeat
 
         if not (period_s > 0):
@@ -179,13 +226,13 @@ class LegionNode(Node):
         pub = self.create_publisher(Heartbeat, TOPIC_HEARTBEAT, HEARTBEAT_QOS)
         msg = Heartbeat(node=self.get_fully_qualified_name(), period_s=float(period_s))
 
-        def beat() -> None:
+        def beat(*_slot) -> None:
             msg.sequence += 1
             msg.header.stamp = self.get_clock().now().to_msg()
             pub.publish(msg)
 
         beat()
-        self.create_timer(period_s, beat)
+        CONTROL_LOOP.stream(period_s, beat, self.callback_lock)
 
     def publish_diagnostics(self, level: int, message: str, values: dict[str, Any]) -> None:
         arr = DiagnosticArray()
@@ -221,8 +268,10 @@ def connect_in_process(nodes: Sequence[Node]) -> list[str]:
             if not producers:
                 continue
             for prod in producers:
-                prod._handoff_sinks.setdefault(topic, []).append(callback)
-            consumer.destroy_subscription(sub)
+                # Under the consumer's own lock: a control step takes real2sim's, the policy's, then
+                # sim2real's lock, always in that order (legion_core.ros.control).
+                prod._handoff_sinks.setdefault(topic, []).append(locked(callback, consumer.callback_lock))
+            CONTROL_LOOP.destroy_subscription(sub)
             del inputs[topic]
             names = ", ".join(p.get_name() for p in producers)
             out.append(f"{topic}: {names} -> {consumer.get_name()} in process")
@@ -301,10 +350,16 @@ def spin_nodes(
     Returns the process exit code (1 when a node refused to start)."""
     pinning = set_cpu_affinity(cpu_affinity)
     scheduling = set_realtime_priority(realtime_priority)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # legion_core.ros.control: a woken control thread gets the GIL
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: list[Node] = []
     code = 0
-    executor = rclpy.executors.SingleThreadedExecutor()
+    if os.environ.get("LEGION_EXECUTOR") == "events":
+        from rclpy.experimental import EventsExecutor
+
+        executor = EventsExecutor()
+    else:
+        executor = rclpy.executors.SingleThreadedExecutor()
 
     stop_requested = [False]
 
@@ -332,6 +387,7 @@ def spin_nodes(
         # after start-up (the start-up collection itself took 11-15 ms here, longer than a 100 Hz cycle).
         gc.collect()
         gc.freeze()
+        CONTROL_LOOP.start()
         executor.spin()
     except NodeStartupError as e:
         print(f"[legion] refusing to start: {e}", file=sys.stderr, flush=True)
@@ -347,6 +403,9 @@ def spin_nodes(
             raise
         print(f"[legion] stopped while rclpy was busy ({e}); shutting down cleanly", file=sys.stderr)
     finally:
+        CONTROL_LOOP.stop()
+        if THREAD_ERRORS:
+            code = 1
         for node in nodes:
             on_shutdown = getattr(node, "on_shutdown", None)
             if on_shutdown is not None:

@@ -302,6 +302,7 @@ def test_in_process_handoff_calls_the_consumer_once_and_still_publishes(probe):
     from std_msgs.msg import String
 
     from legion_core.ros.common import RELIABLE_QOS, LegionNode, connect_in_process
+    from legion_core.ros.control import CONTROL_LOOP
 
     prod, cons, other = (
         LegionNode("handoff_producer"),
@@ -317,8 +318,9 @@ def test_in_process_handoff_calls_the_consumer_once_and_still_publishes(probe):
         assert connect_in_process([prod, cons, other]) == [
             "/legion_test/handoff: handoff_producer -> handoff_consumer in process"
         ]
-        assert "/legion_test/handoff" not in {s.topic_name for s in cons.subscriptions}
-        assert "/legion_test/unrelated" in {s.topic_name for s in other.subscriptions}
+        # Hand-off subscriptions live on the process's control loop (legion_core.ros.control).
+        loop_topics = {s.topic_name for s in CONTROL_LOOP.node.subscriptions}
+        assert "/legion_test/handoff" not in loop_topics and "/legion_test/unrelated" in loop_topics
         seen = probe.record("/legion_test/handoff", String, RELIABLE_QOS)
         probe.wait_for(lambda: pub.get_subscription_count() == 1, 10, "the outside subscriber matched")
         prod.publish_handoff(pub, String(data="step 1"))
@@ -327,11 +329,13 @@ def test_in_process_handoff_calls_the_consumer_once_and_still_publishes(probe):
         ex = SingleThreadedExecutor()
         for n in (prod, cons, other):
             ex.add_node(n)
+        CONTROL_LOOP.start()
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.02)
         assert got == ["step 1"] and seen[0][1].data == "step 1"
     finally:
+        CONTROL_LOOP.stop()
         for n in (prod, cons, other):
             n.destroy_node()
 
@@ -403,3 +407,38 @@ def test_a_fault_in_a_callback_still_fails_the_process():
         [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60
     )
     assert r.returncode != 0 and "simulated fault" in r.stderr, (r.returncode, r.stderr[-1500:])
+
+
+def test_the_control_loop_serves_its_subscriptions_and_streams_and_a_failing_cycle_fails_the_process():
+    """legion_core.ros.control: a node's control subscription is served by the process's control loop (the
+    message reaches the callback, under the node's lock), its command stream runs cycles on its grid, and an
+    exception in a cycle stops the process with a non-zero exit instead of leaving it half alive."""
+    code = (
+        "import sys, time\n"
+        "from std_msgs.msg import String\n"
+        "from legion_core.ros.common import RELIABLE_QOS, LegionNode, spin_nodes\n"
+        "class Probe(LegionNode):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('control_probe_node')\n"
+        "        self.pub = self.create_publisher(String, '/control_probe/in', RELIABLE_QOS)\n"
+        "        self.control_subscription(String, '/control_probe/in', self.on_msg, RELIABLE_QOS)\n"
+        "        self.command_stream(0.002, self.cycle)\n"
+        "        self.create_timer(0.05, lambda: self.pub.publish(String(data='ping')))\n"
+        "        self.cycles, self.got = 0, 0\n"
+        "    def on_msg(self, msg):\n"
+        "        assert self.callback_lock._is_owned() and msg.data == 'ping'\n"
+        "        self.got += 1\n"
+        "    def cycle(self, slot_ns, now_ns, skipped):\n"
+        "        assert now_ns >= slot_ns and skipped >= 0 and self.callback_lock._is_owned()\n"
+        "        self.cycles += 1\n"
+        "        if self.got >= 3 and self.cycles >= 100:\n"
+        "            print(f'cycles {self.cycles} messages {self.got}', flush=True)\n"
+        "            raise RuntimeError('simulated fault in a command cycle')\n"
+        "raise SystemExit(spin_nodes([Probe]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=120
+    )
+    assert "cycles " in r.stdout, (r.returncode, r.stdout[-500:], r.stderr[-1500:])
+    assert "simulated fault in a command cycle" in r.stderr and "command stream failed" in r.stderr
+    assert r.returncode == 1, (r.returncode, r.stderr[-1500:])

@@ -66,3 +66,50 @@ def test_late_ticks_and_slow_steps_are_placed_where_they_should_have_started():
     assert m["late_ticks_near_machine_stall"]["near_stall"] == 1
     assert m["slow_steps_near_machine_stall"]["events"] == 1
     assert m["slow_steps_near_machine_stall"]["near_stall"] == 1
+
+
+def test_missed_cycles_are_split_by_the_machines_stalls():
+    """A lost slot counts against the runtime only where the wake-up probe saw no stall of the whole machine
+    within 50 ms of the cycle's due time."""
+    from legion_core.bench.runtime import _missed_outside_stalls
+
+    wake = [(5.000, 0.004), (8.0, 0.0001)]  # one stall of the machine at t = 5 s
+    ticks = [(5.010, 0.006, 2), (7.003, 0.003, 1), (9.0, 0.0001, 0)]
+    assert _missed_outside_stalls(ticks, wake) == 1  # the 2 slots at 5 s were the machine's
+    assert _missed_outside_stalls(ticks, []) == 3
+
+
+def test_targets_are_judged_on_the_modes_measured():
+    from legion_core.bench.runtime import TARGETS, _targets_met
+
+    def mode(median, p99, missed):
+        return {"stamp_to_command_sent_ms": {"n": 100, "median": median, "p99": p99, "max": p99},
+                "sent": {"timer_ticks": 1000, "missed_cycles_outside_machine_stalls": missed}}  # fmt: skip
+
+    ok = {"composed": {**mode(1.0, 1.9, 0), "vs_floor": {"median": 1.5}}, "cross_process": mode(2.0, 3.9, 0),
+          "composed_500hz": mode(1.0, 1.9, 0)}  # fmt: skip
+    met = _targets_met(ok)
+    assert met and all(met.values())
+    assert set(met) == {"composed_p99", "composed_median_vs_floor", "cross_process_p99",
+                        "composed_no_missed_cycle", "cross_process_no_missed_cycle",
+                        "composed_500hz_no_missed_cycle"}  # fmt: skip
+    bad = {"composed": {**mode(1.0, 2.1, 2), "vs_floor": {"median": 2.5}}, "cross_process": mode(2.0, 4.1, 1)}
+    met = _targets_met(bad)
+    assert not any(met.values())
+    assert TARGETS["composed_p99_ms"] == 2.0 and TARGETS["cross_process_p99_ms"] == 4.0
+
+
+def test_profile_summary_shares_of_wall_time(tmp_path):
+    from legion_core.bench.runtime import PROFILE_RATE_HZ, profile_summary
+
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "thread (0x7f00): MainThread;spin (rclpy/executors.py:10);rebuild (rclpy/executors.py:20) 300\n"
+        "thread (0x7f00): MainThread;spin (rclpy/executors.py:10);cb (legion_ros/x.py:5) 100\n"
+        "thread (0x7f01): legion-control;_loop (legion_core/ros/control.py:9);cb (legion_ros/x.py:5) 50\n"
+    )
+    s = profile_summary(raw, seconds=1.0)
+    assert list(s) == ["MainThread", "legion-control"]
+    assert s["MainThread"]["busy_percent"] == 100.0 * 400 / PROFILE_RATE_HZ
+    assert s["MainThread"]["top_percent"]["spin (rclpy/executors.py)"] == 100.0 * 400 / PROFILE_RATE_HZ
+    assert s["legion-control"]["top_percent"]["cb (legion_ros/x.py)"] == 100.0 * 50 / PROFILE_RATE_HZ

@@ -15,37 +15,34 @@ T0_NS = 1_000_000_000_000
 
 
 def run_ticks(st: ControlStats, schedule):
-    """Timer ticks: (late [ns] after the scheduled time, periods skipped before the next one)."""
-    due = T0_NS
+    """Command cycles: (late [ns] after its slot, slots skipped before it)."""
+    slot = T0_NS
     for late_ns, skipped in schedule:
-        now = due + late_ns
-        due += (1 + skipped) * PERIOD_NS  # rcl's schedule: one period on, plus one per skipped period
-        st.on_timer(now, due, PERIOD_NS)
+        slot += skipped * PERIOD_NS  # the stream runs the newest due slot
+        st.on_cycle((slot + late_ns) * 1e-9, late_ns * 1e-9, skipped)
+        slot += PERIOD_NS
 
 
-def test_no_cycle_is_counted_before_the_schedule_is_known():
+def test_no_cycle_is_counted_before_the_first():
     st = ControlStats()
-    st.on_timer(T0_NS, None, PERIOD_NS)  # rclpy without time_until_next_call
-    st.on_timer(T0_NS + PERIOD_NS, T0_NS + 2 * PERIOD_NS, PERIOD_NS)  # first known schedule
     assert st.cycles_missed == 0 and len(st.tick_late_recent) == 0
     assert st.diagnostics()["command_tick_late_ms"] == "no ticks yet"
 
 
-def test_skipped_periods_and_lateness_are_counted_on_the_timers_grid():
+def test_skipped_slots_and_lateness_are_counted_on_the_streams_grid():
     st = ControlStats(keep_log=True)
-    run_ticks(st, [(0, 0), (200_000, 0), (3_000_000, 2), (25_000_000, 0), (0, 1), (100_000, 0)])
+    run_ticks(st, [(0, 0), (200_000, 0), (3_000_000, 0), (1_000_000, 2), (25_000_000, 0), (0, 1), (100_000, 0)])
     assert st.cycles_missed == 3
-    # The first tick only learns the schedule; each later one is late against the time it was due.
-    assert np.allclose(list(st.tick_late_recent), [0.2e-3, 3e-3, 25e-3, 0.0, 0.1e-3])
+    assert np.allclose(list(st.tick_late_recent), [0.0, 0.2e-3, 3e-3, 1e-3, 25e-3, 0.0, 0.1e-3])
     log = st.latency_log()
-    assert log["tick_skipped"] == [0, 2, 0, 1, 0] and log["command_cycles_missed"] == 3
+    assert log["tick_skipped"] == [0, 0, 0, 2, 0, 1, 0] and log["command_cycles_missed"] == 3
     assert np.allclose(log["tick_late_s"], list(st.tick_late_recent))
-    assert log["tick_time_s"][0] == pytest.approx((T0_NS + PERIOD_NS + 200_000) * 1e-9)
+    assert log["tick_time_s"][1] == pytest.approx((T0_NS + PERIOD_NS + 200_000) * 1e-9)
 
 
 def test_a_late_tick_is_jitter_not_a_missed_cycle():
     st = ControlStats()
-    run_ticks(st, [(0, 0)] + [(8_000_000, 0)] * 20)  # every tick 8 ms late, none skipped
+    run_ticks(st, [(8_000_000, 0)] * 20)  # every cycle 8 ms late (within its period), none skipped
     assert st.cycles_missed == 0
     assert st.diagnostics()["command_tick_late_ms"].startswith(
         "p50 8.00 p99 8.00 max 8.00 over the last 20 ticks"

@@ -4,6 +4,8 @@ Logic: legion_core.runtime.policy_runner (pure, unit-tested)."""
 
 from __future__ import annotations
 
+from array import array
+
 from legion_core.contracts.interface import (
     NODE_POLICY,
     TOPIC_ACTION,
@@ -85,7 +87,9 @@ class PolicyNode(LegionNode):
         out.header.stamp = msg.header.stamp
         out.header.frame_id = "sim_world"
         out.skill = self.runner.skill or ""
-        out.action = [float(v) for v in d.action]
+        out.action = array(
+            "d", d.action.astype(float).tobytes()
+        )  # as real2sim's values: no per-element check
         self._seq += 1
         out.sequence = self._seq
         self.publish_handoff(self.pub, out)

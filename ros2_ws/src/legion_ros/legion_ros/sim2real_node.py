@@ -110,7 +110,8 @@ class Sim2RealNode(LegionNode):
         self.cmd_pub = self.create_publisher(cmd_type, TOPIC_JOINT_COMMAND, COMMAND_QOS)
         self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_COMMAND, COMMAND_QOS)
         self.report_pub = self.create_publisher(CommandReport, TOPIC_COMMAND_REPORT, RELIABLE_QOS)
-        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
+        # The control path's inputs are served by the process's control thread (legion_core.ros.control).
+        self.control_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
         self.handoff_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
         # The e-stop is durable: a transient-local subscription gets an e-stop latched before this node
         # started (from a transient-local publisher: `ros2 topic pub --once --qos-durability transient_local
@@ -124,12 +125,12 @@ class Sim2RealNode(LegionNode):
         # rclpy's default handler would warn "incompatible QoS ... no messages will be received", which an
         # operator would read as "my e-stop does not work". The volatile subscription receives it.
         quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
-        self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS, event_callbacks=quiet)
-        self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
+        self.control_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS, event_callbacks=quiet)
+        self.control_subscription(Bool, TOPIC_ESTOP, self.on_estop, RELIABLE_QOS)
         if p.hw_estop_topic:
-            self.create_subscription(Bool, p.hw_estop_topic, self.on_hw_estop, RELIABLE_QOS)
+            self.control_subscription(Bool, p.hw_estop_topic, self.on_hw_estop, RELIABLE_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
-        self.create_subscription(Heartbeat, TOPIC_HEARTBEAT, self.on_heartbeat, HEARTBEAT_QOS)
+        self.control_subscription(Heartbeat, TOPIC_HEARTBEAT, self.on_heartbeat, HEARTBEAT_QOS)
         self.handoff_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
         self.safety_pub = self.create_publisher(SafetyState, TOPIC_SAFETY_STATE, LATCHED_QOS)
         self._safety_key = None
@@ -137,7 +138,9 @@ class Sim2RealNode(LegionNode):
         self.create_service(Trigger, SERVICE_REARM, self.on_rearm)
         self.create_service(Trigger, SERVICE_RESET, self.on_reset)
         self.period = 1.0 / p.command_rate_hz
-        self._timer = self.create_timer(self.period, self.on_timer)
+        # The command stream: one command per period on a deadline grid, from its own thread, interpolated
+        # between policy targets by the mapper (legion_core.ros.control.PeriodicThread).
+        self.command_stream(self.period, self.on_command_cycle)
         # Missed and late command cycles, stamp -> command latency, the latency log (sim2real.control_stats).
         self.stats = ControlStats(keep_log=bool(self.latency_log))
         self.create_timer(1.0, self.on_diagnostics)
@@ -234,12 +237,9 @@ class Sim2RealNode(LegionNode):
         m.skill_cleared_by = sup.skill_cleared_by if not sup.active_skill else ""
         self.safety_pub.publish(m)
 
-    def on_timer(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
-        until_ns = self._timer.time_until_next_call()
-        # The timer's schedule after this tick: rcl advanced it by one period plus one per skipped period.
-        nxt = None if until_ns is None else now_ns + until_ns
-        self.stats.on_timer(now_ns, nxt, self._timer.timer_period_ns)
+    def on_command_cycle(self, slot_ns: int, now_ns: int, skipped: int) -> None:
+        """One cycle of the command stream: `skipped` slots before this one passed without a command."""
+        self.stats.on_cycle(self.now_s(), (now_ns - slot_ns) * 1e-9, skipped)
         self.on_tick()
 
     def on_tick(self) -> None:
