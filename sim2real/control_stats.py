@@ -41,6 +41,8 @@ class ControlStats:
         """Command slots the stream skipped since start (cumulative)."""
         self.commands_sent = 0
         """Joint commands published since start."""
+        self.cycles_on_segment = 0
+        """Command cycles that followed the current segment while a control step held the node."""
         self.tick_late_recent: deque[float] = deque(maxlen=recent)
         """How late [s] each of the last `recent` command cycles ran after its slot."""
         self.latency_recent: deque[float] = deque(maxlen=recent)
@@ -55,11 +57,13 @@ class ControlStats:
         # callback, i.e. a stall of the command stream in the first second): pay it here instead.
         latency_summary([0.0])
 
-    def on_cycle(self, t_s: float, late_s: float, skipped: int) -> None:
+    def on_cycle(self, t_s: float, late_s: float, skipped: int, on_segment: bool = False) -> None:
         """A command cycle ran at `t_s` [s, node clock], `late_s` [s] after its slot on the stream's grid,
-        and `skipped` slots before it passed without a cycle (legion_core.ros.control.PeriodicThread: each
-        is a missed command cycle)."""
+        and `skipped` slots before it passed without a cycle (legion_core.ros.control.DeadlineGrid: each is a
+        missed command cycle). `on_segment`: it sent the current segment's point while a control step held
+        the node (sim2real_node.on_command_cycle)."""
         self.cycles_missed += int(skipped)
+        self.cycles_on_segment += bool(on_segment)
         self.tick_late_recent.append(late_s)
         if self._ticks is not None:
             self._ticks.append((t_s, late_s, int(skipped)))
@@ -85,6 +89,7 @@ class ControlStats:
             "stamp_to_command_ms": latency_summary(self.latency_recent),
             "command_cycles_missed": self.cycles_missed,
             "command_tick_late_ms": latency_summary(self.tick_late_recent, "ticks"),
+            "command_cycles_on_segment": self.cycles_on_segment,
         }
 
     def latency_log(self) -> dict:
@@ -99,6 +104,7 @@ class ControlStats:
             "stamp_to_command_sent_at_s": self._latency_t,
             "command_times_s": self._command_times,
             "command_cycles_missed": self.cycles_missed,
+            "command_cycles_on_segment": self.cycles_on_segment,
             "tick_time_s": [t[0] for t in ticks],
             "tick_late_s": [t[1] for t in ticks],
             "tick_skipped": [t[2] for t in ticks],

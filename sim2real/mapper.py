@@ -202,6 +202,36 @@ class Command:
     """Tool position of q_target by FK [m, sim_world]."""
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A snapshot of the mapper's current segment: joint targets move linearly from `q_start` to `q_target`
+    [rad] over `duration_s` from `t0_s` [s]. Immutable, so a command stream may read it from another thread
+    while the next segment is being mapped (sim2real_node's cycles during a control step)."""
+
+    t0_s: float
+    duration_s: float
+    q_start: np.ndarray
+    q_target: np.ndarray
+
+    def at(self, t: float) -> np.ndarray:
+        """Joint targets [rad] at time `t` [s] (clamped to the segment: before it the start, after it the end)."""
+        s = 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
+        return self.q_start + (self.q_target - self.q_start) * s
+
+
+def step_limited(
+    q: np.ndarray, q_prev: np.ndarray, t: float, t_prev: float, dq_max_per_period: np.ndarray, period_s: float
+) -> np.ndarray:
+    """`q` [rad] moved from the previous command `q_prev` (sent at `t_prev` [s]) by no more than the joint
+    speed limit allows for the time since, and never more than one period's step `dq_max_per_period` [rad]
+    (no catch-up jump after a stall). A tiny slack keeps a plan that is already within the limit unclipped."""
+    frac = 1.0
+    if math.isfinite(t_prev):
+        frac = min(1.0, max(0.0, (t - t_prev) / period_s))
+    d = dq_max_per_period * frac * (1 + 1e-9) + 1e-12
+    return np.minimum(np.maximum(q, q_prev - d), q_prev + d)
+
+
 class Sim2RealMapper:
     """Maps policy actions to joint position commands that satisfy the invariants in the module docstring."""
 
@@ -334,6 +364,11 @@ class Sim2RealMapper:
                     else self._q_start + (self._q_target - self._q_start) * s
                 )
         return self._q_emitted.copy()
+
+    def segment(self) -> Segment:
+        """The current segment, as an immutable snapshot."""
+        self._require_reset()
+        return Segment(self._t0, self._duration, self._q_start.copy(), self._q_target.copy())
 
     def ready_for_next_action(self, q_measured: Sequence[float], t: float) -> bool:
         """`settle`: True once the segment is over and the measured tool is within settle_tolerance_m of the

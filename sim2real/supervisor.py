@@ -40,7 +40,7 @@ import numpy as np
 
 from legion_core.contracts.interface import StatusLevel
 from legion_core.robot import kinematics
-from sim2real.mapper import Command, Sim2RealMapper, WorkspaceError
+from sim2real.mapper import Command, Sim2RealMapper, WorkspaceError, step_limited
 
 # Short names for the legion_msgs/RuntimeStatus levels of every Tick (legion_core.contracts.interface).
 OK, WARN, HOLD, ESTOP, ERROR = (
@@ -373,15 +373,12 @@ class Supervisor:
         """`q` moved from the last command sent by no more than the joint speed limit allows for the time
         since it was sent, and never more than one period's step (a tick after a stall must not jump to
         where the trajectory should be by now; an extra event-driven tick right after a timer tick must not
-        add a second full step)."""
+        add a second full step): sim2real.mapper.step_limited."""
         if self.q_sent is None:
             return q
-        frac = 1.0
-        if math.isfinite(self.t_sent):
-            frac = min(1.0, max(0.0, (now - self.t_sent) / self.mapper.config.command_period_s))
-        # Tiny slack so that the mapper's own plan (already within the limit) is never clipped by rounding.
-        d = self.dq_max_per_period * frac * (1 + 1e-9) + 1e-12
-        return np.minimum(np.maximum(q, self.q_sent - d), self.q_sent + d)
+        return step_limited(
+            q, self.q_sent, now, self.t_sent, self.dq_max_per_period, self.mapper.config.command_period_s
+        )
 
     def _hold(self, level: int, reason: str) -> Tick:
         self.holding = reason

@@ -113,7 +113,14 @@ def dds_hop(seconds: float = 10.0, rate_hz: float = 200.0) -> dict:
     loop.subscription(JointState, TOPIC_BENCH_HOP_JOINT_STATES, on_js, SENSOR_QOS, threading.Lock())
     loop.start()
     child = subprocess.Popen(
-        [sys.executable, "-c", HOP_PUBLISHER, TOPIC_BENCH_HOP_JOINT_STATES, str(1.0 / rate_hz), str(seconds + 2.0)],
+        [
+            sys.executable,
+            "-c",
+            HOP_PUBLISHER,
+            TOPIC_BENCH_HOP_JOINT_STATES,
+            str(1.0 / rate_hz),
+            str(seconds + 2.0),
+        ],
         start_new_session=True,
     )
     try:

@@ -12,13 +12,16 @@ the action was computed from (real2sim -> policy -> sim2real carry it through) a
 - `latency_ms`: until the step's CommandReport is received by a Python subscriber in this process: one
   more DDS hop plus a Python executor's wake-up (a C++ ros2_control driver receives faster): conservative.
 The command stream is checked both as sent (`sent`, sim2real's own record) and as received here (`received`):
-- `missed_cycles` (the target): periods of sim2real's 100 Hz command timer that did not run at all. rcl keeps
-  the timer on a fixed grid and skips the periods it could not run; sim2real counts them from the timer's
-  schedule (`command_cycles_missed` in its diagnostics). `tick_late_ms`: how late the timer ran in its
-  period (command jitter).
+- `missed_cycles`: slots of sim2real's command stream (100 Hz, or 500 Hz in `composed_500hz`) that passed
+  without a command: the stream thread keeps a fixed grid of deadlines and counts the slots it woke too late
+  for (`command_cycles_missed` in its diagnostics); `missed_cycles_outside_machine_stalls` (the target) leaves
+  out those within 50 ms of a stall of the whole machine seen by the wake-up probe. `tick_late_ms`: how late
+  each cycle ran in its period (command jitter). `cycles_on_segment`: cycles that sent the current segment's
+  point while a control step held sim2real (docs/decisions/control-path.md).
 - `longest_gap_ms` and `gaps_over_1.5_periods`: intervals between consecutive /joint_command messages. A
-  gap of 1.5-2 periods is a late command, not a missing one: the earlier figures of this bench (before the
-  timer record) counted every gap that rounds to 2 periods as a missed cycle, the stricter reading.
+  gap of 1.5-2 periods is a late command, not a missing one.
+The compute floor (legion_core.bench.floor) is measured first, in the same invocation, and every mode's
+stamp -> command latency is also given as a ratio to it (`vs_floor`, `vs_floor_hot`).
 """
 
 from __future__ import annotations
@@ -179,6 +182,7 @@ def run_bench(
         stop_process_group(probe, 10)
         wake = _read_wakeup_probe(tmp / f"{mode}-wakeup.json", window)
         log = _read_latency_log(tmp / f"{mode}-latency.json")
+        on_segment = _read_latency_count(tmp / f"{mode}-latency.json", "command_cycles_on_segment")
         # The runtime's own record covers its whole life: keep the measured window (its clock is the same
         # system clock as the probe's stamps).
         sent_t = [t for t in log["command_times_s"] if window[0] <= t <= window[1]]
@@ -199,6 +203,7 @@ def run_bench(
                 **_cycle_stats(ticks),
                 **_gap_stats(sent_t, period_s),
                 "missed_cycles_outside_machine_stalls": _missed_outside_stalls(ticks, wake),
+                "cycles_on_segment": on_segment,
             },  # fmt: skip
             # At this process's subscriber; empty with subscriber=False.
             "received": _gap_stats(cmd_t, period_s),
@@ -327,6 +332,17 @@ def _read_latency_log(path: Path) -> dict:
         return {k: list(d.get(k) or []) for k in LOG_KEYS}
     except (OSError, ValueError):
         return {k: [] for k in LOG_KEYS}
+
+
+def _read_latency_count(path: Path, key: str) -> int | None:
+    """One counter of sim2real's latency log (its whole life), or None when the file or key is missing."""
+    import json
+
+    try:
+        v = json.loads(path.read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+    return int(v) if v is not None else None
 
 
 # The machine's own wake-up latency, measured beside the runtime (what cyclictest measures on an RT system):

@@ -6,6 +6,7 @@ Only rclpy APIs that Humble (Python 3.10), Jazzy (3.12) and Kilted share are use
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -146,10 +147,11 @@ class LegionNode(Node):
         node-specific remap of this node does not reach it)."""
         return CONTROL_LOOP.subscription(msg_type, topic, callback, qos, self.callback_lock, **kwargs)
 
-    def command_stream(self, period_s: float, cycle) -> None:
+    def command_stream(self, period_s: float, cycle, takes_lock: bool = False) -> None:
         """Run `cycle(slot_ns, now_ns, skipped)` every `period_s` on a deadline grid of the process's stream
-        thread (legion_core.ros.control), under this node's lock; `spin_nodes` starts it."""
-        CONTROL_LOOP.stream(period_s, cycle, self.callback_lock)
+        thread (legion_core.ros.control), under this node's lock; `spin_nodes` starts it. `takes_lock`: the
+        cycle takes `callback_lock` itself (and may do something else when a control step holds it)."""
+        CONTROL_LOOP.stream(period_s, cycle, contextlib.nullcontext() if takes_lock else self.callback_lock)
 
     def handoff_publisher(self, msg_type, topic: str, qos):
         """A publisher whose messages `publish_handoff` may also hand to consumers in this process."""

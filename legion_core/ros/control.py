@@ -57,6 +57,20 @@ def _fail(what: str, e: BaseException) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def raise_realtime_priority(by: int) -> None:
+    """Under SCHED_FIFO (`realtime_priority`), run the calling thread `by` priority levels above the process
+    (the stream thread 2, the control loop 1, the node executor and DDS threads at the process's level), so
+    that a command cycle preempts a control step's wake-up and both preempt the executor's bookkeeping.
+    Nothing to do under normal scheduling (ordinary users cannot raise a thread's priority there)."""
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_FIFO:
+            return
+        prio = min(99, os.sched_getparam(0).sched_priority + by)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # 0: this thread (Linux)
+    except (AttributeError, OSError):
+        pass
+
+
 def locked(callback: Callable[..., Any], lock) -> Callable[..., Any]:
     """`callback` run under `lock` (a node's callback lock). functools.wraps keeps its signature visible to
     rclpy, which inspects it (a timer callback that takes a TimerInfo, a subscription that takes MessageInfo)."""
@@ -110,6 +124,7 @@ class _StreamThread:
             self._thread.join(timeout=2.0)
 
     def _run(self) -> None:
+        raise_realtime_priority(2)
         now = time.monotonic_ns()
         grids = [(DeadlineGrid(period, now + period), cycle, lock) for period, cycle, lock in self._streams]
         while not self._stop.is_set():
@@ -200,6 +215,7 @@ class ControlLoop:
         self._thread.start()
 
     def _run(self) -> None:
+        raise_realtime_priority(1)
         try:
             self._loop()
         except Exception as e:  # noqa: BLE001 - a dying control loop stops the process

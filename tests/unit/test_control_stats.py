@@ -31,7 +31,9 @@ def test_no_cycle_is_counted_before_the_first():
 
 def test_skipped_slots_and_lateness_are_counted_on_the_streams_grid():
     st = ControlStats(keep_log=True)
-    run_ticks(st, [(0, 0), (200_000, 0), (3_000_000, 0), (1_000_000, 2), (25_000_000, 0), (0, 1), (100_000, 0)])
+    run_ticks(
+        st, [(0, 0), (200_000, 0), (3_000_000, 0), (1_000_000, 2), (25_000_000, 0), (0, 1), (100_000, 0)]
+    )
     assert st.cycles_missed == 3
     assert np.allclose(list(st.tick_late_recent), [0.0, 0.2e-3, 3e-3, 1e-3, 25e-3, 0.0, 0.1e-3])
     log = st.latency_log()
@@ -66,9 +68,10 @@ def test_latency_and_commands():
 def test_diagnostics_keys_and_format():
     st = ControlStats()
     d = st.diagnostics()
-    assert list(d) == ["stamp_to_command_ms", "command_cycles_missed", "command_tick_late_ms"]
+    assert list(d) == ["stamp_to_command_ms", "command_cycles_missed", "command_tick_late_ms",
+                       "command_cycles_on_segment"]  # fmt: skip
     assert d == {"stamp_to_command_ms": "no steps yet", "command_cycles_missed": 0,
-                 "command_tick_late_ms": "no ticks yet"}  # fmt: skip
+                 "command_tick_late_ms": "no ticks yet", "command_cycles_on_segment": 0}  # fmt: skip
     for lat_ms in range(1, 101):  # 1..100 ms
         st.on_new_step(10.0 + lat_ms * 1e-3, 10.0)
     # numpy's linear percentiles: p50 of 1..100 is 50.5, p99 is 99.01.
@@ -98,14 +101,18 @@ def test_without_a_log_nothing_grows_and_no_log_is_written():
 def test_the_latency_log_is_json_with_the_keys_the_benchmarks_read():
     st = ControlStats(keep_log=True)
     run_ticks(st, [(0, 0), (1000, 1)])
+    st.on_cycle(5.001, 0.0, 0, on_segment=True)
     st.on_command_sent(5.0)
     st.on_new_step(5.002, 5.0)
     rec = json.loads(json.dumps(st.latency_log()))
     assert list(rec) == [
         "stamp_to_command_s", "stamp_to_command_sent_at_s", "command_times_s", "command_cycles_missed",
-        "tick_time_s", "tick_late_s", "tick_skipped",
+        "command_cycles_on_segment", "tick_time_s", "tick_late_s", "tick_skipped",
     ]  # fmt: skip
-    assert rec["command_cycles_missed"] == sum(rec["tick_skipped"]) == 1
+    assert (
+        rec["command_cycles_missed"] == sum(rec["tick_skipped"]) == 1
+        and rec["command_cycles_on_segment"] == 1
+    )
 
 
 def test_latency_summary_line():

@@ -8,7 +8,10 @@ position controller), the gripper opening, and a CommandReport with what was req
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
+from array import array
 
 from legion_core.contracts.interface import (
     NODE_SIM2REAL,
@@ -41,6 +44,7 @@ from legion_core.ros.common import (
     spin_nodes,
     stamp_to_s,
 )
+from sim2real.mapper import step_limited
 from sim2real.node_params import COMMAND_INTERFACES as INTERFACES
 
 
@@ -140,7 +144,12 @@ class Sim2RealNode(LegionNode):
         self.period = 1.0 / p.command_rate_hz
         # The command stream: one command per period on a deadline grid, from its own thread, interpolated
         # between policy targets by the mapper (legion_core.ros.control.PeriodicThread).
-        self.command_stream(self.period, self.on_command_cycle)
+        self.command_stream(self.period, self.on_command_cycle, takes_lock=True)
+        # What the stream needs when a control step holds this node (mapping a new command, IK): the last
+        # command sent [rad, s] and the segment it was on (None: holding), both written under _publish_lock.
+        self._publish_lock = threading.Lock()
+        self._last_sent: tuple | None = None
+        self._segment = None
         # Missed and late command cycles, stamp -> command latency, the latency log (sim2real.control_stats).
         self.stats = ControlStats(keep_log=bool(self.latency_log))
         self.create_timer(1.0, self.on_diagnostics)
@@ -238,9 +247,22 @@ class Sim2RealNode(LegionNode):
         self.safety_pub.publish(m)
 
     def on_command_cycle(self, slot_ns: int, now_ns: int, skipped: int) -> None:
-        """One cycle of the command stream: `skipped` slots before this one passed without a command."""
-        self.stats.on_cycle(self.now_s(), (now_ns - slot_ns) * 1e-9, skipped)
-        self.on_tick()
+        """One cycle of the command stream: `skipped` slots before this one passed without a command.
+        Normally a full tick of the supervisor. While a control step holds this node (a new command being
+        mapped, IK: 1-2.5 ms of Python on the dev VM, longer than a 500 Hz period), the cycle instead sends
+        the current segment's point for now, limited to one period's step from the last command sent, or
+        repeats a hold; the control step's own tick follows at once (docs/decisions/control-path.md)."""
+        late_s = (now_ns - slot_ns) * 1e-9
+        if self.callback_lock.acquire(blocking=False):
+            try:
+                self.stats.on_cycle(self.now_s(), late_s, skipped)
+                self.on_tick()
+            finally:
+                self.callback_lock.release()
+            return
+        now = self.now_s()
+        self.stats.on_cycle(now, late_s, skipped, on_segment=True)
+        self._publish_command(None, now, keep_segment=True)
 
     def on_tick(self) -> None:
         now = self.now_s()
@@ -255,7 +277,11 @@ class Sim2RealNode(LegionNode):
         self._publish_safety_state(tk.level, tk.reason)
         if tk.q_cmd is None:
             return
-        self._publish_command(tk.q_cmd, now)
+        sent = self._publish_command(tk.q_cmd, now)
+        if sent is not None and sent is not tk.q_cmd:
+            # What went out (limited against a command the stream sent during the control step).
+            self.sup.q_sent = sent
+            tk = dataclasses.replace(tk, q_cmd=sent)
         if tk.new_command is not None and tk.source_stamp == tk.source_stamp:
             # Control latency as the robot sees it: sensor stamp -> this new policy step's command sent.
             self.stats.on_new_step(self.now_s(), tk.source_stamp)
@@ -264,23 +290,50 @@ class Sim2RealNode(LegionNode):
         if tk.gripper_m is not None:
             self.grip_pub.publish(self._msgs["Float64"](data=float(tk.gripper_m)))
 
-    def _publish_command(self, q, t_cmd: float) -> None:
+    def _publish_command(self, q, t_cmd: float, keep_segment: bool = False):
         """Publish joint command `q` computed for control time `t_cmd` [s] (the trajectory interface's header
-        stamp: the speed limit holds between the stamps of consecutive commands)."""
-        if self.interface == "trajectory":
-            from builtin_interfaces.msg import Duration
-            from trajectory_msgs.msg import JointTrajectoryPoint
+        stamp: the speed limit holds between the stamps of consecutive commands) and return what was sent.
+        Every command, from a full tick or from the stream during a control step (`q` None: the point of the
+        current segment, or the last command again when holding), is limited to one period's step from the
+        last one actually sent (sim2real.mapper.step_limited); the segment the stream may follow is updated
+        under the same lock, so no segment point goes out after a hold."""
+        np = self._np
+        with self._publish_lock:
+            last = self._last_sent
+            if q is None:
+                if last is None:
+                    return None
+                q = last[0] if self._segment is None else self._segment.at(t_cmd)
+            q = np.asarray(q, float)
+            if last is not None:
+                q = step_limited(q, last[0], t_cmd, last[1], self.sup.dq_max_per_period, self.period)
+            if not keep_segment:
+                self._segment = self._current_segment()
+            if self.interface == "trajectory":
+                from builtin_interfaces.msg import Duration
+                from trajectory_msgs.msg import JointTrajectoryPoint
 
-            m = self._msgs["JointTrajectory"]()
-            m.header.stamp = s_to_stamp(t_cmd)
-            m.joint_names = self.joint_names
-            pt = JointTrajectoryPoint(positions=[float(v) for v in q])
-            pt.time_from_start = Duration(sec=0, nanosec=int(self.period * 1e9))
-            m.points = [pt]
-        else:
-            m = self._msgs["Float64MultiArray"](data=[float(v) for v in q])
-        self.cmd_pub.publish(m)
+                m = self._msgs["JointTrajectory"]()
+                m.header.stamp = s_to_stamp(t_cmd)
+                m.joint_names = self.joint_names
+                pt = JointTrajectoryPoint(positions=[float(v) for v in q])
+                pt.time_from_start = Duration(sec=0, nanosec=int(self.period * 1e9))
+                m.points = [pt]
+            else:
+                m = self._msgs["Float64MultiArray"](data=array("d", q.tobytes()))
+            self.cmd_pub.publish(m)
+            self._last_sent = (q, t_cmd)
         self.stats.on_command_sent(self.now_s())
+        return q
+
+    def _current_segment(self):
+        """The mapper's segment for the stream to follow, or None while the supervisor holds."""
+        if self._last_level >= StatusLevel.HOLD or self.sup.holding or self.sup.estop_reason:
+            return None
+        try:
+            return self.sup.mapper.segment()
+        except RuntimeError:  # not started yet
+            return None
 
     def _publish_report(self, tk) -> None:
 
