@@ -150,6 +150,7 @@ class Sim2RealNode(LegionNode):
         self._publish_lock = threading.Lock()
         self._last_sent: tuple | None = None
         self._segment = None
+        self._sent_on_segment = False
         # Missed and late command cycles, stamp -> command latency, the latency log (sim2real.control_stats).
         self.stats = ControlStats(keep_log=bool(self.latency_log))
         self.create_timer(1.0, self.on_diagnostics)
@@ -261,8 +262,9 @@ class Sim2RealNode(LegionNode):
                 self.callback_lock.release()
             return
         now = self.now_s()
-        self.stats.on_cycle(now, late_s, skipped, on_segment=True)
-        self._publish_command(None, now, keep_segment=True)
+        sent = self._publish_command(None, now, keep_segment=True) is not None
+        # A cycle that sent nothing (holding, or nothing sent yet) is a missed one.
+        self.stats.on_cycle(now, late_s, skipped + (not sent), on_segment=sent)
 
     def on_tick(self) -> None:
         now = self.now_s()
@@ -292,21 +294,28 @@ class Sim2RealNode(LegionNode):
 
     def _publish_command(self, q, t_cmd: float, keep_segment: bool = False):
         """Publish joint command `q` computed for control time `t_cmd` [s] (the trajectory interface's header
-        stamp: the speed limit holds between the stamps of consecutive commands) and return what was sent.
-        Every command, from a full tick or from the stream during a control step (`q` None: the point of the
-        current segment, or the last command again when holding), is limited to one period's step from the
-        last one actually sent (sim2real.mapper.step_limited); the segment the stream may follow is updated
-        under the same lock, so no segment point goes out after a hold."""
+        stamp: the speed limit holds between the stamps of consecutive commands) and return what was sent
+        (None: nothing). `q` None: the stream's cycle during a control step, the current segment's point for
+        `t_cmd` limited to one period's step from the last command sent (sim2real.mapper.step_limited);
+        nothing while holding (the driver keeps the hold; the cycle counts as missed). The first full tick
+        after such a command is limited against it as well; every other full tick is the supervisor's own
+        command, unchanged (a reset to the measured posture still goes out at once). The segment the stream
+        may follow is updated under the same lock, so no segment point goes out after a hold."""
         np = self._np
         with self._publish_lock:
             last = self._last_sent
             if q is None:
-                if last is None:
+                if last is None or self._segment is None:
                     return None
-                q = last[0] if self._segment is None else self._segment.at(t_cmd)
-            q = np.asarray(q, float)
-            if last is not None:
-                q = step_limited(q, last[0], t_cmd, last[1], self.sup.dq_max_per_period, self.period)
+                q = step_limited(
+                    self._segment.at(t_cmd), last[0], t_cmd, last[1], self.sup.dq_max_per_period, self.period
+                )
+                self._sent_on_segment = True
+            else:
+                q = np.asarray(q, float)
+                if self._sent_on_segment and last is not None:
+                    q = step_limited(q, last[0], t_cmd, last[1], self.sup.dq_max_per_period, self.period)
+                self._sent_on_segment = False
             if not keep_segment:
                 self._segment = self._current_segment()
             if self.interface == "trajectory":
