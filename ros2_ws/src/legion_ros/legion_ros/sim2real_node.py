@@ -143,7 +143,7 @@ class Sim2RealNode(LegionNode):
         self.create_service(Trigger, SERVICE_RESET, self.on_reset)
         self.period = 1.0 / p.command_rate_hz
         # The command stream: one command per period on a deadline grid, from its own thread, interpolated
-        # between policy targets by the mapper (legion_core.ros.control.PeriodicThread).
+        # between policy targets by the mapper (legion_core.ros.control, the stream thread).
         self.command_stream(self.period, self.on_command_cycle, takes_lock=True)
         # What the stream needs when a control step holds this node (mapping a new command, IK): the last
         # command sent [rad, s] and the segment it was on (None: holding), both written under _publish_lock.
@@ -252,7 +252,8 @@ class Sim2RealNode(LegionNode):
         Normally a full tick of the supervisor. While a control step holds this node (a new command being
         mapped, IK: 1-2.5 ms of Python on the dev VM, longer than a 500 Hz period), the cycle instead sends
         the current segment's point for now, limited to one period's step from the last command sent, or
-        repeats a hold; the control step's own tick follows at once (docs/decisions/control-path.md)."""
+        nothing while holding (a missed cycle); the control step's own tick follows at once
+        (docs/decisions/control-path.md)."""
         late_s = (now_ns - slot_ns) * 1e-9
         if self.callback_lock.acquire(blocking=False):
             try:
