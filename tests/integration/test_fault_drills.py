@@ -223,7 +223,11 @@ def test_runtime_stall_is_counted_not_blamed_on_the_driver_and_no_catch_up_jump(
     # Across the stall itself (the largest gap between two commands computed): one period's step at most,
     # not where the trajectory should be by now (two if DDS dropped the last command before the stall).
     i = int(np.argmax(np.diff([t for t, _ in cmds])))
-    assert cmds[i + 1][0] - cmds[i][0] > 0.2, "no stall between the commands"
+    assert cmds[i + 1][0] - cmds[i][0] > 0.2, (
+        f"no stall between the commands: {len(cmds)} commands stamped {cmds[0][0] - t_cont_ros:+.3f} .. "
+        f"{cmds[-1][0] - t_cont_ros:+.3f} s around SIGCONT, largest gap {cmds[i + 1][0] - cmds[i][0]:.4f} s at "
+        f"{cmds[i][0] - t_cont_ros:+.3f} s, {len(s2r.cmds)} received in all"
+    )
     assert np.all(np.abs(cmds[i + 1][1] - cmds[i][1]) <= 2 * DQ_MAX + 1e-9), "a catch-up jump after the stall"
 
 
