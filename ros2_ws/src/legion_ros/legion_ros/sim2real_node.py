@@ -255,7 +255,9 @@ class Sim2RealNode(LegionNode):
         nothing while holding (a missed cycle); the control step's own tick follows at once
         (docs/decisions/control-path.md)."""
         late_s = (now_ns - slot_ns) * 1e-9
-        if self.callback_lock.acquire(blocking=False):
+        # Wait up to half a period for the lock: a short callback (a joint state, 50 us) ends well within it,
+        # and only a long control step leaves the cycle to follow the segment.
+        if self.callback_lock.acquire(timeout=0.5 * self.period):
             try:
                 self.stats.on_cycle(self.now_s(), late_s, skipped)
                 self.on_tick()
