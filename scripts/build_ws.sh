@@ -12,7 +12,7 @@ export PATH=$VENV/bin:$PATH
 export AMENT_PREFIX_PATH=$VENV
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 STAMP=$ROOT/ros2_ws/install/.legion-src-hash
-HASH=$(cd ros2_ws/src && find -L . -type f -not -name '*.pyc' -not -path '*/__pycache__/*' | sort | xargs sha256sum | sha256sum | cut -c1-16)
+HASH=$(cd ros2_ws && find -L src emulated -type f -not -name '*.pyc' -not -path '*/__pycache__/*' | sort | xargs sha256sum | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && [ "${1:-}" != "--force" ]; then
   echo "[build_ws] ros2_ws is up to date"
   exit 0
@@ -26,8 +26,11 @@ for f in $(grep -rl '/opt/python/cp311-cp311' "$VENV"/share/*/cmake/ 2>/dev/null
          -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" "$f"
 done
 cd ros2_ws
-echo "[build_ws] colcon build (legion_msgs: rosidl generation, ~20 s; legion_ros: python)"
+echo "[build_ws] colcon build (legion_msgs + the emulated upstream interfaces: rosidl generation, ~60 s; legion_ros: python)"
+# The emulated upstream interfaces (ros2_ws/emulated/README.md) are named by path: their folder carries a
+# COLCON_IGNORE so that a robot PC's plain `colcon build` never builds them over the upstream packages.
 colcon --log-base log build --merge-install --event-handlers console_direct- status- \
+  --paths src/* emulated/controller_manager_msgs emulated/lbr_fri_idl \
   --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" 2>&1 | tail -n 5
 echo "$HASH" > "$STAMP"
 echo "[build_ws] done: source ros2_ws/install/setup.bash (or use \`legion launch\`, which does it for you)"

@@ -1,7 +1,7 @@
 """The ROS parameters of real2sim_node and sim2real_node, each with its one default.
 
 A parameter that configures the runtime logic is declared from that logic's config dataclass (the home of
-its default: Real2SimConfig, MapperConfig, SupervisorConfig); what only the node uses (its inputs, rates,
+its default: Real2SimConfig, MapperConfig, SupervisorConfig, PreflightConfig; the driver's: DriverParams); what only the node uses (its inputs, rates,
 topic names) is a field of the node's own dataclass here. `*_node_parameters()` list them all in the order
 the node declares them; ros2_ws/src/legion_bringup/config/runtime.yaml sets only what a deployment changes
 (tests/unit/test_params.py checks it against these lists).
@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
+from legion_core.contracts.drivers import DriverParams
 from legion_core.contracts.interface import CONTROL_PATH_HEARTBEAT_PERIOD_S, TOPIC_ESTOP_HW
 from sim2real.mapper import MapperConfig
+from sim2real.preflight import PreflightConfig
 from sim2real.real2sim import Real2SimConfig
 from sim2real.supervisor import SupervisorConfig
 
@@ -56,11 +58,6 @@ class Sim2RealNodeParams:
     """Calibration YAML of the cell ('' = the simulated embodiment's)."""
     bundle: str = ""
     """Bundle directory: its action scale and workspace box are used ('' = MapperConfig's)."""
-    command_interface: str = "position_array"
-    """`position_array` (std_msgs/Float64MultiArray, forward position controller) or `trajectory`
-    (trajectory_msgs/JointTrajectory, joint_trajectory_controller)."""
-    command_rate_hz: float = 1.0 / MapperConfig.command_period_s
-    """Joint command stream rate [Hz] (FRI / ros2_control position controller; 1 / MapperConfig.command_period_s)."""
     hw_estop_topic: str = TOPIC_ESTOP_HW
     """Hardware e-stop input, std_msgs/Bool, true = pressed ('' = none)."""
     trusted_keys: str = ""
@@ -70,14 +67,18 @@ class Sim2RealNodeParams:
     time [s] ('' = off; sim2real.control_stats)."""
 
 
-#: sim2real_node's command interfaces (`command_interface`).
-COMMAND_INTERFACES = ("position_array", "trajectory")
+#: DriverParams fields real2sim_node declares (it reads only the joint states).
+REAL2SIM_DRIVER_PARAMETERS = ("driver", "robot_name", "joint_states_topic")
 
 
 def real2sim_node_parameters() -> list[Parameter]:
     """Every parameter real2sim_node declares, with its default and description."""
     return check_unique(
-        [*parameters(Real2SimNodeParams), *parameters(Real2SimConfig, REAL2SIM_CONFIG_PARAMETERS)]
+        [
+            *parameters(Real2SimNodeParams),
+            *parameters(DriverParams, REAL2SIM_DRIVER_PARAMETERS),
+            *parameters(Real2SimConfig, REAL2SIM_CONFIG_PARAMETERS),
+        ]
     )
 
 
@@ -86,7 +87,9 @@ def sim2real_node_parameters() -> list[Parameter]:
     return check_unique(
         [
             *parameters(Sim2RealNodeParams),
+            *parameters(DriverParams),
             *parameters(MapperConfig, MAPPER_CONFIG_PARAMETERS),
             *parameters(SupervisorConfig),
+            *parameters(PreflightConfig),
         ]
     )

@@ -5,15 +5,18 @@ Layers, outermost wins (docs/architecture.md, "Safety layer"):
 1. e-stop latch (topic, service, hardware input): hold; only `rearm` clears it, and re-arming never
    restarts motion (IEC 60204-1: resetting a stop must not restart the machine): the skill is cleared,
    nothing moves until a new skill is started by an operator command.
-2. joint-state watchdog: missing, malformed, non-finite, stale by ARRIVAL or by STAMP, stamped in the
+2. driver interlock (sim2real.preflight, gathered by the node): while the driver is not ready (wrong
+   controller active, nothing subscribed to the command topic, FRI not commanding, ...) nothing is sent
+   before the first command, and a running arm holds with its skill cleared.
+3. joint-state watchdog: missing, malformed, non-finite, stale by ARRIVAL or by STAMP, stamped in the
    future: hold. When the runtime itself stalled (this supervisor's tick ran late), the hold says so
    instead of blaming the driver.
-3. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order):
+4. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order):
    hold at the measured posture and clear the skill (a fault: an operator restarts).
-4. liveness of the control-path nodes (policy, real2sim, sequencer heartbeats): a node silent for two of
+5. liveness of the control-path nodes (policy, real2sim, sequencer heartbeats): a node silent for two of
    its periods -> hold; silent for `dead_after_s` -> dead: skill cleared, only a new command restarts.
-5. no active skill / invalid observation (real2sim says why) / no fresh action: hold.
-6. the mapper's own limits (box, IK, joint position and velocity limits, Cartesian speed).
+6. no active skill / invalid observation (real2sim says why) / no fresh action: hold.
+7. the mapper's own limits (box, IK, joint position and velocity limits, Cartesian speed).
 
 `tick(now)` is called at the command rate and returns the joint command to send (or None before the first
 valid joint state: nothing is sent until we know where the arm is). Every command obeys the joint speed
@@ -141,6 +144,8 @@ class Supervisor:
         self.estop_reason = ""
         self.hw_estop_pressed = False
         self.hw_estop_time = -math.inf
+        self.driver_fault = ""  # why the driver is not ready ('' = ready, or not checked by this owner)
+        self.driver_fault_severe = False
         self.started = False
         self.holding = ""
         self.q_sent: np.ndarray | None = None
@@ -268,6 +273,18 @@ class Supervisor:
         self.hw_estop_pressed, self.hw_estop_time = bool(pressed), now
         return self.estop("hardware e-stop input") if pressed else False
 
+    def set_driver_fault(self, reason: str, severe: bool = True) -> bool:
+        """The driver interlock (sim2real.preflight): '' = ready. A `severe` fault (wrong controller, nothing
+        subscribed, FRI not commanding) clears a running skill (a controller switched away mid-motion must not
+        resume by itself when it is switched back) and refuses new ones; a mild one (the checks still
+        running, a driver that paused its stream) only holds. Returns True when it newly makes the
+        supervisor hold."""
+        newly = bool(reason) and not self.driver_fault
+        if reason and severe and self.active_skill:
+            self._clear_skill("driver not ready")
+        self.driver_fault, self.driver_fault_severe = reason, bool(reason) and severe
+        return newly
+
     def _joint_state_fresh(self, now: float) -> str:
         """'' when the newest joint state is valid and fresh by arrival AND by stamp, else why not."""
         cfg = self.config
@@ -305,6 +322,8 @@ class Supervisor:
         dead = self.dead_nodes()
         if name and dead:
             return False, f"skill {name!r} refused: {', '.join(dead)} not alive"
+        if name and self.driver_fault_severe:
+            return False, f"skill {name!r} refused: {self.driver_fault}"
         if name != self.active_skill:
             self.active_skill = name
             self.used_seq = self.action_seq  # never execute an action computed for the previous skill
@@ -411,6 +430,9 @@ class Supervisor:
         cfg = self.config
         gap = now - self.last_tick if math.isfinite(self.last_tick) else 0.0
         self.last_tick = now
+        if self.q_sent is None and self.driver_fault:
+            # Never commanded: nothing goes out until the driver is ready (its own controller holds the arm).
+            return Tick(None, None, HOLD, f"not commanding: {self.driver_fault}")
         if self.q_sent is None and self.q_meas is None:
             return Tick(None, None, WARN, f"waiting for joint states ({self.q_problem})")
         if self.q_sent is None:
@@ -428,6 +450,8 @@ class Supervisor:
                 ESTOP,
                 f"{ESTOP_LATCHED} ({self.estop_reason}); re-arm via the rearm service, then a new command",
             )
+        if self.driver_fault:
+            return self._hold(HOLD, self.driver_fault)
         if gap > cfg.runtime_stall_s:
             # The runtime itself stalled (host, GC, a long callback in this process). Not a hold by itself:
             # the inputs decide (a joint state read before the stall is now old, by arrival and stamp), but

@@ -343,7 +343,7 @@ def spin_nodes(
     realtime_priority: int = 0,
     cpu_affinity: str = "",
 ) -> int:
-    """Create the nodes, spin them on one SingleThreadedExecutor (the safe executor here: the
+    """Create the nodes (a factory may return None: nothing to add), spin them on one SingleThreadedExecutor (the safe executor here: the
     multi-threaded one misses timer deadlines, docs/environment.md#ros-2-from-pypi), and shut down cleanly
     on SIGINT/SIGTERM.
     `handoff`: connect the composed nodes' control path in process (`connect_in_process`).
@@ -373,6 +373,8 @@ def spin_nodes(
     try:
         for make in factories:
             node = make()
+            if node is None:  # a factory that has nothing to add in this configuration
+                continue
             nodes.append(node)
             executor.add_node(node)
         if nodes:

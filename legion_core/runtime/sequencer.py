@@ -13,6 +13,7 @@ fails with real2sim's reason.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,17 @@ class SeqOutput:
     success: bool = False
     message: str = ""
     step_durations_s: list[float] = field(default_factory=list)
+    hold_reason: str = ""
+    """The safety layer's newest hold or refusal of the running skill, within `HOLD_NEWS_S` ('' = none)."""
+
+
+#: A hold reported longer ago than this [s] is no longer shown as the running skill's current hold.
+HOLD_NEWS_S = 0.5
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its numbers ("no action for 0.31 s" and "... 0.32 s" are one kind)."""
+    return re.sub(r"-?\d+(\.\d+)?", "#", reason)
 
 
 class Sequencer:
@@ -89,6 +101,8 @@ class Sequencer:
         self._last_reason = "no observation yet"
         self._cancelled = False
         self._cancel_reason = ""
+        self._holds: dict[str, tuple[int, str]] = {}  # reason kind -> (count, newest text), this skill
+        self._last_hold = ("", -1e18)
 
     @property
     def current(self) -> SkillSpec:
@@ -101,6 +115,7 @@ class Sequencer:
 
     def _reset_skill_counters(self) -> None:
         self._steps, self._attempt, self._hits, self._d0, self._progress = 0, 0, 0, None, 0.0
+        self._holds = {}
 
     def cancel(self, now: float, reason: str = "") -> None:
         """End the plan at the next tick, the robot holding. `reason` (e.g. "e-stop latched (e-stop
@@ -125,15 +140,34 @@ class Sequencer:
         self._progress = float(np.clip(1.0 - d / self._d0, 0.0, 1.0)) if self._d0 else 0.0
         self._hits = self._hits + 1 if d <= self.current.success.max_dist_m else 0
 
+    def on_hold(self, reason: str, now: float) -> None:
+        """The safety layer held or refused a command of the running skill (sim2real's command report or
+        safety state: IK residual, a limit, stale data, a missing detection, the driver). A skill that then
+        fails says which hold kept it from moving, instead of only "progress 0%"."""
+        if self.state not in ("waiting", "running") or not reason:
+            return
+        key = reason_kind(reason)
+        self._holds[key] = (self._holds.get(key, (0, ""))[0] + 1, reason)
+        self._last_hold = (reason, now)
+
+    def _held_by(self) -> str:
+        """' The safety layer held it N times, most often: <reason>.' ('' when it never held)."""
+        if not self._holds:
+            return ""
+        n, text = max(self._holds.values(), key=lambda v: v[0])
+        total = sum(v[0] for v in self._holds.values())
+        return f" The safety layer held it {total} time(s), most often: {text}."
+
     def on_action(self, skill: str) -> None:
         if self.state == "running" and skill == self.current.name:
             self._steps += 1
 
     # -- the state machine -----------------------------------------------------------------------------
-    def _out(self, active: str, done=False, success=False) -> SeqOutput:
+    def _out(self, active: str, done=False, success=False, now: float = -1e18) -> SeqOutput:
+        reason, t = self._last_hold
         return SeqOutput(
             active, self.state, min(self.i + 1, len(self.plan)), len(self.plan), self._progress, done, success,
-            self.message, list(self.durations),
+            self.message, list(self.durations), reason if now - t <= HOLD_NEWS_S else "",
         )  # fmt: skip
 
     def _finish(self, success: bool, message: str) -> SeqOutput:
@@ -162,9 +196,9 @@ class Sequencer:
                 return self._finish(
                     False,
                     f"{sk.name} (step {self.i + 1} of {len(self.plan)}) could not start within "
-                    f"{cfg.precondition_timeout_s:.0f} s: {self._last_reason}.",
+                    f"{cfg.precondition_timeout_s:.0f} s: {self._last_reason}.{self._held_by()}",
                 )
-            return self._out(sk.name)
+            return self._out(sk.name, now=now)
         # running
         if self._hits >= cfg.success_hold_steps:
             self.durations.append(now - self._t_skill)
@@ -189,18 +223,21 @@ class Sequencer:
             return self._finish(
                 False,
                 f"{sk.name} (step {self.i + 1} of {len(self.plan)}) did not succeed within its budget "
-                f"({why}, {self._attempt + 1} attempt(s)); progress {self._progress:.0%}.",
+                f"({why}, {self._attempt + 1} attempt(s)); progress {self._progress:.0%}.{self._held_by()}",
             )
-        return self._out(sk.name)
+        return self._out(sk.name, now=now)
 
 
-def safety_refusal(estop_latched: bool, estop_reason: str = "", dead_nodes=()) -> str | None:
+def safety_refusal(
+    estop_latched: bool, estop_reason: str = "", dead_nodes=(), driver_fault: str = ""
+) -> str | None:
     """Why no plan may run under sim2real_node's SafetyState (legion_msgs/SafetyState), or None.
 
     A latched e-stop: a command accepted now would start moving the arm the moment it is re-armed, which the
     operator who pressed the e-stop did not ask for; so it is refused, and re-arming starts nothing by
     itself. A dead node: sim2real has cleared the skill and will not move the arm until a new command, and
-    that command could not run without the node. docs/operator-input.md, "Safety state"; docs/architecture.md,
+    that command could not run without the node. A driver that is not ready (sim2real.preflight): sim2real
+    refuses every skill until the driver's checks pass, so the plan could not move. docs/operator-input.md, "Safety state"; docs/architecture.md,
     "Safety layer"."""
     if estop_latched:
         return f"e-stop latched ({estop_reason or 'reason not given'}); re-arm sim2real_node (~/rearm) first"
@@ -208,4 +245,6 @@ def safety_refusal(estop_latched: bool, estop_reason: str = "", dead_nodes=()) -
     if dead:
         verb = "is" if len(dead) == 1 else "are"
         return f"{', '.join(dead)} {verb} not alive; the robot holds until it is back"
+    if driver_fault:
+        return driver_fault  # "driver not ready: <what>; fix: <one sentence>" (sim2real.preflight)
     return None

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
+from legion_core.contracts.drivers import DriverParams
 from legion_core.sim.twin import TwinConfig
 
+#: DriverParams fields twin_node declares: which driver's interface it presents (twin | lbr) and for what.
+TWIN_DRIVER_PARAMETERS = ("driver", "robot_name", "command_interface")
 #: TwinConfig fields that are twin_node parameters of the same name (render_size and scene are set from
 #: video_path and the `scene` parameter).
 TWIN_CONFIG_PARAMETERS = ("detection_noise_m", "detection_latency_s", "detection_dropout", "seed")
@@ -34,8 +37,14 @@ class TwinNodeParams:
     """Joint state publishing rate [Hz] (the FRI driver's rate)."""
     detection_rate_hz: float = 30.0
     """Camera detection rate [Hz]."""
-    command_interface: str = "position_array"
-    """`position_array` or `trajectory`: the command message sim2real_node sends."""
+    ctrl: str = "joint_trajectory_controller"
+    """driver lbr (the emulator): the command controller active at start, as lbr_fri_ros2_stack's `ctrl:=`
+    (its default: joint_trajectory_controller); the other one is not loaded."""
+    update_rate_hz: int = 100
+    """driver lbr (the emulator): the controller manager's update_rate [Hz] (FRI send period 10 ms -> 100)."""
+    robot_state_rate_hz: float = 50.0
+    """driver lbr (the emulator): lbr_fri_idl/LBRState rate [Hz] (the stack publishes it every update; a
+    lower rate keeps the Python twin's load down and is all the runtime's checks need)."""
     real_time_factor: float = 1.0
     """Simulated seconds per wall-clock second [-]."""
     video_path: str = ""
@@ -46,4 +55,10 @@ class TwinNodeParams:
 
 def twin_node_parameters() -> list[Parameter]:
     """Every parameter twin_node declares, with its default and description."""
-    return check_unique([*parameters(TwinNodeParams), *parameters(TwinConfig, TWIN_CONFIG_PARAMETERS)])
+    return check_unique(
+        [
+            *parameters(TwinNodeParams),
+            *parameters(DriverParams, TWIN_DRIVER_PARAMETERS),
+            *parameters(TwinConfig, TWIN_CONFIG_PARAMETERS),
+        ]
+    )

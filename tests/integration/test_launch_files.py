@@ -27,6 +27,7 @@ LAUNCH = REPO / "launch"
         ("sim.launch.yaml", {"bundle": "/tmp/x"}, 5),
         ("robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml"}, 4),
         ("runtime.launch.yaml", {"bundle": "/tmp/x"}, 4),
+        ("lbr_emulator.launch.yaml", {}, 1),
     ],
 )
 def test_launch_files_parse(name, args, n):
@@ -53,7 +54,7 @@ def test_robot_launch_composed_hosts_the_runtime_in_one_process():
     assert argv.index("--nodes") < argv.index("--ros-args")
     assert not any(a.startswith("__node:=") for a in argv)
     joined = " ".join(argv)
-    for rule in ("/joint_states:=/lbr/joint_states", "/joint_command:=/lbr/forward_position_controller/commands",
+    for rule in ("driver:=lbr", "robot_name:=lbr", "controller:=forward_position_controller",
                  "/detections:=/detections", "bundle:=/tmp/x", "calibration:=/tmp/c.yaml"):  # fmt: skip
         assert rule in joined
 
@@ -63,11 +64,39 @@ def test_robot_launch_requires_calibration():
         parse_launch_file(LAUNCH / "robot.launch.yaml", {"bundle": "/tmp/x"})
 
 
-def test_robot_launch_remaps_to_the_lbr_driver():
-    desc = parse_launch_file(LAUNCH / "robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml"})
-    argv = " ".join(desc.process("sim2real_node").argv)
-    assert "/joint_states:=/lbr/joint_states" in argv
-    assert "/joint_command:=/lbr/forward_position_controller/commands" in argv
+def _driver_profile(argv: list[str]):
+    """The driver profile a node resolves from the `-p name:=value` parameters of its command line."""
+    import yaml
+
+    from legion_core.base.params import pick
+    from legion_core.contracts.drivers import DriverParams
+
+    values = {}
+    for a, b in zip(argv, argv[1:]):
+        if a == "-p" and ":=" in b:
+            k, v = b.split(":=", 1)
+            values[k] = yaml.safe_load(v)  # as ROS reads a `-p` value
+    return DriverParams(**pick(DriverParams, values)).profile()
+
+
+@pytest.mark.parametrize(
+    "args, topics",
+    [
+        ({}, ("/lbr/joint_states", "/lbr/forward_position_controller/commands")),
+        (
+            {"controller": "joint_trajectory_controller"},
+            ("/lbr/joint_states", "/lbr/joint_trajectory_controller/joint_trajectory"),
+        ),
+        ({"robot_name": "arm2"}, ("/arm2/joint_states", "/arm2/forward_position_controller/commands")),
+    ],
+)
+def test_robot_launch_takes_the_lbr_stacks_names_from_the_driver_profile(args, topics):
+    desc = parse_launch_file(
+        LAUNCH / "robot.launch.yaml", {"bundle": "/tmp/x", "calibration": "/tmp/c.yaml", **args}
+    )
+    prof = _driver_profile(desc.process("sim2real_node").argv)
+    assert (prof.driver, prof.joint_states_topic, prof.command_topic) == ("lbr", *topics)
+    assert _driver_profile(desc.process("real2sim_node").argv).joint_states_topic == topics[0]
 
 
 def test_runtime_respawns_the_nodes_whose_restart_is_safe_and_not_sim2real():

@@ -156,7 +156,9 @@ def test_every_parameter_has_a_ros_typed_default_and_a_description(node):
 
 def test_node_parameters_that_feed_a_config_take_its_default():
     assert Real2SimNodeParams().workspace_margin_m == Real2SimConfig().skill_box_margin_m
-    assert 1.0 / Sim2RealNodeParams().command_rate_hz == pytest.approx(MapperConfig().command_period_s)
+    from legion_core.contracts.drivers import DriverParams
+
+    assert 1.0 / DriverParams().command_rate_hz == pytest.approx(MapperConfig().command_period_s)
     # Where the supervisor and the mapper share a name, sim2real_node's parameter is the supervisor's.
     assert (
         declared(NODE_SIM2REAL)["max_tracking_error_rad"].default == SupervisorConfig().max_tracking_error_rad

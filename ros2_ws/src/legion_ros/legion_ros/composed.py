@@ -61,7 +61,15 @@ def factories(nodes: list[str], params: dict[str, dict]):
         mod, cls = NODE_CLASSES[n]
         klass = getattr(importlib.import_module(mod), cls)
         overrides = [Parameter(k, value=v) for k, v in params.get(n, {}).items()]
-        out.append(lambda klass=klass, overrides=overrides: klass(parameter_overrides=overrides))
+        made: list = []
+
+        def make(klass=klass, overrides=overrides, made=made):
+            made.append(klass(parameter_overrides=overrides))
+            return made[0]
+
+        out.append(make)
+        if n == "twin":  # driver:=lbr: the emulated stack's controller_manager node (None for the plain twin)
+            out.append(lambda made=made: made[0].make_controller_manager())
     return out
 
 

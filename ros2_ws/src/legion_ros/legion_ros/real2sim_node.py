@@ -15,7 +15,6 @@ from legion_core.contracts.interface import (
     TOPIC_ACTIVE_SKILL,
     TOPIC_DETECTIONS,
     TOPIC_GRIPPER_STATE,
-    TOPIC_JOINT_STATES,
     TOPIC_OBSERVATION,
     StatusLevel,
 )
@@ -39,10 +38,12 @@ class Real2SimNode(LegionNode):
         from std_msgs.msg import Float64, String
 
         from legion_core.base.params import pick
+        from legion_core.contracts.drivers import DriverParams, DriverProfileError
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
         from sim2real.decimation import StampGrid
         from sim2real.node_params import (
             REAL2SIM_CONFIG_PARAMETERS,
+            REAL2SIM_DRIVER_PARAMETERS,
             Real2SimNodeParams,
             real2sim_node_parameters,
         )
@@ -83,7 +84,11 @@ class Real2SimNode(LegionNode):
         self.pub = self.handoff_publisher(Observation, TOPIC_OBSERVATION, RELIABLE_QOS)
         # The inputs a control step starts from are served by the process's control thread
         # (legion_core.ros.control).
-        self.control_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
+        try:
+            driver = DriverParams(**pick(DriverParams, values, REAL2SIM_DRIVER_PARAMETERS)).profile()
+        except DriverProfileError as e:
+            raise NodeStartupError(str(e)) from None
+        self.control_subscription(JointState, driver.joint_states_topic, self.on_joint_state, SENSOR_QOS)
         self.control_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)
         self.create_subscription(Float64, TOPIC_GRIPPER_STATE, self.on_gripper, SENSOR_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)

@@ -24,8 +24,6 @@ from legion_core.contracts.interface import (
     TOPIC_ESTOP,
     TOPIC_GRIPPER_COMMAND,
     TOPIC_HEARTBEAT,
-    TOPIC_JOINT_COMMAND,
-    TOPIC_JOINT_STATES,
     TOPIC_OBSERVATION,
     TOPIC_SAFETY_STATE,
     DiagnosticLevel,
@@ -45,7 +43,6 @@ from legion_core.ros.common import (
     stamp_to_s,
 )
 from sim2real.mapper import step_limited
-from sim2real.node_params import COMMAND_INTERFACES as INTERFACES
 
 
 def _reason_kind(reason: str) -> str:
@@ -65,6 +62,8 @@ class Sim2RealNode(LegionNode):
         from trajectory_msgs.msg import JointTrajectory
 
         from legion_core.base.params import pick
+        from legion_core.contracts.drivers import TRAJECTORY, DriverParams, DriverProfileError
+        from legion_core.ros.driver_monitor import DriverMonitor
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
         from sim2real.control_stats import ControlStats
         from sim2real.mapper import MapperConfig, Sim2RealMapper
@@ -73,22 +72,27 @@ class Sim2RealNode(LegionNode):
             Sim2RealNodeParams,
             sim2real_node_parameters,
         )
+        from sim2real.preflight import PreflightConfig
         from sim2real.supervisor import Supervisor, SupervisorConfig
 
         self._np = np
         values = self.declare_parameters_from(sim2real_node_parameters())
         p = Sim2RealNodeParams(**pick(Sim2RealNodeParams, values))
         cal_path, bundle, trusted_keys = p.calibration, p.bundle, p.trusted_keys
-        self.interface, self.latency_log = p.command_interface, p.latency_log
+        self.latency_log = p.latency_log
         self.log_parameters()
-        if self.interface not in INTERFACES:
-            raise NodeStartupError(f"command_interface must be one of {INTERFACES}, got {self.interface!r}")
+        try:
+            self.profile = DriverParams(**pick(DriverParams, values)).profile()
+        except DriverProfileError as e:
+            raise NodeStartupError(str(e)) from None
+        self.interface = self.profile.command_interface
+        command_rate_hz = self.profile.command_rate_hz
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
         except (CalibrationError, OSError) as e:
             raise NodeStartupError(f"calibration: {e}") from None
         motion = pick(MapperConfig, values, MAPPER_CONFIG_PARAMETERS)
-        mcfg = dict(command_period_s=1.0 / p.command_rate_hz, **motion)
+        mcfg = dict(command_period_s=1.0 / command_rate_hz, **motion)
         if bundle:
             from legion_core.contracts.bundle import load
             from legion_core.contracts.bundle_schema import BundleError
@@ -110,12 +114,14 @@ class Sim2RealNode(LegionNode):
         self.joint_names = list(mapper.robot_joint_names)
         self._msgs = dict(JointTrajectory=JointTrajectory, Float64MultiArray=Float64MultiArray, Float64=Float64,
                           CommandReport=CommandReport, SafetyState=SafetyState)  # fmt: skip
-        cmd_type = JointTrajectory if self.interface == "trajectory" else Float64MultiArray
-        self.cmd_pub = self.create_publisher(cmd_type, TOPIC_JOINT_COMMAND, COMMAND_QOS)
+        cmd_type = JointTrajectory if self.interface == TRAJECTORY else Float64MultiArray
+        self.cmd_pub = self.create_publisher(cmd_type, self.profile.command_topic, COMMAND_QOS)
         self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_COMMAND, COMMAND_QOS)
         self.report_pub = self.create_publisher(CommandReport, TOPIC_COMMAND_REPORT, RELIABLE_QOS)
         # The control path's inputs are served by the process's control thread (legion_core.ros.control).
-        self.control_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_state, SENSOR_QOS)
+        self.control_subscription(
+            JointState, self.profile.joint_states_topic, self.on_joint_state, SENSOR_QOS
+        )
         self.handoff_subscription(PolicyAction, TOPIC_ACTION, self.on_action, RELIABLE_QOS)
         # The e-stop is durable: a transient-local subscription gets an e-stop latched before this node
         # started (from a transient-local publisher: `ros2 topic pub --once --qos-durability transient_local
@@ -141,7 +147,7 @@ class Sim2RealNode(LegionNode):
         self.create_service(Trigger, SERVICE_ESTOP, self.on_estop_service)
         self.create_service(Trigger, SERVICE_REARM, self.on_rearm)
         self.create_service(Trigger, SERVICE_RESET, self.on_reset)
-        self.period = 1.0 / p.command_rate_hz
+        self.period = 1.0 / command_rate_hz
         # The command stream: one command per period on a deadline grid, from its own thread, interpolated
         # between policy targets by the mapper (legion_core.ros.control, the stream thread).
         self.command_stream(self.period, self.on_command_cycle, takes_lock=True)
@@ -155,12 +161,53 @@ class Sim2RealNode(LegionNode):
         self.stats = ControlStats(keep_log=bool(self.latency_log))
         self.create_timer(1.0, self.on_diagnostics)
         self._last_level, self._last_reason = -1, ""
+        # Pre-flight, before the first motion and continuously after it (sim2real.preflight): nothing is
+        # commanded until the driver's checks pass; a failure holds and says the fix.
+        self.monitor = DriverMonitor(
+            self,
+            self.profile,
+            tuple(mapper.robot_joint_names),
+            PreflightConfig(**pick(PreflightConfig, values)),
+        )
+        self.preflight = None
+        self.sup.set_driver_fault("checking the driver (pre-flight)", severe=False)
+        self.create_timer(0.2, self.on_preflight)
+        self.get_logger().info(
+            f"driver {self.profile.driver}: joint states {self.profile.joint_states_topic}, commands "
+            f"{self.profile.command_topic} ({self.profile.command_type}) at {command_rate_hz:g} Hz"
+            + (f" through {self.profile.controller}" if self.profile.controller else "")
+        )
 
     def on_joint_state(self, msg) -> None:
-        if self.sup.on_joint_state(
-            list(msg.name), list(msg.position), stamp_to_s(msg.header.stamp), self.now_s()
-        ):
+        now = self.now_s()
+        names = msg.name
+        self.monitor.on_joint_state(names, now)
+        if self.sup.on_joint_state(names, list(msg.position), stamp_to_s(msg.header.stamp), now):
             self.on_tick()  # hold at the first bad joint state, not at the next timer tick
+
+    def on_preflight(self) -> None:
+        """The driver checks (sim2real.preflight) at 5 Hz: the first failure is the supervisor's driver
+        interlock, with its fix; only a driver that stops streaming keeps the skill (the joint-state watchdog
+        already holds it, and it resumes like any stale input), every other failure clears it."""
+        now = self.now_s()
+        self.monitor.poll(now)
+        res = self.preflight = self.monitor.result(now)
+        reason = res.reason()
+        if not reason and not self.monitor.first_round_done(now):
+            reason = f"checking the driver (pre-flight): waiting for {self.profile.controller_manager} and the robot state"
+        if reason == self.sup.driver_fault:
+            return
+        changed = _reason_kind(reason) != _reason_kind(self.sup.driver_fault)
+        # Only a driver that stops streaming is mild; every other failure is a fault of the setup.
+        self.sup.set_driver_fault(reason, severe=any(c.name != "joint_states" for c in res.failures))
+        if not changed:
+            return
+        if reason:
+            self.get_logger().warn(reason)
+        else:
+            passed = ", ".join(c.name for c in res.checks if c.status == "pass")
+            self.get_logger().info(f"driver ready ({passed} pass)")
+        self.on_tick()
 
     def on_observation(self, msg) -> None:
         if self.sup.on_observation(msg.valid, msg.reason):
@@ -232,7 +279,8 @@ class Sim2RealNode(LegionNode):
         silent, dead = sup.silent_nodes(now), sup.dead_nodes()
         level = self._last_level if level is None else level
         reason = self._last_reason if reason is None else reason
-        key = (sup.estop_reason, tuple(silent), tuple(dead), level, sup.active_skill, sup.skill_cleared_by)
+        key = (sup.estop_reason, tuple(silent), tuple(dead), level, sup.active_skill, sup.skill_cleared_by,
+               sup.driver_fault if sup.driver_fault_severe else "")  # fmt: skip
         if key == self._safety_key and not force:
             return
         self._safety_key = key
@@ -245,6 +293,7 @@ class Sim2RealNode(LegionNode):
         m.reason = reason or "starting"
         m.active_skill = sup.active_skill or ""
         m.skill_cleared_by = sup.skill_cleared_by if not sup.active_skill else ""
+        m.driver_fault = sup.driver_fault if sup.driver_fault_severe else ""
         self.safety_pub.publish(m)
 
     def on_command_cycle(self, slot_ns: int, now_ns: int, skipped: int) -> None:
@@ -376,6 +425,12 @@ class Sim2RealNode(LegionNode):
                 "commands_sent": self.stats.commands_sent,
                 "estop": self.sup.estop_reason or "no",
                 "interface": self.interface,
+                "driver": self.profile.driver,
+                "command_topic": self.profile.command_topic,
+                **{
+                    f"preflight {c.name}": f"{c.status}: {c.detail}"
+                    for c in (self.preflight.checks if self.preflight else [])
+                },
                 **self.stats.diagnostics(),  # stamp_to_command_ms, command_cycles_missed, command_tick_late_ms
                 "runtime_stalls": self.sup.stalls,
                 "tracking_error_rad": f"{self.sup.tracking_error_rad:.4f}",

@@ -121,7 +121,12 @@ class TaskSequencerNode(LegionNode):
             self.seq.on_observation(msg.skill, msg.valid, msg.reason, msg.values, self.now_s())
 
     def on_command_report(self, msg) -> None:
-        if self.seq is not None and not msg.hold and self._active:
+        if self.seq is None or not self._active:
+            return
+        if msg.reason and msg.reason != "ok":
+            # A hold, or a refused policy step (IK residual, limits): the operator hears it (Sequencer.on_hold).
+            self.seq.on_hold(msg.reason, self.now_s())
+        if not msg.hold:
             self.seq.on_action(self._active)
 
     def on_safety_state(self, msg) -> None:
@@ -141,7 +146,7 @@ class TaskSequencerNode(LegionNode):
             return None
         # Its own name is stale news (a state latched before this process was respawned): it is running.
         dead = [n for n in s.dead_nodes if n != self.get_fully_qualified_name()]
-        return safety_refusal(s.estop_latched, s.estop_reason, dead)
+        return safety_refusal(s.estop_latched, s.estop_reason, dead, s.driver_fault)
 
     # -- replies ---------------------------------------------------------------------------------------
     def _reply(self, command_id: int, text: str, outcome: int, message: str) -> None:
@@ -281,7 +286,7 @@ class TaskSequencerNode(LegionNode):
         if self.goal_handle is not None and not out.done:
             fb = self._ExecuteTask.Feedback()
             fb.active_skill, fb.step_index, fb.step_count = out.active_skill, out.step_index, out.step_count
-            fb.progress, fb.state = float(out.progress), out.state
+            fb.progress, fb.state, fb.hold_reason = float(out.progress), out.state, out.hold_reason
             self.goal_handle.publish_feedback(fb)
         if out.done:
             CS = self._CommandStatus

@@ -1,7 +1,12 @@
 """twin_node: the MuJoCo digital twin of the iiwa (joint_position mode) standing in for the robot and the
 camera: publishes joint states (default 200 Hz) and detections (default 30 Hz, with noise / latency /
 drop-outs), takes the joint and gripper commands sim2real_node sends, offers reset-to-task and a success
-report. Logic: legion_core.sim.twin.DigitalTwin."""
+report. Logic: legion_core.sim.twin.DigitalTwin.
+
+With `driver:=lbr` it is the lbr_fri_ros2_stack emulator (legion_core.sim.emulator): the arm's interface as
+the stack presents it under its namespace (joint states, both position controllers' command topics, of which
+only the active one moves the arm, a `controller_manager` node with list/load/configure/switch services and
+its update_rate parameter, LBRState), so that robot.launch.yaml is tested against what a lab runs."""
 
 from __future__ import annotations
 
@@ -13,14 +18,13 @@ from legion_core.contracts.interface import (
     TOPIC_DETECTIONS,
     TOPIC_GRIPPER_COMMAND,
     TOPIC_GRIPPER_STATE,
-    TOPIC_JOINT_COMMAND,
-    TOPIC_JOINT_STATES,
     TOPIC_TWIN_SUCCESS,
     DiagnosticLevel,
 )
 from legion_core.ros.common import (
     COMMAND_QOS,
     LATCHED_QOS,
+    RELIABLE_QOS,
     SENSOR_QOS,
     LegionNode,
     NodeStartupError,
@@ -39,8 +43,14 @@ class TwinNode(LegionNode):
         from trajectory_msgs.msg import JointTrajectory
 
         from legion_core.base.params import pick
+        from legion_core.contracts.drivers import DriverParams
         from legion_core.contracts.tasks import UnknownTaskError
-        from legion_core.sim.node_params import TWIN_CONFIG_PARAMETERS, TwinNodeParams, twin_node_parameters
+        from legion_core.sim.node_params import (
+            TWIN_CONFIG_PARAMETERS,
+            TWIN_DRIVER_PARAMETERS,
+            TwinNodeParams,
+            twin_node_parameters,
+        )
         from legion_core.sim.twin import DigitalTwin, TwinConfig
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
 
@@ -48,7 +58,6 @@ class TwinNode(LegionNode):
         p = TwinNodeParams(**pick(TwinNodeParams, values))
         cal_path, task, scene, variation = p.calibration, p.task, p.scene, p.variation
         js_rate, det_rate, video_fps = p.joint_state_rate_hz, p.detection_rate_hz, p.video_fps
-        iface = p.command_interface
         self.real_time_factor, self.video_path = p.real_time_factor, p.video_path
         self.log_parameters()
         try:
@@ -58,18 +67,38 @@ class TwinNode(LegionNode):
             self.twin = DigitalTwin(
                 cal, task, variation, TwinConfig(**sensors, render_size=size, scene=scene or None)
             )
+            driver = DriverParams(**pick(DriverParams, values, TWIN_DRIVER_PARAMETERS))
+            if driver.driver not in ("twin", "lbr"):
+                raise ValueError(
+                    f"driver must be twin or lbr (the lbr_fri_ros2_stack emulator); got {driver.driver!r}"
+                )
+            self.profile = driver.profile()
         except (CalibrationError, UnknownTaskError, OSError, ValueError) as e:
             raise NodeStartupError(str(e)) from None
+        # The names the driver publishes (the lbr stack prefixes them with robot_name) -> the twin's joints.
+        self.driver_joint_names = list(self.profile.joint_names) or list(self.twin.joint_names)
+        self._to_twin = dict(zip(self.driver_joint_names, self.twin.joint_names))
         self._JointState, self._Float64, self._Bool = JointState, Float64, Bool
         self._Det = ObjectDetectionArray
-        self.js_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR_QOS)
+        # joint_state_broadcaster publishes reliable (SystemDefaultsQoS); the twin's own stream is best effort.
+        lbr = self.profile.driver == "lbr"
+        self.js_pub = self.create_publisher(
+            JointState, self.profile.joint_states_topic, RELIABLE_QOS if lbr else SENSOR_QOS
+        )
         self.det_pub = self.create_publisher(ObjectDetectionArray, TOPIC_DETECTIONS, SENSOR_QOS)
         self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_STATE, SENSOR_QOS)
         self.success_pub = self.create_publisher(Bool, TOPIC_TWIN_SUCCESS, LATCHED_QOS)
-        if iface == "trajectory":
-            self.create_subscription(JointTrajectory, TOPIC_JOINT_COMMAND, self.on_trajectory, COMMAND_QOS)
+        self.emulator = None
+        if lbr:
+            self._start_lbr_emulator(p, JointTrajectory, Float64MultiArray)
+        elif self.profile.command_interface == "trajectory":
+            self.create_subscription(
+                JointTrajectory, self.profile.command_topic, self.on_trajectory, COMMAND_QOS
+            )
         else:
-            self.create_subscription(Float64MultiArray, TOPIC_JOINT_COMMAND, self.on_array, COMMAND_QOS)
+            self.create_subscription(
+                Float64MultiArray, self.profile.command_topic, self.on_array, COMMAND_QOS
+            )
         self.create_subscription(Float64, TOPIC_GRIPPER_COMMAND, self.on_gripper, COMMAND_QOS)
         self.create_service(ResetTask, SERVICE_RESET_TASK, self.on_reset)
         self._wall_last = time.monotonic()
@@ -82,6 +111,64 @@ class TwinNode(LegionNode):
         if self.video_path:
             self._video_timer = self.create_timer(1.0 / video_fps, self.on_frame)
             self._video_fps = video_fps
+
+    def _start_lbr_emulator(self, p, JointTrajectory, Float64MultiArray) -> None:
+        """The stack's controllers around the twin (legion_core.sim.emulator): both position controllers'
+        command topics, each reaching the arm only while that controller is active; the controller manager
+        node (`make_controller_manager`); LBRState."""
+        from lbr_fri_idl.msg import LBRState  # the emulated copy here, ros2_ws/emulated
+
+        from legion_core.contracts.drivers import FORWARD_POSITION_CONTROLLER as FPC
+        from legion_core.contracts.drivers import JOINT_TRAJECTORY_CONTROLLER as JTC
+        from legion_core.contracts.drivers import resolve_driver
+        from legion_core.sim.emulator import ControllerManager, FriState
+
+        name = self.profile.namespace
+        self.emulator = ControllerManager(p.ctrl, int(p.update_rate_hz))
+        self.fri = FriState()
+        fpc, jtc = (resolve_driver("lbr", name, c, command_rate_hz=100.0) for c in (FPC, JTC))
+        # Subscriptions exist for the whole run; a message counts only while its controller is configured
+        # and active (ros2_control drops commands of an inactive controller).
+        self.create_subscription(
+            Float64MultiArray, fpc.command_topic, lambda m: self._controller_command(FPC, m), COMMAND_QOS
+        )
+        self.create_subscription(
+            JointTrajectory, jtc.command_topic, lambda m: self._controller_command(JTC, m), COMMAND_QOS
+        )
+        self.dropped_commands = 0
+        self._LBRState = LBRState
+        self.state_pub = self.create_publisher(LBRState, self.profile.robot_state_topic, 1)
+        self.create_timer(1.0 / p.robot_state_rate_hz, self.on_robot_state)
+
+    def _controller_command(self, controller: str, msg) -> None:
+        if not self.emulator.is_active(controller):
+            self.dropped_commands += 1
+            return
+        (self.on_array if hasattr(msg, "data") else self.on_trajectory)(msg)
+
+    def on_robot_state(self) -> None:
+        m = self._LBRState()
+        m.sample_time = 1.0 / self.emulator.update_rate_hz
+        m.session_state, m.safety_state = self.fri.session_state, self.fri.safety_state
+        m.connection_quality, m.drive_state, m.client_command_mode = 3, 2, 1  # EXCELLENT, ACTIVE, POSITION
+        _, q, _ = self.twin.joint_state()
+        m.measured_joint_position = [float(v) for v in q]
+        m.commanded_joint_position = [
+            float(v) for v in (q if self.twin.q_target is None else self.twin.q_target)
+        ]
+        m.ipo_joint_position = list(m.commanded_joint_position)
+        m.tracking_performance = 1.0 if self.fri.session_state == 4 else 0.0
+        now = self.get_clock().now().nanoseconds
+        m.time_stamp_sec, m.time_stamp_nano_sec = now // 1_000_000_000, now % 1_000_000_000
+        self.state_pub.publish(m)
+
+    def make_controller_manager(self):
+        """The `controller_manager` node of the emulated stack (None for the plain twin)."""
+        if self.emulator is None:
+            return None
+        from legion_ros.lbr_emulation import controller_manager_node
+
+        return controller_manager_node(self.emulator, self.profile)
 
     def on_frame(self) -> None:
         # Only the state is kept in the real-time loop; frames are rendered at shutdown.
@@ -126,10 +213,10 @@ class TwinNode(LegionNode):
             return
         order = {n: i for i, n in enumerate(msg.joint_names)}
         try:
-            q = [msg.points[-1].positions[order[n]] for n in self.twin.joint_names]
+            q = [msg.points[-1].positions[order[n]] for n in self.driver_joint_names]
         except KeyError:
             self.get_logger().error(
-                f"trajectory joint names {list(msg.joint_names)} != {self.twin.joint_names}"
+                f"trajectory joint names {list(msg.joint_names)} != {self.driver_joint_names}"
             )
             return
         self._apply(q)
@@ -153,10 +240,10 @@ class TwinNode(LegionNode):
         now_wall = time.monotonic()
         self.twin.advance((now_wall - self._wall_last) * self.real_time_factor)
         self._wall_last = now_wall
-        names, q, qd = self.twin.joint_state()
+        _, q, qd = self.twin.joint_state()
         m = self._JointState()
         m.header.stamp = self.get_clock().now().to_msg()
-        m.name = names
+        m.name = self.driver_joint_names
         m.position = [float(v) for v in q]
         m.velocity = [float(v) for v in qd]
         self.js_pub.publish(m)
@@ -194,7 +281,13 @@ class TwinNode(LegionNode):
 
 
 def main(args=None) -> int:
-    return spin_nodes([TwinNode], args)
+    twin: list[TwinNode] = []
+
+    def make_twin() -> TwinNode:
+        twin.append(TwinNode())
+        return twin[0]
+
+    return spin_nodes([make_twin, lambda: twin[0].make_controller_manager()], args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""sim2real_node against the lbr_fri_ros2_stack emulator (twin_node driver:=lbr, docs/robot-integration.md):
+it refuses to command while the wrong controller is active or the rates disagree, says the fix where the
+operator looks (status, safety state, skill refusals), publishes nothing on either controller's topic while
+refusing, and commands through the stack's forward position controller once a lab's switch makes it
+active. The switch is done as a lab does it: load, configure, switch through the controller manager's
+services."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.rosutil import Probe, start_nodes, stop
+
+pytestmark = pytest.mark.ros
+
+FPC_TOPIC = "/lbr/forward_position_controller/commands"
+JTC_TOPIC = "/lbr/joint_trajectory_controller/joint_trajectory"
+
+
+@pytest.fixture
+def probe():
+    p = Probe("lbr_probe")
+    yield p
+    p.close()
+
+
+def _graph(tmp_path, **sim2real):
+    params = {"twin.driver": "lbr", "twin.task": "drawer-close", "sim2real.driver": "lbr",
+              **{f"sim2real.{k}": v for k, v in sim2real.items()}}  # fmt: skip
+    return start_nodes("twin,sim2real", params, tmp_path / "graph.log")
+
+
+def _watch(probe: Probe):
+    from legion_msgs.msg import RuntimeStatus, SafetyState
+    from std_msgs.msg import Float64MultiArray
+    from trajectory_msgs.msg import JointTrajectory
+
+    from legion_core.ros.common import LATCHED_QOS
+
+    return (
+        probe.record(FPC_TOPIC, Float64MultiArray),
+        probe.record(JTC_TOPIC, JointTrajectory),
+        probe.record("/legion/safety_state", SafetyState, LATCHED_QOS),
+        probe.record("/legion/status", RuntimeStatus),
+    )
+
+
+def _call(probe: Probe, srv_type, name: str, req, timeout: float = 20.0):
+    cli = probe.node.create_client(srv_type, name)
+    probe.wait_for(cli.service_is_ready, timeout, f"{name} offered")
+    fut = cli.call_async(req)
+    probe.wait_for(fut.done, timeout, f"{name} answered")
+    return fut.result()
+
+
+def test_wrong_controller_refuses_with_the_fix_then_the_switch_makes_it_command(probe, tmp_path):
+    from controller_manager_msgs.srv import ConfigureController, ListControllers, LoadController, SwitchController
+    from std_msgs.msg import String
+
+    from legion_core.ros.common import LATCHED_QOS
+
+    fpc, jtc, safety, status = _watch(probe)
+    proc = _graph(tmp_path)
+    try:
+        # The emulator presents the stack's default: joint_trajectory_controller active, nothing else loaded.
+        listed = _call(probe, ListControllers, "/lbr/controller_manager/list_controllers", ListControllers.Request())
+        states = {c.name: c.state for c in listed.controller}
+        assert states["joint_trajectory_controller"] == "active" and "forward_position_controller" not in states
+        # sim2real refuses with the fix, in its safety state (the sequencer refuses commands from it) ...
+        probe.wait_for(lambda: any("forward_position_controller" in m.driver_fault for _, m in safety), 60,
+                       "the driver fault in the safety state")  # fmt: skip
+        fault = next(m.driver_fault for _, m in safety if m.driver_fault)
+        assert "joint_trajectory_controller is active" in fault
+        assert "ctrl:=forward_position_controller" in fault and "switch_controllers" in fault
+        # ... and a skill is refused with it, the operator seeing why.
+        skill_pub = probe.node.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
+        skill_pub.publish(String(data="drawer-close"))
+        probe.wait_for(lambda: any("refused" in m.message and "driver not ready" in m.message
+                                   for _, m in status if m.node == "sim2real_node"), 20, "the skill refusal")  # fmt: skip
+        # Two more safety states (1 Hz) later still nothing was commanded on either controller's topic.
+        n = len(safety)
+        probe.wait_for(lambda: len(safety) >= n + 2, 20, "two more safety states")
+        assert fpc == [] and jtc == [], "sim2real commanded while the driver was not ready"
+        # The lab's switch: load + configure (ros2 control load_controller --set-state inactive), then switch.
+        assert _call(probe, LoadController, "/lbr/controller_manager/load_controller",
+                     LoadController.Request(name="forward_position_controller")).ok  # fmt: skip
+        assert _call(probe, ConfigureController, "/lbr/controller_manager/configure_controller",
+                     ConfigureController.Request(name="forward_position_controller")).ok  # fmt: skip
+        sw = SwitchController.Request(activate_controllers=["forward_position_controller"],
+                                      deactivate_controllers=["joint_trajectory_controller"],
+                                      strictness=SwitchController.Request.STRICT)  # fmt: skip
+        assert _call(probe, SwitchController, "/lbr/controller_manager/switch_controller", sw).ok
+        t_switch = time.monotonic()
+        probe.wait_for(lambda: len(fpc) >= 20, 30, "commands on the forward position controller")
+        assert jtc == []
+        assert len(fpc[0][1].data) == 7
+        last = [m for _, m in safety][-1]
+        assert last.driver_fault == ""
+        assert fpc[0][0] >= t_switch
+    finally:
+        assert stop(proc) == 0, (tmp_path / "graph.log").read_text()[-3000:]
+
+
+def test_command_rate_must_equal_the_controller_managers_update_rate(probe, tmp_path):
+    fpc, jtc, safety, _ = _watch(probe)
+    proc = _graph(tmp_path, controller="joint_trajectory_controller", command_rate_hz=500.0)
+    try:
+        probe.wait_for(lambda: any("update_rate 100" in m.driver_fault for _, m in safety), 60,
+                       "the update-rate fault")  # fmt: skip
+        fault = next(m.driver_fault for _, m in safety if m.driver_fault)
+        assert "command_rate_hz:=100.0" in fault
+        assert fpc == [] and jtc == []
+    finally:
+        assert stop(proc) == 0, (tmp_path / "graph.log").read_text()[-3000:]
+
+
+def test_the_trajectory_controller_profile_commands_the_stacks_default(probe, tmp_path):
+    fpc, jtc, safety, _ = _watch(probe)
+    proc = _graph(tmp_path, controller="joint_trajectory_controller")
+    try:
+        probe.wait_for(lambda: len(jtc) >= 20, 60, "JointTrajectory commands")
+        m = jtc[-1][1]
+        assert list(m.joint_names) == [f"lbr_A{i}" for i in range(1, 8)] and len(m.points) == 1
+        assert fpc == []
+        assert all(s.driver_fault == "" for _, s in safety[-1:])
+    finally:
+        assert stop(proc) == 0, (tmp_path / "graph.log").read_text()[-3000:]
