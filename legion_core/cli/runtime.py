@@ -1,5 +1,5 @@
-"""`legion demo`, `legion launch`, `legion command`, `legion run`: the runtime's ROS 2 graph, started,
-commanded and shown."""
+"""`legion demo`, `legion launch`, `legion command`, `legion run`, `legion doctor`: the runtime's ROS 2
+graph, started, commanded, shown and checked."""
 
 from __future__ import annotations
 
@@ -77,6 +77,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("-p", "--param", action="append", default=[], help="node.name:=value (repeatable)")
     s.set_defaults(func=run_run)
 
+    s = add_command(
+        subparsers,
+        "doctor",
+        help="check the install and the live robot driver: each check pass/fail with its fix",
+        description="The robot PC's checks from a terminal: Python and packages, the DDS network setting, then\n"
+        "the same pre-flight checks sim2real_node runs before it moves the arm (joint states, joint names,\n"
+        "a subscriber on the command topic, the active controller, the controller manager's update_rate, the\n"
+        "FRI session and safety state) and the clock offset to the driver's host, watched for --seconds.\n"
+        "Exit code 0 when nothing fails, 1 otherwise (docs/robot-integration.md).\n\n"
+        "examples:\n  legion doctor --driver lbr --calibration cell.yaml\n"
+        "  legion doctor --driver lbr --controller joint_trajectory_controller --command-rate-hz 500\n"
+        "  legion doctor --install-only",
+    )
+    s.add_argument("--driver", default="lbr", help="driver profile: lbr | ros2_control | twin (default lbr)")
+    s.add_argument("--robot-name", default="lbr", help="lbr: robot_name; ros2_control: namespace")
+    s.add_argument(
+        "--controller", default="forward_position_controller", help="the position controller to command"
+    )
+    s.add_argument(
+        "--command-interface", default="", help="position_array | trajectory ('' = the controller's)"
+    )
+    s.add_argument("--command-rate-hz", type=float, default=100.0, help="the runtime's command rate [Hz]")
+    s.add_argument("--joint-states-topic", default="", help="override of the profile's joint state topic")
+    s.add_argument("--joint-command-topic", default="", help="override of the profile's command topic")
+    s.add_argument("--calibration", default="", help="the cell's calibration YAML ('' = the twin's)")
+    s.add_argument("--seconds", type=float, default=3.0, help="how long to watch the driver [s] (default 3)")
+    s.add_argument("--install-only", action="store_true", help="only the install checks (no ROS graph)")
+    s.add_argument("--json", default="", help="also write the checks as JSON here")
+    s.set_defaults(func=run_doctor)
+
 
 def run_demo(args: argparse.Namespace) -> int:
     if not args.scripted:
@@ -143,3 +173,20 @@ def run_run(args: argparse.Namespace) -> int:
     for p in args.param:
         cmd += ["-p", p]
     return subprocess.call(cmd, env=child_env())
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    import contextlib
+    import importlib.util
+
+    if args.driver == "twin":
+        args.controller = ""
+    # Here the repository's workspace is loaded into this process; a robot PC has sourced its own.
+    if importlib.util.find_spec("legion_msgs") is None:
+        from legion_core.tools.ros_env import WorkspaceNotBuiltError, ensure_workspace
+
+        with contextlib.suppress(WorkspaceNotBuiltError):  # reported by the install checks
+            ensure_workspace()
+    from legion_core.tools.doctor import run
+
+    return run(args)

@@ -114,18 +114,15 @@ class DriverProfile:
         return f"{self.controller_manager}/configure_controller" if self.controller_manager else ""
 
     def switch_hint(self, active: str = "") -> str:
-        """The one-line fix when the wrong command controller is active."""
-        if self.driver == "lbr":
-            other = active or JOINT_TRAJECTORY_CONTROLLER
-            return (
-                f"start the driver with ctrl:={self.controller}, or switch: ros2 control switch_controllers "
-                f"-c {self.controller_manager} --deactivate {other} --activate {self.controller}"
-            )
+        """The one-line fix when the wrong command controller is active (or the profile's is not loaded: the
+        lbr stack's bringup loads only its `ctrl:=` controller)."""
+        cm = self.controller_manager
+        load = f"ros2 control load_controller --set-state inactive {self.controller} -c {cm}"
         deactivate = f" --deactivate {active}" if active else ""
-        return (
-            f"activate {self.controller}: ros2 control switch_controllers -c {self.controller_manager}"
-            f"{deactivate} --activate {self.controller}"
-        )
+        switch = f"ros2 control switch_controllers -c {cm}{deactivate} --activate {self.controller}"
+        if self.driver == "lbr":
+            return f"start the driver with ctrl:={self.controller}, or load and switch: {load} && {switch}"
+        return f"activate {self.controller}: {load} && {switch}"
 
 
 def _absolute(namespace: str, name: str) -> str:

@@ -56,7 +56,7 @@ class QosSpec:
 # commands reliable depth 1; the active skill and the safety state transient-local so that late joiners get
 # the last value. The kind names are also what `legion_core.tools.bags` stores per topic.
 SENSOR, RELIABLE, COMMAND, LATCHED = "sensor", "reliable", "command", "latched"
-OPERATOR, HEARTBEAT = "operator", "heartbeat"
+OPERATOR, HEARTBEAT, STATUS = "operator", "heartbeat", "status"
 
 QOS: dict[str, QosSpec] = {
     # Sensor streams: a late sample is worth less than the next one, so never resend; shallow queue.
@@ -70,6 +70,9 @@ QOS: dict[str, QosSpec] = {
     # Operator commands and their replies: a burst of commands must not be dropped by a shallow queue (every
     # command gets a CommandStatus reply; the sequencer refuses what it cannot run instead of losing it).
     OPERATOR: QosSpec(depth=100),
+    # Node status: reliable and transient-local, so a late joiner (an operator's `ros2 topic echo`, a console)
+    # gets each node's last statuses, including a refusal published before it started listening.
+    STATUS: QosSpec(depth=10, durability=Durability.TRANSIENT_LOCAL),
     # Heartbeats: the newest is all that matters; a lost one only brings the deadline closer.
     HEARTBEAT: QosSpec(depth=10, reliability=Reliability.BEST_EFFORT),
 }
@@ -155,7 +158,7 @@ class TopicSpec:
     """ROS 2 type name, e.g. sensor_msgs/msg/JointState."""
     qos: str
     """QoS kind (a key of `QOS`) the runtime publishes it with: sensor | reliable | command | latched |
-    operator | heartbeat. Recorders use it when no publisher is up yet to adapt to."""
+    operator | heartbeat | status. Recorders use it when no publisher is up yet to adapt to."""
 
 
 #: Every topic of the runtime graph: its message type and QoS kind.
@@ -169,7 +172,7 @@ TOPICS: dict[str, TopicSpec] = {
     TOPIC_JOINT_COMMAND: TopicSpec("std_msgs/msg/Float64MultiArray", COMMAND),
     TOPIC_GRIPPER_COMMAND: TopicSpec("std_msgs/msg/Float64", COMMAND),
     TOPIC_COMMAND_REPORT: TopicSpec("legion_msgs/msg/CommandReport", RELIABLE),
-    TOPIC_STATUS: TopicSpec("legion_msgs/msg/RuntimeStatus", RELIABLE),
+    TOPIC_STATUS: TopicSpec("legion_msgs/msg/RuntimeStatus", STATUS),
     TOPIC_ESTOP: TopicSpec("std_msgs/msg/Bool", RELIABLE),
     TOPIC_ESTOP_HW: TopicSpec("std_msgs/msg/Bool", RELIABLE),
     TOPIC_COMMAND_TEXT: TopicSpec("std_msgs/msg/String", OPERATOR),

@@ -15,10 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# NETWORK RULE: every process that starts rclpy stays on loopback DDS unless the operator says otherwise
-# on purpose (a robot PC talking to a driver on another host sets LEGION_ALLOW_NETWORK=1).
-if os.environ.get("LEGION_ALLOW_NETWORK") != "1":
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+from legion_core.ros import network  # noqa: E402 - stdlib only; must run before rclpy starts
+
+# NETWORK RULE: every process that starts rclpy stays on loopback DDS unless the operator says otherwise on
+# purpose (robot.launch.yaml network:=robot sets LEGION_NETWORK=robot for a driver on another host).
+NETWORK = network.apply(os.environ)
 # Batch-1 numpy inference and IK are fastest single-threaded (no BLAS fork/join per small mat-vec).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -43,6 +44,7 @@ from legion_core.contracts.interface import (  # noqa: E402
     QOS,
     RELIABLE,
     SENSOR,
+    STATUS,
     TOPIC_DIAGNOSTICS,
     TOPIC_HEARTBEAT,
     TOPIC_STATUS,
@@ -90,6 +92,7 @@ COMMAND_QOS = qos_profile(COMMAND)
 LATCHED_QOS = qos_profile(LATCHED)
 OPERATOR_QOS = qos_profile(OPERATOR)
 HEARTBEAT_QOS = qos_profile(HEARTBEAT)
+STATUS_QOS = qos_profile(STATUS)
 
 
 def stamp_to_s(stamp) -> float:
@@ -191,8 +194,23 @@ class LegionNode(Node):
 
     def declare_parameters_from(self, params: Sequence[Parameter]) -> dict[str, Any]:
         """Declare `params` (legion_core.base.params: the default and the description of each come from its
-        dataclass field, the one home of the default) and return name -> value."""
-        return {p.name: self.param(p.name, p.default, p.description) for p in params}
+        dataclass field, the one home of the default) and return name -> value. They are read once, at start:
+        a later `ros2 param set` is refused with the reason (it would otherwise succeed and change nothing)."""
+        values = {p.name: self.param(p.name, p.default, p.description) for p in params}
+        self.add_on_set_parameters_callback(self._refuse_parameter_change)
+        return values
+
+    def _refuse_parameter_change(self, changes):
+        from rcl_interfaces.msg import SetParametersResult
+
+        ours = [p.name for p in changes if p.name in self._param_names]
+        if not ours:
+            return SetParametersResult(successful=True)
+        return SetParametersResult(
+            successful=False,
+            reason=f"{', '.join(ours)} is read at start only: restart {self.get_name()} with the new value "
+            "(e.g. in your copy of the params file, docs/parameters.md)",
+        )
 
     def log_parameters(self) -> None:
         lines = [f"  {n} = {self.get_parameter(n).value!r}" for n in self._param_names]
@@ -205,7 +223,7 @@ class LegionNode(Node):
         from legion_msgs.msg import RuntimeStatus
 
         if self._status_pub is None:
-            self._status_pub = self.create_publisher(RuntimeStatus, TOPIC_STATUS, RELIABLE_QOS)
+            self._status_pub = self.create_publisher(RuntimeStatus, TOPIC_STATUS, STATUS_QOS)
         m = RuntimeStatus()
         m.header.stamp = self.get_clock().now().to_msg()
         m.node = self.get_name()

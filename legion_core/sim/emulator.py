@@ -15,6 +15,7 @@ driver with another `ctrl:=`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from legion_core.contracts.drivers import (
@@ -47,6 +48,8 @@ class ControllerManager:
     update_rate_hz: int = 100
     """controller_manager update_rate [Hz] (FRI send period 10 ms)."""
     states: dict[str, str] = field(default_factory=dict)
+    on_configured: list[Callable[[str], None]] = field(default_factory=list)
+    """Called with a controller's name when it is configured (its command subscription comes to exist)."""
 
     def __post_init__(self) -> None:
         if self.ctrl not in COMMAND_CONTROLLERS:
@@ -71,6 +74,8 @@ class ControllerManager:
         if self.states.get(name) != UNCONFIGURED:
             return False, f"{name} is {self.states.get(name, 'not loaded')}, not unconfigured"
         self.states[name] = INACTIVE
+        for hook in self.on_configured:
+            hook(name)
         return True, f"configured {name}"
 
     def subscribed(self, name: str) -> bool:

@@ -42,6 +42,14 @@ class TwinNodeParams:
     (its default: joint_trajectory_controller); the other one is not loaded."""
     update_rate_hz: int = 100
     """driver lbr (the emulator): the controller manager's update_rate [Hz] (FRI send period 10 ms -> 100)."""
+    fri_session_state: int = 4
+    """driver lbr (the emulator): the FRI session state LBRState reports (4 COMMANDING_ACTIVE; 2
+    MONITORING_READY = the LBRServer application not commanding: a fault drill)."""
+    fri_safety_state: int = 0
+    """driver lbr (the emulator): the FRI safety state LBRState reports (0 NORMAL_OPERATION; 1-3 a safety stop)."""
+    stamp_offset_s: float = 0.0
+    """Joint states are stamped this much [s] ahead of this host's clock (negative: behind): a driver on a
+    host whose clock is not synchronised (a fault drill of `legion doctor`'s clock check)."""
     robot_state_rate_hz: float = 50.0
     """driver lbr (the emulator): lbr_fri_idl/LBRState rate [Hz] (the stack publishes it every update; a
     lower rate keeps the Python twin's load down and is all the runtime's checks need)."""

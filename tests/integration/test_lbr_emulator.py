@@ -56,7 +56,12 @@ def _call(probe: Probe, srv_type, name: str, req, timeout: float = 20.0):
 
 
 def test_wrong_controller_refuses_with_the_fix_then_the_switch_makes_it_command(probe, tmp_path):
-    from controller_manager_msgs.srv import ConfigureController, ListControllers, LoadController, SwitchController
+    from controller_manager_msgs.srv import (
+        ConfigureController,
+        ListControllers,
+        LoadController,
+        SwitchController,
+    )
     from std_msgs.msg import String
 
     from legion_core.ros.common import LATCHED_QOS
@@ -65,9 +70,13 @@ def test_wrong_controller_refuses_with_the_fix_then_the_switch_makes_it_command(
     proc = _graph(tmp_path)
     try:
         # The emulator presents the stack's default: joint_trajectory_controller active, nothing else loaded.
-        listed = _call(probe, ListControllers, "/lbr/controller_manager/list_controllers", ListControllers.Request())
+        listed = _call(
+            probe, ListControllers, "/lbr/controller_manager/list_controllers", ListControllers.Request()
+        )
         states = {c.name: c.state for c in listed.controller}
-        assert states["joint_trajectory_controller"] == "active" and "forward_position_controller" not in states
+        assert (
+            states["joint_trajectory_controller"] == "active" and "forward_position_controller" not in states
+        )
         # sim2real refuses with the fix, in its safety state (the sequencer refuses commands from it) ...
         probe.wait_for(lambda: any("forward_position_controller" in m.driver_fault for _, m in safety), 60,
                        "the driver fault in the safety state")  # fmt: skip
@@ -127,3 +136,23 @@ def test_the_trajectory_controller_profile_commands_the_stacks_default(probe, tm
         assert all(s.driver_fault == "" for _, s in safety[-1:])
     finally:
         assert stop(proc) == 0, (tmp_path / "graph.log").read_text()[-3000:]
+
+
+@pytest.mark.parametrize("check", ["controller", "clock_offset", "(none)"])
+def test_doctor_names_the_injected_fault_and_its_fix(check):
+    """`legion doctor` against the emulator with one injected fault (legion_core.tools.doctor_drill): it
+    fails exactly that check, prints its fix and exits 1; a ready driver passes with exit 0."""
+    from legion_core.tools.doctor_drill import DRILLS, run_drill
+
+    drill = next(d for d in DRILLS if d.check == check)
+    out = run_drill(drill, seconds=2.5)
+    failed = [
+        ln.split("]", 1)[1].split(":", 1)[0].strip()
+        for ln in out.output.splitlines()
+        if ln.startswith("[FAIL]")
+    ]
+    if check == "(none)":
+        assert out.code == 0 and failed == [], out.output
+    else:
+        assert out.code == 1 and failed == [check], out.output
+        assert "fix:" in out.output.split(f"[FAIL] {check}", 1)[1].splitlines()[1]

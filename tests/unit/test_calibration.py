@@ -136,9 +136,16 @@ def test_shipped_files_comment_every_key(path):
     C.load_calibration(path)
 
 
-def test_example_real_calibration_maps_driver_joint_names():
+def test_example_real_calibration_fits_robot_launch_defaults():
+    """As shipped, the example works with robot.launch.yaml's defaults (lbr_fri_ros2_stack, robot_name lbr):
+    the driver's joint names and base frame, and a marker for every label a skill observes."""
+    from legion_core.contracts.drivers import resolve_driver
+
     cal = C.load_calibration(C.EXAMPLE_REAL_CALIBRATION_PATH)
-    assert cal.robot_joint_names == tuple(f"iiwa7_A{i}" for i in range(1, 8))
+    lbr = resolve_driver("lbr")
+    assert cal.robot_joint_names == lbr.joint_names
+    assert cal.frame_ids["base"] == "lbr_link_0"
+    assert set(C.sim_marker_labels()) <= set(cal.markers)
     assert cal.gripper_opening_m(-1.0) == pytest.approx(cal.gripper_open_m)
     assert cal.gripper_opening_m(1.0) == pytest.approx(cal.gripper_closed_m)
     assert cal.gripper_opening_m(0.0) == pytest.approx(0.5 * (cal.gripper_open_m + cal.gripper_closed_m))

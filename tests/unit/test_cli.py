@@ -41,7 +41,7 @@ def test_tasks_command_lists_a_set(capsys):
 
 def test_every_command_of_every_group_is_listed():
     names = set(_subcommands(build_parser()).choices)
-    assert names == {"tasks", "setup", "render", "demo", "launch", "command", "run", "train", "report",
+    assert names == {"tasks", "setup", "render", "demo", "launch", "command", "run", "doctor", "train", "report",
                      "export", "inspect", "keygen", "sign", "record", "replay", "bench"}  # fmt: skip
 
 

@@ -113,6 +113,7 @@ def test_qos_specs_map_to_the_expected_rclpy_profiles():
         I.LATCHED: (common.LATCHED_QOS, 1, reliable, latched),
         I.OPERATOR: (common.OPERATOR_QOS, 100, reliable, volatile),
         I.HEARTBEAT: (common.HEARTBEAT_QOS, 10, best_effort, volatile),
+        I.STATUS: (common.STATUS_QOS, 10, reliable, latched),
     }
     assert set(expected) == set(I.QOS)
     for kind, (profile, depth, reliability, durability) in expected.items():

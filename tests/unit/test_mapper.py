@@ -252,7 +252,10 @@ def test_settle_mode_waits_for_the_arm(home):
 
 
 def test_robot_joint_names_follow_the_calibration(home):
+    import dataclasses
+
     cal = load_calibration(EXAMPLE_REAL_CALIBRATION_PATH)
+    cal = dataclasses.replace(cal, joint_names={f"iiwa7_A{i}": f"lbr_A{i}" for i in range(1, 8)})
     m = Sim2RealMapper(cal)
     assert m.robot_joint_names[0] == "iiwa7_A1"
     m.reset(home, 0.0)

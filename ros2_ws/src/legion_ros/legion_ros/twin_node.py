@@ -59,6 +59,7 @@ class TwinNode(LegionNode):
         cal_path, task, scene, variation = p.calibration, p.task, p.scene, p.variation
         js_rate, det_rate, video_fps = p.joint_state_rate_hz, p.detection_rate_hz, p.video_fps
         self.real_time_factor, self.video_path = p.real_time_factor, p.video_path
+        self.stamp_offset_s = float(p.stamp_offset_s)
         self.log_parameters()
         try:
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
@@ -125,20 +126,34 @@ class TwinNode(LegionNode):
 
         name = self.profile.namespace
         self.emulator = ControllerManager(p.ctrl, int(p.update_rate_hz))
-        self.fri = FriState()
-        fpc, jtc = (resolve_driver("lbr", name, c, command_rate_hz=100.0) for c in (FPC, JTC))
-        # Subscriptions exist for the whole run; a message counts only while its controller is configured
-        # and active (ros2_control drops commands of an inactive controller).
-        self.create_subscription(
-            Float64MultiArray, fpc.command_topic, lambda m: self._controller_command(FPC, m), COMMAND_QOS
-        )
-        self.create_subscription(
-            JointTrajectory, jtc.command_topic, lambda m: self._controller_command(JTC, m), COMMAND_QOS
-        )
+        self.fri = FriState(int(p.fri_session_state), int(p.fri_safety_state))
+        self._controller_topics = {
+            c: (
+                resolve_driver("lbr", name, c).command_topic,
+                Float64MultiArray if c == FPC else JointTrajectory,
+            )
+            for c in (FPC, JTC)
+        }
+        self._subscribed: set[str] = set()
+        # A controller's command subscription exists once it is configured (ros2_control creates it then),
+        # and a message counts only while that controller is active: an inactive one drops what it gets.
+        self.emulator.on_configured.append(self._subscribe_controller)
+        for c in self._controller_topics:
+            if self.emulator.subscribed(c):
+                self._subscribe_controller(c)
         self.dropped_commands = 0
         self._LBRState = LBRState
         self.state_pub = self.create_publisher(LBRState, self.profile.robot_state_topic, 1)
         self.create_timer(1.0 / p.robot_state_rate_hz, self.on_robot_state)
+
+    def _subscribe_controller(self, controller: str) -> None:
+        if controller in self._subscribed or controller not in self._controller_topics:
+            return
+        topic, msg_type = self._controller_topics[controller]
+        self.create_subscription(
+            msg_type, topic, lambda m: self._controller_command(controller, m), COMMAND_QOS
+        )
+        self._subscribed.add(controller)
 
     def _controller_command(self, controller: str, msg) -> None:
         if not self.emulator.is_active(controller):
@@ -242,7 +257,11 @@ class TwinNode(LegionNode):
         self._wall_last = now_wall
         _, q, qd = self.twin.joint_state()
         m = self._JointState()
-        m.header.stamp = self.get_clock().now().to_msg()
+        m.header.stamp = (
+            s_to_stamp(self.now_s() + self.stamp_offset_s)
+            if self.stamp_offset_s
+            else self.get_clock().now().to_msg()
+        )
         m.name = self.driver_joint_names
         m.position = [float(v) for v in q]
         m.velocity = [float(v) for v in qd]
