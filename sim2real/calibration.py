@@ -97,6 +97,19 @@ class Calibration:
     def T_sim_camera(self) -> Transform:
         return self.T_sim_base @ self.T_base_camera
 
+    def static_transforms(self) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+        """The calibrated frames as static transforms (parent, child, translation [m], quaternion (w,x,y,z)),
+        both children of the robot base: base -> sim_world (T_sim_base inverted) and base -> camera
+        (T_base_camera). The base is the parent because the robot's own description already gives it a
+        parent (tf allows one per frame), so the calibration only adds leaves."""
+        from legion_core.robot.frames import R_to_quat
+
+        fid = self.frame_ids
+        out = []
+        for child, T in (("sim_world", self.T_sim_base.inverse()), ("camera", self.T_base_camera)):
+            out.append((fid["base"], fid[child], np.array(T.p, float), R_to_quat(T.R)))
+        return out
+
     @property
     def robot_joint_names(self) -> tuple[str, ...]:
         """The robot's names of lbr_A1..lbr_A7, in LEGION order."""

@@ -126,6 +126,18 @@ class MapperConfig:
     hold."""
     tool_point: str = "hand"
     """Kinematic point the policy controls (Meta-World's `hand` body)."""
+    ready_hand_pos_sim_m: tuple[float, float, float] = (0.0, 0.5, 0.25)
+    """Where the ready move puts the tool [m, sim_world], at the policy's fixed orientation: a hand start the
+    policies were trained from (sim2real_node takes the centre of the bundle's scene's hand-start box;
+    docs/robot-integration.md, "The ready move")."""
+    ready_joint_vel_scale: float = 0.1
+    """Peak joint speed of the ready move as a fraction of the datasheet axis speeds [-]: slow, because the
+    arm moves from a posture the policy never saw."""
+    ready_tolerance_rad: float = 0.01
+    """The ready move has arrived when every measured joint is this close [rad] to the ready posture."""
+    ready_min_height_m: float = 0.05
+    """The tool stays at least this high [m, sim_world z; the table top is 0] along the ready move (or no
+    lower than where it starts, if that is lower)."""
 
     def __post_init__(self) -> None:
         if self.timing not in TIMING_MODES:
@@ -200,6 +212,24 @@ class Command:
     """Requested tool position after the Cartesian clamps [m, sim_world]."""
     tool_pos_sim_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
     """Tool position of q_target by FK [m, sim_world]."""
+
+
+@dataclass(frozen=True)
+class ReadyMove:
+    """The ready move: a joint-space move from `q_start` to `q_target` [rad] with a cosine speed profile
+    (zero speed at both ends) over `duration_s` from `t0_s` [s]."""
+
+    t0_s: float
+    duration_s: float
+    q_start: np.ndarray
+    q_target: np.ndarray
+
+    def at(self, t: float) -> np.ndarray:
+        u = 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
+        return self.q_start + (self.q_target - self.q_start) * (0.5 - 0.5 * math.cos(math.pi * u))
+
+    def fraction(self, t: float) -> float:
+        return 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
 
 
 @dataclass(frozen=True)
@@ -305,6 +335,53 @@ class Sim2RealMapper:
         if np.any(q < kinematics.Q_LOW - 0.1) or np.any(q > kinematics.Q_HIGH + 0.1):
             return f"measured q is outside the joint limits: {np.round(q, 3).tolist()}"
         return ""
+
+    # -- the ready move ----------------------------------------------------------------------------------
+    def tool_orientation_error_rad(self, q: np.ndarray) -> float:
+        """How far [rad] the flange at joint angles q is from the policy's fixed tool orientation."""
+        R = kinematics.forward(np.asarray(q, float)).R_flange
+        return float(np.linalg.norm(kinematics.orientation_error(R, self._R_flange)))
+
+    def ready_posture(self) -> np.ndarray:
+        """The ready posture [rad]: the tool at `ready_hand_pos_sim_m` at the policy's orientation, elbow up,
+        as the simulated embodiment starts a skill (kinematics.start_posture: the closest reachable point
+        where the flange-down reach ends). ValueError when that is more than 3 cm off or the orientation more
+        than half the mapper's orientation residual bound off (a calibration that puts the point out of
+        reach)."""
+        cfg = self.config
+        p = self._R_base_sim @ (np.asarray(cfg.ready_hand_pos_sim_m, float) - self._p_sim_base)
+        res = kinematics.start_posture(p, self._R_flange, cfg.tool_point)
+        if res.position_error_m > 0.03 or res.orientation_error_rad > 0.5 * cfg.ik_max_orientation_err_rad:
+            raise ValueError(
+                f"ready_hand_pos_sim_m {list(cfg.ready_hand_pos_sim_m)} is out of reach at the policy's tool "
+                f"orientation (IK residual {res.position_error_m * 1e3:.1f} mm / {res.orientation_error_rad:.3f} rad): "
+                "choose a point inside the workspace box"
+            )
+        return res.q
+
+    def plan_ready(self, q_from: np.ndarray, t: float) -> ReadyMove:
+        """The ready move from the commanded posture `q_from` at time `t` [s]. WorkspaceError when it would
+        take the tool below `ready_min_height_m` (move the arm up by hand first)."""
+        cfg = self.config
+        q0 = np.asarray(q_from, float)
+        problem = self._q_problem(q0)
+        if problem:
+            raise WorkspaceError(f"ready move refused: {problem}")
+        q1 = self.ready_posture()
+        dq = np.abs(q1 - q0)
+        v = iiwa7.JOINT_VEL_LIMITS_RAD_S * cfg.ready_joint_vel_scale
+        # Cosine profile: peak speed = pi/2 * distance / duration.
+        duration = max(float(np.max(0.5 * math.pi * dq / v)), cfg.command_period_s)
+        move = ReadyMove(float(t), duration, q0.copy(), q1)
+        floor = min(cfg.ready_min_height_m, float(self.tool_pos_sim(q0)[2])) - 1e-3
+        for u in np.linspace(0.0, 1.0, 41)[1:]:
+            z = float(self.tool_pos_sim(move.at(t + u * duration))[2])
+            if z < floor:
+                raise WorkspaceError(
+                    f"ready move refused: the tool would pass {z:.3f} m above the table (minimum {floor + 1e-3:.3f} m); "
+                    "move the arm up by hand (or in T1 from the smartPAD) first"
+                )
+        return move
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def reset(self, q_measured: Sequence[float], t: float, gripper_action: float = -1.0) -> None:

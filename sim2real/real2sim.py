@@ -30,7 +30,7 @@ import numpy as np
 from legion_core.contracts.layouts import ObservationLayout, get_layout
 from legion_core.contracts.tasks import TaskSpec, get_task
 from legion_core.robot import iiwa7, kinematics
-from legion_core.robot.frames import R_to_quat
+from legion_core.robot.frames import R_to_quat, Transform
 from sim2real.calibration import Calibration
 
 #: Fields Real2Sim can fill. A layout asking for anything else is refused at construction (a zero default
@@ -59,6 +59,9 @@ class Detection:
     """Capture time [s] (same clock as the joint states and `now`)."""
     confidence: float = 1.0
     """Detector confidence in [0, 1]."""
+    frame_id: str = ""
+    """The frame `position_m` / `quat_wxyz` are expressed in: one of the calibration's frame_ids (camera,
+    base, sim_world); '' = the calibration's camera frame. Any other frame is refused with the reason."""
 
 
 @dataclass
@@ -204,10 +207,17 @@ class Real2Sim:
             )
         T = calibration.T_sim_base
         self._R_sim_base, self._p_sim_base = T.R, T.p
-        Tc = calibration.T_sim_camera
-        self._R_sim_cam_l = Tc.R.tolist()
-        self._p_sim_cam_l = Tc.p.tolist()
-        self._q_sim_cam = tuple(R_to_quat(Tc.R).tolist())
+        # Every calibrated frame a detection may be expressed in -> (R_sim_frame, p_sim_frame, q_sim_frame) as
+        # Python lists (this runs per detection at camera rate); '' is the camera (a camera pipeline's default).
+        fid = calibration.frame_ids
+        self._frames = {}
+        for name, T_ in (
+            ("sim_world", Transform(np.eye(3), np.zeros(3), _check=False)),
+            ("base", T),
+            ("camera", calibration.T_sim_camera),
+        ):
+            self._frames[fid[name]] = (T_.R.tolist(), T_.p.tolist(), tuple(R_to_quat(T_.R).tolist()))
+        self._frames[""] = self._frames[fid["camera"]]
         self._robot_to_index = {r: iiwa7.JOINT_NAMES.index(c) for r, c in calibration.joint_names.items()}
         cfg = self.config
         self._q_lo = kinematics.Q_LOW - cfg.joint_limit_tol_rad
@@ -356,6 +366,17 @@ class Real2Sim:
     def _to_sim(self, det: Detection) -> tuple[np.ndarray, tuple | None, str]:
         """Detection -> (object point in sim_world [m], marker orientation in sim_world (w,x,y,z) or None,
         problem). Python floats throughout: this runs for every detection at camera rate."""
+        frame = self._frames.get(det.frame_id)
+        if frame is None:
+            known = ", ".join(k for k in self._frames if k)
+            return (
+                np.zeros(3),
+                None,
+                (
+                    f"frame {det.frame_id!r} is not a calibrated frame ({known}): publish detections in one of them"
+                ),
+            )
+        R, t, q_frame = frame
         try:
             px, py, pz = (float(v) for v in det.position_m)
         except (TypeError, ValueError):
@@ -376,9 +397,7 @@ class Real2Sim:
                     None,
                     f"orientation is not a unit quaternion (w,x,y,z): {[qw, qx, qy, qz]}",
                 )
-            q_sim = _qmul(self._q_sim_cam, (qw / n, qx / n, qy / n, qz / n))
-        R = self._R_sim_cam_l
-        t = self._p_sim_cam_l
+            q_sim = _qmul(q_frame, (qw / n, qx / n, qy / n, qz / n))
         p = [R[i][0] * px + R[i][1] * py + R[i][2] * pz + t[i] for i in range(3)]
         off = self._offsets[det.label]
         if off.frame == "marker":

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from legion_core.contracts.interface import StatusLevel
+from legion_core.contracts.interface import READY_SKILL, StatusLevel
 from legion_core.robot import kinematics
-from sim2real.mapper import Command, Sim2RealMapper, WorkspaceError, step_limited
+from sim2real.mapper import Command, ReadyMove, Sim2RealMapper, WorkspaceError, step_limited
 
 # Short names for the legion_msgs/RuntimeStatus levels of every Tick (legion_core.contracts.interface).
 OK, WARN, HOLD, ESTOP, ERROR = (
@@ -146,6 +146,8 @@ class Supervisor:
         self.hw_estop_time = -math.inf
         self.driver_fault = ""  # why the driver is not ready ('' = ready, or not checked by this owner)
         self.driver_fault_severe = False
+        self.ready: ReadyMove | None = None  # the ready move in progress (active skill READY_SKILL)
+        self.ready_state = ""  # '' | 'moving' | 'reached' | 'refused: why' (the last ready move's)
         self.started = False
         self.holding = ""
         self.q_sent: np.ndarray | None = None
@@ -325,6 +327,9 @@ class Supervisor:
         if name and self.driver_fault_severe:
             return False, f"skill {name!r} refused: {self.driver_fault}"
         if name != self.active_skill:
+            if name == READY_SKILL:
+                self.ready_state = ""  # a new ready move: planned at the next tick from the command sent
+            self.ready = None
             self.active_skill = name
             self.used_seq = self.action_seq  # never execute an action computed for the previous skill
         if name:
@@ -401,6 +406,7 @@ class Supervisor:
 
     def _hold(self, level: int, reason: str) -> Tick:
         self.holding = reason
+        self.ready = None  # an interrupted ready move is planned anew from where it stopped
         if self.q_hold_target is not None and self.q_sent is not None:
             self.q_sent = self._limited(self.q_hold_target, self.last_tick)
             self.t_sent = self.last_tick
@@ -425,6 +431,39 @@ class Supervisor:
         elif dead:
             lines.append(f"dead: {', '.join(dead)}")
         return (HOLD, "; ".join(lines)) if lines else None
+
+    def ready_needed(self) -> bool:
+        """The measured tool orientation is not the policy's (a posture the policy never saw, e.g. the
+        driver's home): the ready move must come first, or every action would be refused by the IK."""
+        if self.q_meas is None or self.q_problem:
+            return False
+        err = self.mapper.tool_orientation_error_rad(self.q_meas)
+        return err > self.mapper.config.ik_max_orientation_err_rad
+
+    def _ready_tick(self, now: float) -> Tick:
+        """The ready move (mapper.plan_ready): no policy, a slow joint-space move; `ready_state` says where
+        it is. On arrival the mapper restarts from the ready posture and the arm holds until the next skill."""
+        if self.ready is None and self.ready_state != "reached":
+            try:
+                self.ready = self.mapper.plan_ready(self.q_sent, now)
+            except (WorkspaceError, ValueError) as e:
+                self.ready_state = f"refused: {e}"
+                self._clear_skill("ready move refused")
+                return self._hold(HOLD, str(e))
+            self.ready_state = "moving"
+        self.holding = ""
+        if self.ready_state == "reached":
+            return Tick(self.q_sent, self.gripper_m, OK, "ready: at the ready posture, waiting for a skill")
+        move = self.ready
+        q = self._limited(move.at(now), now)
+        self.q_sent, self.t_sent = q, now
+        arrived = float(np.max(np.abs(self.q_meas - move.q_target))) <= self.mapper.config.ready_tolerance_rad
+        if move.fraction(now) >= 1.0 and arrived:
+            self.ready_state = "reached"
+            self.q_sent = move.q_target.copy()
+            self._restart(self.q_sent, now)
+            return Tick(self.q_sent, self.gripper_m, OK, "ready: at the ready posture, waiting for a skill")
+        return Tick(q, self.gripper_m, OK, f"ready move: {move.fraction(now):.0%} of {move.duration_s:.1f} s")
 
     def tick(self, now: float) -> Tick:
         cfg = self.config
@@ -488,6 +527,8 @@ class Supervisor:
         live = self._check_liveness(now)
         if live is not None:
             return self._hold(*live)
+        if self.active_skill == READY_SKILL:
+            return self._ready_tick(now)
         if not self.started:
             self._restart(self.q_sent, now)
             if not self.started:

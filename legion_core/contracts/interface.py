@@ -111,6 +111,10 @@ TOPIC_OBSERVATION = "/legion/observation"
 # std_msgs/String (latched); pub: task_sequencer_node (tools: demo, bench transfer); sub: real2sim_node,
 # policy_node, sim2real_node.
 TOPIC_ACTIVE_SKILL = "/legion/active_skill"
+#: The reserved skill name on /legion/active_skill for the ready move (sim2real's slow joint-space move to
+#: the policy's tool orientation, docs/robot-integration.md "The ready move"): no policy acts; the task
+#: sequencer puts it first in a plan when the arm's tool orientation is not the policy's.
+READY_SKILL = "ready"
 # legion_msgs/PolicyAction; pub: policy_node; sub: sim2real_node (tools: demo, longhorizon).
 TOPIC_ACTION = "/legion/action"
 # std_msgs/Float64MultiArray (trajectory_msgs/JointTrajectory with sim2real_node's command_type "trajectory");
@@ -146,6 +150,9 @@ TOPIC_SAFETY_STATE = "/legion/safety_state"
 TOPIC_TWIN_SUCCESS = "/twin/success"
 # diagnostic_msgs/DiagnosticArray; pub: every LegionNode; sub: diagnostics aggregators, longhorizon, bench faults.
 TOPIC_DIAGNOSTICS = "/diagnostics"
+# tf2_msgs/TFMessage (latched, as tf2_ros's static broadcaster); pub: real2sim_node (the calibrated frames:
+# base -> sim_world, base -> camera); sub: RViz, tf2 listeners, a lab's perception.
+TOPIC_TF_STATIC = "/tf_static"
 # rosgraph_msgs/Clock; pub: bag replay with --sim-clock; sub: every node running with use_sim_time:=true.
 TOPIC_CLOCK = "/clock"
 
@@ -184,6 +191,7 @@ TOPICS: dict[str, TopicSpec] = {
     TOPIC_TWIN_SUCCESS: TopicSpec("std_msgs/msg/Bool", LATCHED),
     TOPIC_DIAGNOSTICS: TopicSpec("diagnostic_msgs/msg/DiagnosticArray", RELIABLE),
     TOPIC_CLOCK: TopicSpec("rosgraph_msgs/msg/Clock", RELIABLE),
+    TOPIC_TF_STATIC: TopicSpec("tf2_msgs/msg/TFMessage", LATCHED),
 }
 
 # sensor_msgs/JointState flood of the recorder throughput benchmark (pub and sub: the benchmark itself,

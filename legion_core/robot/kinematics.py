@@ -339,6 +339,18 @@ def solve_ik(
     )
 
 
+def start_posture(p_target: np.ndarray, R_target: np.ndarray, point: str = "hand") -> IKResult:
+    """The arm posture a skill starts from: the tool point at `p_target` [m, base frame] with the flange at
+    `R_target`, elbow up (solved to convergence from iiwa7.HOME_SEED_Q_RAD with the orientation weighted
+    over position). Where the point is out of reach with that orientation (near the base the A4 limit
+    binds), the orientation stays exact and the point is the closest reachable one: see the residual.
+    Shared by the simulated embodiment's home posture and sim2real's ready move, so that the ready move ends
+    in a posture the policies started from in training."""
+    seed = np.asarray(iiwa7.HOME_SEED_Q_RAD, float)
+    cfg = IKConfig(max_iterations=200, orientation_weight=2.0, nullspace_gain=0.05)
+    return solve_ik(np.asarray(p_target, float), seed, R_target, point=point, cfg=cfg)
+
+
 def _damped_pinv(J: np.ndarray, lam2: float) -> np.ndarray:
     return J.T @ np.linalg.solve(J @ J.T + lam2 * np.eye(J.shape[0]), np.eye(J.shape[0]))
 

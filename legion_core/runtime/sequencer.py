@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from legion_core.contracts.interface import READY_SKILL
 from legion_core.contracts.layouts import get_layout
 from legion_core.contracts.tasks import SuccessPredicate
 
@@ -34,13 +35,22 @@ class SequencerConfig:
     """Extra attempts per skill after its budget ran out (the attempt continues from where the arm is)."""
     success_hold_steps: int = 3
     """Consecutive observations satisfying the predicate needed to call a skill done (noise robustness)."""
+    ready_timeout_s: float = 90.0
+    """Time budget of the ready move step [s] (sim2real plans it at 10 % of the datasheet speeds: a 180
+    degree turn of A7 takes ~11 s)."""
 
 
 @dataclass
 class SkillSpec:
     name: str
-    success: SuccessPredicate
+    success: SuccessPredicate | None
+    """None only for the ready move, whose end sim2real reports (SafetyState.ready_move)."""
     max_steps: int
+
+    @classmethod
+    def ready(cls) -> SkillSpec:
+        """The ready move as a plan step (legion_core.contracts.interface.READY_SKILL)."""
+        return cls(READY_SKILL, None, 0)
 
     @classmethod
     def from_bundle(cls, bundle, name: str) -> SkillSpec:
@@ -103,6 +113,7 @@ class Sequencer:
         self._cancel_reason = ""
         self._holds: dict[str, tuple[int, str]] = {}  # reason kind -> (count, newest text), this skill
         self._last_hold = ("", -1e18)
+        self._ready_state = ""  # sim2real's ready move state during a READY_SKILL step
 
     @property
     def current(self) -> SkillSpec:
@@ -116,6 +127,7 @@ class Sequencer:
     def _reset_skill_counters(self) -> None:
         self._steps, self._attempt, self._hits, self._d0, self._progress = 0, 0, 0, None, 0.0
         self._holds = {}
+        self._ready_state = ""
 
     def cancel(self, now: float, reason: str = "") -> None:
         """End the plan at the next tick, the robot holding. `reason` (e.g. "e-stop latched (e-stop
@@ -139,6 +151,12 @@ class Sequencer:
             self._d0 = max(d, 1e-6)
         self._progress = float(np.clip(1.0 - d / self._d0, 0.0, 1.0)) if self._d0 else 0.0
         self._hits = self._hits + 1 if d <= self.current.success.max_dist_m else 0
+
+    def on_ready(self, state: str) -> None:
+        """sim2real's ready move state ('moving' | 'reached' | 'refused: why'), reported for the ready move
+        this step started."""
+        if self.state in ("waiting", "running") and self.current.name == READY_SKILL:
+            self._ready_state = state
 
     def on_hold(self, reason: str, now: float) -> None:
         """The safety layer held or refused a command of the running skill (sim2real's command report or
@@ -170,6 +188,33 @@ class Sequencer:
             self.message, list(self.durations), reason if now - t <= HOLD_NEWS_S else "",
         )  # fmt: skip
 
+    def _ready_tick(self, now: float) -> SeqOutput:
+        """The ready move step: sim2real moves; done when it reports 'reached', failed when it refuses."""
+        where = f"{READY_SKILL} (step {self.i + 1} of {len(self.plan)})"
+        self.state = "running"
+        if self._ready_state == "reached":
+            self._progress = 1.0
+            return self._next_step(now)
+        if self._ready_state.startswith("refused"):
+            return self._finish(False, f"{where}: {self._ready_state.removeprefix('refused: ')}.")
+        if now - self._t_state > self.config.ready_timeout_s:
+            return self._finish(
+                False, f"{where} did not arrive within {self.config.ready_timeout_s:.0f} s.{self._held_by()}"
+            )
+        return self._out(READY_SKILL, now=now)
+
+    def _next_step(self, now: float) -> SeqOutput:
+        """The current step succeeded: the next one, or the plan's success."""
+        self.durations.append(now - self._t_skill)
+        self.i += 1
+        if self.i >= len(self.plan):
+            steps = ", ".join(f"{s.name} ({t:.1f} s)" for s, t in zip(self.plan, self.durations))
+            return self._finish(True, f"Done: {steps}.")
+        self.state = "waiting"
+        self._t_state = self._t_skill = now
+        self._reset_skill_counters()
+        return self._out(self.current.name)
+
     def _finish(self, success: bool, message: str) -> SeqOutput:
         self.state = "succeeded" if success else "failed"
         self.message = message
@@ -191,6 +236,8 @@ class Sequencer:
         if self.state == "idle":
             self.start(now)
         sk = self.current
+        if sk.name == READY_SKILL:
+            return self._ready_tick(now)
         if self.state == "waiting":
             if now - self._t_state > cfg.precondition_timeout_s:
                 return self._finish(
@@ -201,15 +248,7 @@ class Sequencer:
             return self._out(sk.name, now=now)
         # running
         if self._hits >= cfg.success_hold_steps:
-            self.durations.append(now - self._t_skill)
-            self.i += 1
-            if self.i >= len(self.plan):
-                steps = ", ".join(f"{s.name} ({t:.1f} s)" for s, t in zip(self.plan, self.durations))
-                return self._finish(True, f"Done: {steps}.")
-            self.state = "waiting"
-            self._t_state = self._t_skill = now
-            self._reset_skill_counters()
-            return self._out(self.current.name)
+            return self._next_step(now)
         budget_steps = int(sk.max_steps * cfg.step_budget_factor)
         over_steps = self._steps >= budget_steps
         over_time = now - self._t_state > budget_steps * cfg.seconds_per_step

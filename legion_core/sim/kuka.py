@@ -35,12 +35,9 @@ def home_posture(hand_init_pos: tuple[float, float, float]) -> tuple[np.ndarray,
     out of the iiwa's reach with a vertical wrist (hand_init y = 0.40 with our base at y = 0.10), the
     orientation is kept exact and the hand starts at the closest reachable point instead."""
     p_base, R_sim_base = iiwa7.base_pose_sim()
-    res = kinematics.solve_ik(
+    res = kinematics.start_posture(
         kinematics.sim_to_base(np.asarray(hand_init_pos, float), p_base, R_sim_base),
-        np.asarray(iiwa7.HOME_SEED_Q_RAD),
         kinematics.R_base_flange_down(R_sim_base),
-        point="hand",
-        cfg=kinematics.IKConfig(max_iterations=200, orientation_weight=2.0, nullspace_gain=0.05),
     )
     return res.q, res.position_error_m
 

@@ -37,6 +37,9 @@ class TwinNodeParams:
     """Joint state publishing rate [Hz] (the FRI driver's rate)."""
     detection_rate_hz: float = 30.0
     """Camera detection rate [Hz]."""
+    start_q_rad: str = ""
+    """Start the arm here instead of the scene's start posture: 7 comma-separated joint angles [rad], e.g.
+    lbr_fri_ros2_stack's HOME "0,0.486,0,-1.756,0,0.9,-1.571" ('' = the scene's start)."""
     ctrl: str = "joint_trajectory_controller"
     """driver lbr (the emulator): the command controller active at start, as lbr_fri_ros2_stack's `ctrl:=`
     (its default: joint_trajectory_controller); the other one is not loaded."""

@@ -144,6 +144,20 @@ class DigitalTwin:
         self._record()
         self.success_latched = False
 
+    def place_arm(self, q) -> None:
+        """Teleport the arm to joint angles q [rad] and hold it there: a twin that starts where a real arm
+        stands (e.g. lbr_fri_ros2_stack's HOME, a posture the policy never saw)."""
+        q = np.asarray(q, float)
+        env = self.env.env
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"place_arm needs 7 finite joint angles [rad], got {q!r}")
+        qpos, qvel = env.data.qpos.copy(), env.data.qvel.copy()
+        qpos[:7], qvel[:7] = q, 0.0
+        env.set_state(qpos, qvel)
+        env.set_joint_targets(q)
+        self.q_target = q.copy()
+        self._record()
+
     # -- commands ------------------------------------------------------------------------------------------
     #: A command within this distance [rad, max over joints] of the current posture ends the reset guard.
     RESET_GUARD_RAD = 0.05
@@ -223,6 +237,11 @@ class DigitalTwin:
         for label, p_sim in snap.items():
             if cfg.detection_dropout > 0 and self.rng.random() < cfg.detection_dropout:
                 continue
+            # The tag sits where the calibration says it is stuck: the object point minus the marker offset
+            # (marker axes = sim_world axes here, so both offset frames coincide), which real2sim adds back.
+            marker = self.cal.markers.get(label)
+            if marker is not None and any(marker.offset_m):
+                p_sim = p_sim - np.asarray(marker.offset_m, float)
             p_cam = self._R_cam_sim @ (p_sim - self._p_sim_cam)
             if cfg.detection_noise_m > 0:
                 p_cam = p_cam + self.rng.normal(0.0, cfg.detection_noise_m, 3)

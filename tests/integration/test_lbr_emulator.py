@@ -156,3 +156,29 @@ def test_doctor_names_the_injected_fault_and_its_fix(check):
     else:
         assert out.code == 1 and failed == [check], out.output
         assert "fix:" in out.output.split(f"[FAIL] {check}", 1)[1].splitlines()[1]
+
+
+def test_the_calibrated_frames_are_published_as_static_transforms(probe, tmp_path):
+    """real2sim_node latches base -> sim_world and base -> camera on /tf_static (a late subscriber gets
+    them), with the calibration's frame ids and numbers."""
+    from tf2_msgs.msg import TFMessage
+
+    from legion_core.ros.common import LATCHED_QOS
+    from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH, load_calibration
+
+    cal = load_calibration(EXAMPLE_REAL_CALIBRATION_PATH)
+    proc = start_nodes(
+        "real2sim", {"real2sim.calibration": str(EXAMPLE_REAL_CALIBRATION_PATH)}, tmp_path / "r2s.log"
+    )
+    try:
+        probe.wait_for(lambda: probe.node.count_publishers("/tf_static") > 0, 30, "the /tf_static publisher")
+        tfs = probe.record("/tf_static", TFMessage, LATCHED_QOS)  # subscribed after it was published
+        probe.wait_for(lambda: bool(tfs), 20, "the latched static transforms")
+        got = {t.child_frame_id: t for t in tfs[0][1].transforms}
+        assert set(got) == {"sim_world", "camera_color_optical_frame"}
+        cam = got["camera_color_optical_frame"]
+        assert cam.header.frame_id == "lbr_link_0"
+        p = cam.transform.translation
+        assert [p.x, p.y, p.z] == pytest.approx(list(cal.T_base_camera.p), abs=1e-9)
+    finally:
+        assert stop(proc) == 0, (tmp_path / "r2s.log").read_text()[-3000:]

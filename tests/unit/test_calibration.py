@@ -330,3 +330,17 @@ def test_hand_eye_result_round_trips_into_a_calibration(tmp_path):
     back = C.load_calibration(C.save_calibration(new, tmp_path / "he.yaml"))
     assert back.T_base_camera.is_close(res.T_base_camera, 1e-9, 1e-9)
     assert back.hand_eye["n_samples"] == 20
+
+
+def test_static_transforms_are_leaves_of_the_robot_base_and_compose_to_the_calibration():
+    """/tf_static gets base -> sim_world and base -> camera: composing them gives T_sim_camera back, and the
+    base (which the robot's own description parents) is never a child."""
+    from legion_core.robot.frames import Transform, quat_to_R
+
+    cal = C.load_calibration(C.EXAMPLE_REAL_CALIBRATION_PATH)
+    tfs = {child: (parent, p, q) for parent, child, p, q in cal.static_transforms()}
+    assert set(tfs) == {"sim_world", cal.frame_ids["camera"]}
+    assert {parent for parent, _, _ in tfs.values()} == {"lbr_link_0"}
+    T_base_sim = Transform(quat_to_R(tfs["sim_world"][2]), tfs["sim_world"][1])
+    T_base_cam = Transform(quat_to_R(tfs[cal.frame_ids["camera"]][2]), tfs[cal.frame_ids["camera"]][1])
+    assert (T_base_sim.inverse() @ T_base_cam).is_close(cal.T_sim_camera, 1e-9, 1e-9)

@@ -369,3 +369,20 @@ def test_garbage_in_never_gives_a_silently_wrong_vector(q, p, quat, stamps, conf
         assert all(math.isfinite(s) and s - now <= 0.05 for s in ob.stamps.values())
     else:
         assert ob.vector is None and ob.reason != "ok"
+
+
+def test_detections_are_taken_from_the_frame_they_are_stamped_in():
+    """header.frame_id decides the transform: the camera (or ''), the robot base and sim_world all give
+    the same object point; a frame the calibration does not know is refused with its name."""
+    r = fed()
+    label = r.task_spec.object_label
+    fid = CAL.frame_ids
+    T_base_sim = CAL.T_sim_base.inverse()
+    for frame, p in ((fid["camera"], T_CAM_SIM.apply(OBJ)), (fid["base"], T_base_sim.apply(OBJ)),
+                     (fid["sim_world"], OBJ), ("", T_CAM_SIM.apply(OBJ))):  # fmt: skip
+        assert r.add_detection(Detection(label, p, None, 1.01, 0.9, frame)), frame
+        np.testing.assert_allclose(r.observe(1.02).fields["obj_pos"], OBJ, atol=1e-12)
+    assert not r.add_detection(Detection(label, OBJ, None, 1.03, 0.9, "tag_36h11_4"))
+    ob = r.observe(1.03)
+    assert not ob.valid and "frame 'tag_36h11_4' is not a calibrated frame" in ob.reason
+    assert fid["base"] in ob.reason

@@ -95,3 +95,55 @@ def test_safety_refusal_from_the_safety_state():
     both = safety_refusal(False, "", ["/policy_node", "/real2sim_node"])
     assert both.startswith("/policy_node, /real2sim_node are not alive")
     assert "e-stop latched" in safety_refusal(True, "e-stop topic", ["/policy_node"])  # the latch first
+
+
+# ------------------------------------------------------------------------------ the ready move, hold reasons
+def test_the_ready_step_ends_when_sim2real_reports_reached_then_the_skill_runs():
+    from legion_core.contracts.interface import READY_SKILL
+
+    s = Sequencer([SkillSpec.ready(), DRAWER], config=SequencerConfig(success_hold_steps=1))
+    out = s.tick(0.0)
+    assert out.active_skill == READY_SKILL and out.step_count == 2
+    s.on_ready("moving")
+    assert s.tick(5.0).active_skill == READY_SKILL
+    s.on_ready("reached")
+    out = s.tick(6.0)
+    assert out.active_skill == "drawer-close" and out.step_index == 2
+    s.on_ready("reached")  # a late report for another step changes nothing
+    s.on_observation("drawer-close", True, "ok", obs(obj=(0, 0.86, 0.05)), 6.1)
+    s.on_observation("drawer-close", True, "ok", obs(obj=(0, 0.86, 0.05)), 6.2)
+    out = s.tick(6.2)
+    assert out.done and out.success and out.message.startswith("Done: ready (6.0 s), drawer-close")
+
+
+def test_a_refused_ready_move_fails_the_plan_with_sim2reals_reason():
+    s = Sequencer([SkillSpec.ready(), DRAWER])
+    s.tick(0.0)
+    s.on_ready(
+        "refused: ready move refused: the tool would pass 0.010 m above the table; move the arm up by hand"
+    )
+    out = s.tick(0.1)
+    assert out.done and not out.success
+    assert "ready (step 1 of 2)" in out.message and "move the arm up by hand" in out.message
+
+
+def test_a_failed_skill_says_which_hold_kept_it_from_moving():
+    s = Sequencer([DRAWER], config=SequencerConfig(retries=0))
+    s.tick(0.0)
+    s.on_observation("drawer-close", True, "ok", obs(), 0.1)
+    for i in range(30):
+        s.on_hold("IK residual 31.0 mm / 1.571 rad (limits 10.0 mm / 0.1 rad)", 0.2 + 0.01 * i)
+        out = s.tick(0.2 + 0.01 * i)
+        if i == 0:
+            assert out.hold_reason.startswith("IK residual")  # the live feedback names it
+    s.on_hold("no action yet: waiting for the policy", 0.6)
+    for _ in range(10):
+        s.on_action("drawer-close")
+    out = s.tick(0.7)
+    assert out.done and not out.success and "progress 0%" in out.message
+    assert "held it 31 time(s), most often: IK residual 31.0 mm / 1.571 rad" in out.message
+
+
+def test_a_driver_fault_refuses_commands_with_its_fix():
+    why = safety_refusal(False, "", (), "driver not ready: x is inactive; fix: switch")
+    assert why == "driver not ready: x is inactive; fix: switch"

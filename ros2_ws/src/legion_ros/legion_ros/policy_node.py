@@ -8,6 +8,7 @@ from array import array
 
 from legion_core.contracts.interface import (
     NODE_POLICY,
+    READY_SKILL,
     TOPIC_ACTION,
     TOPIC_ACTIVE_SKILL,
     TOPIC_OBSERVATION,
@@ -62,7 +63,8 @@ class PolicyNode(LegionNode):
         self.start_heartbeat(p.heartbeat_period_s)
 
     def on_skill(self, msg) -> None:
-        res = self.runner.set_skill(msg.data)
+        # The ready move is sim2real's alone: no policy acts during it.
+        res = self.runner.set_skill("" if msg.data == READY_SKILL else msg.data)
         if res != "ok":
             self.get_logger().error(res)
             self.publish_status(StatusLevel.ERROR, res)

@@ -12,10 +12,12 @@ from array import array
 
 from legion_core.contracts.interface import (
     NODE_REAL2SIM,
+    READY_SKILL,
     TOPIC_ACTIVE_SKILL,
     TOPIC_DETECTIONS,
     TOPIC_GRIPPER_STATE,
     TOPIC_OBSERVATION,
+    TOPIC_TF_STATIC,
     StatusLevel,
 )
 from legion_core.ros.common import (
@@ -89,6 +91,7 @@ class Real2SimNode(LegionNode):
         except DriverProfileError as e:
             raise NodeStartupError(str(e)) from None
         self.control_subscription(JointState, driver.joint_states_topic, self.on_joint_state, SENSOR_QOS)
+        self._publish_static_transforms(cal)
         self.control_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)
         self.create_subscription(Float64, TOPIC_GRIPPER_STATE, self.on_gripper, SENSOR_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
@@ -101,10 +104,36 @@ class Real2SimNode(LegionNode):
         self._last_reason = ""
         self.start_heartbeat(p.heartbeat_period_s)
 
+    def _publish_static_transforms(self, cal) -> None:
+        """The calibrated frames on /tf_static (sim2real.calibration.Calibration.static_transforms), once,
+        latched like tf2_ros's static broadcaster; skipped where tf2_msgs is not installed."""
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.get_logger().info(
+                "tf2_msgs not installed: the calibrated frames are not published on /tf_static"
+            )
+            return
+        from geometry_msgs.msg import TransformStamped
+
+        msg = TFMessage()
+        stamp = self.get_clock().now().to_msg()
+        for parent, child, p, q in cal.static_transforms():
+            t = TransformStamped()
+            t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, parent, child
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
+                float(v) for v in p
+            )
+            r = t.transform.rotation
+            r.w, r.x, r.y, r.z = (float(v) for v in q)
+            msg.transforms.append(t)
+        self._tf_pub = self.create_publisher(TFMessage, TOPIC_TF_STATIC, LATCHED_QOS)
+        self._tf_pub.publish(msg)
+
     def on_skill(self, msg) -> None:
         from legion_core.contracts.tasks import UnknownTaskError
 
-        if not msg.data:
+        if not msg.data or msg.data == READY_SKILL:  # the ready move is sim2real's alone: nothing to observe
             self.r2s = None
             return
         try:
@@ -151,6 +180,7 @@ class Real2SimNode(LegionNode):
                     (q.w, q.x, q.y, q.z),
                     stamp_to_s(d.header.stamp),
                     float(d.confidence),
+                    d.header.frame_id or msg.header.frame_id,  # a calibrated frame; '' = the camera's
                 )
             )
         _, rejected = self.r2s.add_detections(dets)

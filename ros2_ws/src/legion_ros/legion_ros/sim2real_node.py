@@ -98,9 +98,18 @@ class Sim2RealNode(LegionNode):
             from legion_core.contracts.bundle_schema import BundleError
 
             try:
-                act = load(bundle, trusted_keys=trusted_keys or None).action
+                loaded = load(bundle, trusted_keys=trusted_keys or None)
             except BundleError as e:
                 raise NodeStartupError(f"invalid bundle {bundle}: {e}") from None
+            act = loaded.action
+            if loaded.scene:
+                # The ready move ends where the bundle's chains start: the centre of its scene's hand-start box.
+                from legion_core.contracts.scenes import SCENES
+
+                sc = SCENES[loaded.scene]
+                mcfg["ready_hand_pos_sim_m"] = tuple(
+                    0.5 * (a + b) for a, b in zip(sc.hand_start_low_m, sc.hand_start_high_m, strict=True)
+                )
             mcfg.update(
                 action_scale_m=act.delta_xyz_scale_m_per_step,
                 workspace_low_m=act.workspace_box_sim_m.low,
@@ -280,7 +289,7 @@ class Sim2RealNode(LegionNode):
         level = self._last_level if level is None else level
         reason = self._last_reason if reason is None else reason
         key = (sup.estop_reason, tuple(silent), tuple(dead), level, sup.active_skill, sup.skill_cleared_by,
-               sup.driver_fault if sup.driver_fault_severe else "")  # fmt: skip
+               sup.driver_fault if sup.driver_fault_severe else "", sup.ready_state)  # fmt: skip
         if key == self._safety_key and not force:
             return
         self._safety_key = key
@@ -294,6 +303,10 @@ class Sim2RealNode(LegionNode):
         m.active_skill = sup.active_skill or ""
         m.skill_cleared_by = sup.skill_cleared_by if not sup.active_skill else ""
         m.driver_fault = sup.driver_fault if sup.driver_fault_severe else ""
+        m.ready_move = sup.ready_state
+        if sup.q_meas is not None:
+            m.tool_orientation_error_rad = sup.mapper.tool_orientation_error_rad(sup.q_meas)
+            m.ready_needed = sup.ready_needed()
         self.safety_pub.publish(m)
 
     def on_command_cycle(self, slot_ns: int, now_ns: int, skipped: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from legion_core.contracts.interface import (
     ACTION_EXECUTE_TASK,
     NODE_TASK_SEQUENCER,
+    READY_SKILL,
     SERVICE_CANCEL,
     TOPIC_ACTIVE_SKILL,
     TOPIC_CANCEL,
@@ -132,10 +133,17 @@ class TaskSequencerNode(LegionNode):
     def on_safety_state(self, msg) -> None:
         self._safety = msg
         why = self._safety_refusal()
+        fresh = stamp_to_s(msg.header.stamp) > self._active_t
+        if self.seq is not None and self._active == READY_SKILL and msg.ready_move and fresh:
+            # The ready move's progress is sim2real's to report; a refusal ends the plan with its reason
+            # (Sequencer.on_ready), not as an unexplained cleared skill.
+            self.seq.on_ready(msg.ready_move)
+            if msg.ready_move.startswith("refused"):
+                return
         # sim2real cleared the skill this plan runs (e.g. a tracking-error fault) after it was published: the
         # plan cannot go on, and only a new command may move the arm again.
         cleared = msg.skill_cleared_by and not msg.active_skill and self._active
-        if why is None and cleared and stamp_to_s(msg.header.stamp) > self._active_t:
+        if why is None and cleared and fresh:
             why = f"the safety layer stopped the skill ({msg.skill_cleared_by}); send a new command"
         if why is not None and self.seq is not None:
             self._cancel(why)
@@ -192,6 +200,11 @@ class TaskSequencerNode(LegionNode):
                     plan = [SkillSpec.from_bundle(self.bundle, s) for s in res.skills]
                 except ValueError as e:
                     refusal = CS.REFUSED, f"refused: {e}"
+                skills = list(res.skills)
+                if refusal is None and self._safety is not None and self._safety.ready_needed:
+                    # The arm's tool is not at the policy's orientation (a posture the policy never saw): the
+                    # ready move comes first, shown in the plan (docs/robot-integration.md, "The ready move").
+                    plan, skills = [SkillSpec.ready(), *plan], [READY_SKILL, *skills]
         if refusal is not None:
             outcome, message = refusal
             self.get_logger().warn(f"command {cid} via {via} {shown}: {message}")
@@ -201,12 +214,12 @@ class TaskSequencerNode(LegionNode):
         self.seq = Sequencer(plan, self.bundle.layout.name, self.cfg)
         self.seq.start(self.now_s())
         self._running = (cid, text)
-        message = f"plan: {' -> '.join(res.skills)}"
+        message = f"plan: {' -> '.join(skills)}"
         self.get_logger().info(f"command {cid} via {via} {shown}: {message}")
         self.publish_status(StatusLevel.OK, f"command {cid}: {message}")
         self._reply(cid, text, CS.ACCEPTED, message)
         self.on_tick()  # the first skill is active from now on, so an early cancel has something to clear
-        return True, message, res.skills
+        return True, message, skills
 
     def on_command_text(self, msg) -> None:
         self._receive(msg.data, TOPIC_COMMAND_TEXT)

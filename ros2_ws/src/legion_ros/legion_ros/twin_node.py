@@ -68,6 +68,9 @@ class TwinNode(LegionNode):
             self.twin = DigitalTwin(
                 cal, task, variation, TwinConfig(**sensors, render_size=size, scene=scene or None)
             )
+            if p.start_q_rad.strip():
+                q0 = [float(v) for v in p.start_q_rad.replace(" ", "").split(",")]
+                self.twin.place_arm(q0)
             driver = DriverParams(**pick(DriverParams, values, TWIN_DRIVER_PARAMETERS))
             if driver.driver not in ("twin", "lbr"):
                 raise ValueError(
