@@ -85,6 +85,9 @@ class Calibration:
     """Frame names for ROS tf and logs."""
     hand_eye: dict | None = None
     """Optional hand-eye quality record: rms_residual_m, max_residual_m, n_samples."""
+    contact_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Skill -> (force [N], torque [N m]) bounds of the contact guard for that skill (absent skills: the
+    supervisor's max_contact_force_N / max_contact_torque_Nm; docs/robot-integration.md, "Contact guard")."""
     source: str = "<memory>"
     """Where it was loaded from (for error messages)."""
 
@@ -217,6 +220,7 @@ _TOP_KEYS = (
     "markers",
     "gripper",
     "joint_names",
+    "contact_limits",
 )
 _REQUIRED = ("T_sim_base", "T_base_camera", "markers", "gripper", "joint_names")
 
@@ -328,6 +332,19 @@ def calibration_from_dict(d: Mapping, source: str = "<dict>") -> Calibration:
         raise _err(
             source, "hand_eye", "must be a mapping (rms_residual_m, max_residual_m, n_samples) or absent"
         )
+    limits_d = d.get("contact_limits") or {}
+    if not isinstance(limits_d, Mapping):
+        raise _err(source, "contact_limits", "must map skill names to {force_N, torque_Nm}")
+    contact_limits = {}
+    for skill, lim in limits_d.items():
+        if not isinstance(lim, Mapping) or set(lim) != {"force_N", "torque_Nm"}:
+            raise _err(
+                source, f"contact_limits.{skill}", f"must be {{force_N: <N>, torque_Nm: <N m>}}, got {lim!r}"
+            )
+        v = _vec(source, f"contact_limits.{skill}", [lim["force_N"], lim["torque_Nm"]], 2)
+        if np.any(v < 0):
+            raise _err(source, f"contact_limits.{skill}", f"bounds must be >= 0 (0 = off), got {lim!r}")
+        contact_limits[str(skill)] = (float(v[0]), float(v[1]))
     return Calibration(
         T_sim_base=T_sim_base,
         T_base_camera=T_base_camera,
@@ -338,6 +355,7 @@ def calibration_from_dict(d: Mapping, source: str = "<dict>") -> Calibration:
         name=str(d.get("name", "")),
         frame_ids=fid,
         hand_eye=dict(hand_eye) if hand_eye is not None else None,
+        contact_limits=contact_limits,
         source=source,
     )
 
@@ -451,6 +469,16 @@ def calibration_to_yaml(cal: Calibration, header: str = "") -> str:
     ]
     for robot_name, ours in cal.joint_names.items():
         out.append(_line(f"  {robot_name}: {ours}", f"driver joint {robot_name!r} is LEGION's {ours}"))
+    if cal.contact_limits:
+        out.append(
+            _line("contact_limits:", "contact guard bounds per skill (others: sim2real_node's max_contact_*)")
+        )
+        for skill, (f, t) in sorted(cal.contact_limits.items()):
+            out += [
+                _line(f"  {skill}:", f"while {skill} runs"),
+                _line(f"    force_N: {_f(f)}", "estimated external force bound [N] (0 = off)"),
+                _line(f"    torque_Nm: {_f(t)}", "estimated external torque bound [N m] (0 = off)"),
+            ]
     return "\n".join(out) + "\n"
 
 
@@ -480,7 +508,8 @@ def make_sim_calibration() -> Calibration:
     """The calibration that matches the simulated KUKA embodiment: T_sim_base from iiwa7.base_pose_sim(),
     the twin's fixed camera (SIM_CAMERA_EYE_M looking at SIM_CAMERA_TARGET_M), zero marker offsets (the
     twin "detects" the object's reference point itself), Meta-World's gripper normalisation (0.1 m) and
-    the driver's default joint names."""
+    the driver's default joint names, and the contact guard bound of the button skill, which presses to
+    its stop."""
     p_base, R_base = iiwa7.base_pose_sim()
     T_sim_base = Transform(R_base, p_base, "sim_world", "base")
     T_sim_camera = Transform(
@@ -495,6 +524,9 @@ def make_sim_calibration() -> Calibration:
         joint_names={n: n for n in iiwa7.JOINT_NAMES},
         name="simulated KUKA iiwa 7 twin (legion_core.sim.kuka)",
         frame_ids={"sim_world": "sim_world", "base": "lbr_link_0", "camera": "camera_optical_frame"},
+        # button-press-topdown pushes the button down to its stop: 306 N sustained over 0.1 s on the twin
+        # (the drawer skills stay under the 150 N default); docs/robot-integration.md, "Contact guard".
+        contact_limits={"button-press-topdown": (400.0, 30.0)},
     )
 
 

@@ -11,8 +11,9 @@ Layers, outermost wins (docs/architecture.md, "Safety layer"):
 3. joint-state watchdog: missing, malformed, non-finite, stale by ARRIVAL or by STAMP, stamped in the
    future: hold. When the runtime itself stalled (this supervisor's tick ran late), the hold says so
    instead of blaming the driver.
-4. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order):
-   hold at the measured posture and clear the skill (a fault: an operator restarts).
+4. tracking error (measured vs commanded beyond its bound: a blocked or pushed arm, a wrong joint order),
+   and the contact guard (the driver's estimated external wrench beyond the skill's bound): hold at the
+   measured posture and clear the skill (a fault: an operator restarts).
 5. liveness of the control-path nodes (policy, real2sim, sequencer heartbeats): a node silent for two of
    its periods -> hold; silent for `dead_after_s` -> dead: skill cleared, only a new command restarts.
 6. no active skill / invalid observation (real2sim says why) / no fresh action: hold.
@@ -81,6 +82,20 @@ class SupervisorConfig:
     """A watched node silent for this long [s] is dead: the skill is cleared, and after it comes back
     (respawn) only a new command moves the arm. The hold itself comes after two periods; this only decides
     when a silence is a death (0.5 s was reached by live nodes on a saturated 2-core machine)."""
+    max_contact_force_N: float = 150.0
+    """Contact guard: an estimated external force on the arm and tool above this [N] for `contact_persist_s`
+    (the driver's wrench estimate, e.g. lbr_fri_ros2_stack's force_torque_broadcaster; the twin's from
+    MuJoCo's contacts) holds the arm at the measured posture and clears the skill; the calibration's
+    `contact_limits` set it per skill. 0 = off. Why 150: on the twin the shipped drawer skills push with
+    at most 15 / 91 N sustained over 0.1 s (button-press-topdown 306 N: its own limit in the calibration),
+    and an arm driven into the drawer front passes 150 N within ~3 s (docs/robot-integration.md,
+    "Contact guard")."""
+    max_contact_torque_Nm: float = 25.0
+    """Contact guard: an estimated external torque about the flange above this [N m] for `contact_persist_s`
+    holds likewise (0 = off; the shipped skills: at most 13 N m sustained)."""
+    contact_persist_s: float = 0.1
+    """A bound must be exceeded this long [s] without a break: a contact impulse is not a push (the twin's
+    single-sample peaks reach 315 N where 0.1 s sustained stays at 306 N, 53 vs 15 N for drawer-open)."""
     hw_estop_timeout_s: float = 0.0
     """A hardware e-stop input that has been seen and then stays silent this long [s] latches the e-stop
     (a broken wire must stop the arm); 0 = do not watch the input's liveness."""
@@ -91,7 +106,8 @@ class SupervisorConfig:
             v = getattr(self, nm)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{nm} must be a finite number > 0, got {v}")
-        for nm in ("max_future_s", "hw_estop_timeout_s"):
+        for nm in ("max_future_s", "hw_estop_timeout_s", "max_contact_force_N", "max_contact_torque_Nm",
+                   "contact_persist_s"):  # fmt: skip
             v = getattr(self, nm)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{nm} must be a finite number >= 0, got {v}")
@@ -146,6 +162,14 @@ class Supervisor:
         self.hw_estop_time = -math.inf
         self.driver_fault = ""  # why the driver is not ready ('' = ready, or not checked by this owner)
         self.driver_fault_severe = False
+        self.contact_force_N = 0.0  # newest estimated external force / torque magnitudes
+        self.contact_torque_Nm = 0.0
+        self.contact_force_max_N = 0.0  # largest seen while no contact fault held (diagnostics)
+        self.contact_over_since = math.inf  # when the bounds were first exceeded without a break [s]
+        self._contact_holding = False
+        self.contact_limits: dict[
+            str, tuple[float, float]
+        ] = {}  # skill -> (force N, torque N m), calibration's
         self.ready: ReadyMove | None = None  # the ready move in progress (active skill READY_SKILL)
         self.ready_state = ""  # '' | 'moving' | 'reached' | 'refused: why' (the last ready move's)
         self.started = False
@@ -260,6 +284,44 @@ class Supervisor:
             False,
         )
         return note
+
+    def contact_bounds(self) -> tuple[float, float]:
+        """(force [N], torque [N m]) bounds of the contact guard for the active skill (0 = off)."""
+        c = self.config
+        return self.contact_limits.get(
+            self.active_skill or "", (c.max_contact_force_N, c.max_contact_torque_Nm)
+        )
+
+    def on_wrench(self, force_N: float, torque_Nm: float, now: float) -> bool:
+        """The driver's estimated external wrench magnitudes [N, N m] arriving at `now` [s]. Returns True
+        when they have newly been over the active skill's bounds for `contact_persist_s` (the node ticks at
+        once, so the hold goes out now)."""
+        self.contact_force_N, self.contact_torque_Nm = float(force_N), float(torque_Nm)
+        if self._over_bounds():
+            self.contact_over_since = min(self.contact_over_since, now)
+        else:
+            self.contact_over_since = math.inf
+            self.contact_force_max_N = max(self.contact_force_max_N, self.contact_force_N)
+        holding = bool(self._contact_problem(now))
+        newly, self._contact_holding = holding and not self._contact_holding, holding
+        return newly
+
+    def _over_bounds(self) -> str:
+        f_max, t_max = self.contact_bounds()
+        f, t = self.contact_force_N, self.contact_torque_Nm
+        if not (math.isfinite(f) and math.isfinite(t)):
+            return f"estimated external wrench not finite ({f}, {t})"
+        if f_max > 0 and f > f_max:
+            return f"contact force {f:.1f} N > {f_max:g} N"
+        if t_max > 0 and t > t_max:
+            return f"contact torque {t:.1f} N m > {t_max:g} N m"
+        return ""
+
+    def _contact_problem(self, now: float) -> str:
+        """Why the contact guard holds ('' = it does not): over the bounds for contact_persist_s."""
+        if now - self.contact_over_since < self.config.contact_persist_s:
+            return ""
+        return self._over_bounds()
 
     def estop(self, reason: str = "e-stop topic") -> bool:
         """Latch the e-stop (idempotent: the first reason is kept). Clears the skill: after re-arm nothing
@@ -524,6 +586,17 @@ class Supervisor:
                 f"tracking error: A{i + 1} measured {err:.3f} rad from the command (bound "
                 f"{cfg.max_tracking_error_rad} rad): blocked or pushed arm? holding at the measured posture",
             )
+        contact = self._contact_problem(now)
+        if contact:
+            # Pushing harder than the skill may (stuck in the drawer, an obstacle, a person): stop pushing, as
+            # for a tracking fault, and let an operator decide (a new command).
+            self.q_hold_target = self.q_meas.copy()
+            skill = self.active_skill
+            self._clear_skill("contact guard")
+            return self._hold(
+                HOLD, f"contact guard: {contact}{f' during {skill}' if skill else ''} (estimated external wrench): "
+                "blocked or pushing too hard? holding at the measured posture",
+            )  # fmt: skip
         live = self._check_liveness(now)
         if live is not None:
             return self._hold(*live)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from legion_core.base.stats import summarize
+from legion_core.contracts.drivers import FORWARD_POSITION_CONTROLLER, resolve_driver
 from legion_core.contracts.interface import TOPIC_COMMAND_REPORT, TOPIC_JOINT_COMMAND
 
 #: mode -> (process groups beside the twin's, hand-off in process, command rate [Hz]). The twin always runs
@@ -45,8 +46,15 @@ MODE_SPECS = {
     "composed_dds": (["real2sim,policy,sim2real"], False, 100.0),
     "cross_process": (["real2sim", "policy", "sim2real"], True, 100.0),
     "composed_500hz": (["real2sim,policy,sim2real"], True, 500.0),
+    # The lbr_fri_ros2_stack emulator as the driver (twin_node driver:=lbr, docs/robot-integration.md): the
+    # stack's names, forward position controller, controller manager at the command rate, reliable joint
+    # states; judged against the twin profile's mode of the same layout and rate, in the same run.
+    "lbr_composed": (["real2sim,policy,sim2real"], True, 100.0),
+    "lbr_composed_500hz": (["real2sim,policy,sim2real"], True, 500.0),
 }
 MODES = tuple(MODE_SPECS)
+#: Modes with the lbr emulator as the driver, and the twin-profile mode each is compared with.
+LBR_MODES = {"lbr_composed": "composed", "lbr_composed_500hz": "composed_500hz"}
 PERIOD_S = 0.01  # the 100 Hz command stream's period (the wake-up probe's grid in the 100 Hz modes)
 #: Targets (docs/decisions/control-path.md): composed median within 2x the compute floor and p99 within the
 #: 2 ms FRI send period; one process per node p99 within 4 ms; no command cycle lost outside the machine's
@@ -132,11 +140,20 @@ def run_bench(
         mode_s = seconds_500hz if (seconds_500hz and rate_hz >= 500.0) else seconds
         probe = _start_wakeup_probe(tmp / f"{mode}-wakeup.json", period_s)
         procs = []
+        lbr = mode in LBR_MODES
         for g in ["twin", *runtime_groups]:
             mine = params_for(params, g)
             if "sim2real" in g.split(","):
                 mine["sim2real.latency_log"] = str(tmp / f"{mode}-latency.json")
                 mine["sim2real.command_rate_hz"] = rate_hz
+            if lbr:
+                for n in g.split(","):
+                    if n in ("twin", "real2sim", "sim2real"):
+                        mine[f"{n}.driver"] = "lbr"
+                if g == "twin":
+                    mine.update(
+                        {"twin.ctrl": FORWARD_POSITION_CONTROLLER, "twin.update_rate_hz": int(rate_hz)}
+                    )
 
             procs.append(GraphProcess(
                 g, mine, tmp / f"{mode}-{g.replace(',', '_')}.log", handoff=handoff,
@@ -157,7 +174,7 @@ def run_bench(
             node.create_subscription(CommandReport, TOPIC_COMMAND_REPORT, on_report, 100)
             node.create_subscription(
                 Float64MultiArray,
-                TOPIC_JOINT_COMMAND,
+                resolve_driver("lbr").command_topic if lbr else TOPIC_JOINT_COMMAND,
                 lambda _m, c=cmd_t, n=node: c.append(n.get_clock().now().nanoseconds * 1e-9),
                 100,
             )
@@ -225,6 +242,14 @@ def run_bench(
             }
         if profile and (tmp / f"{mode}-profile.txt").exists():
             results[mode]["profile"] = profile_summary(tmp / f"{mode}-profile.txt", mode_s)
+    for mode, twin_mode in LBR_MODES.items():
+        a, b = results.get(mode), results.get(twin_mode)
+        if a and b and a["stamp_to_command_sent_ms"]["n"] and b["stamp_to_command_sent_ms"]["n"]:
+            # The driver's interface costs nothing on the control path if these are ~1 (same run, same layout).
+            a["vs_twin_profile"] = {
+                k: a["stamp_to_command_sent_ms"][k] / b["stamp_to_command_sent_ms"][k]
+                for k in ("median", "p99")
+            }
     results["targets"] = TARGETS
     met = _targets_met(results)
     results["targets_met"] = met

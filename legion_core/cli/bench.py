@@ -128,7 +128,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--modes",
         default="composed,composed_dds,cross_process,composed_500hz",
-        help="comma-separated modes to run (composed, composed_dds, cross_process, composed_500hz)",
+        help="comma-separated modes to run (composed, composed_dds, cross_process, composed_500hz, and with the "
+        "lbr_fri_ros2_stack emulator as the driver: lbr_composed, lbr_composed_500hz)",
     )
     s.add_argument(
         "--floor",

@@ -15,7 +15,8 @@ so robot.launch.yaml is tested against the interface a lab has, not against the 
   (10 ms <-> 100 Hz, 2 ms <-> 500 Hz): the command rate must be a whole-millisecond period.
 - `ros2_control`: any ros2_control driver with a forward position or joint trajectory controller, in an
   optional namespace; the controller name is configuration, the command interface says which kind it is.
-- `twin`: the runtime's own MuJoCo twin (legion_core.sim.twin) on the runtime's default names.
+- `twin`: the runtime's own MuJoCo twin (legion_core.sim.twin) on the runtime's default names (its wrench
+  estimate from MuJoCo's contacts on /twin/wrench).
 
 Pure Python (no rclpy): the nodes, `legion doctor`, the emulator and the tests share it.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from legion_core.contracts.interface import TOPIC_JOINT_COMMAND, TOPIC_JOINT_STATES
+from legion_core.contracts.interface import TOPIC_JOINT_COMMAND, TOPIC_JOINT_STATES, TOPIC_TWIN_WRENCH
 
 #: The profiles `driver` may name.
 DRIVERS = ("lbr", "ros2_control", "twin")
@@ -175,7 +176,7 @@ def resolve_driver(
         iface = command_interface or POSITION_ARRAY
         return DriverProfile(
             "twin", "", tuple(f"lbr_A{i}" for i in range(1, 8)), joint_states_topic or TOPIC_JOINT_STATES,
-            command_topic or TOPIC_JOINT_COMMAND, iface, "", "", "", "", rate,
+            command_topic or TOPIC_JOINT_COMMAND, iface, "", "", "", TOPIC_TWIN_WRENCH, rate,
         )  # fmt: skip
     if driver == "lbr":
         ns = _namespace(robot_name or "lbr", "robot_name")

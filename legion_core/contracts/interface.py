@@ -7,8 +7,11 @@ tools and benches take their names from here, and `legion_core.tools.bags` deriv
 `TOPICS`. Launch files and docs keep the literal names (they are read by `ros2 launch` and by people);
 tests/unit/test_interface.py fails when code grows a topic literal that is not declared here.
 
-Names are absolute (remappable in the launch files); service names are private to the node that serves them
-("~/estop" resolves to "/sim2real_node/estop"), with the resolved name beside them for clients.
+Names are written absolute, as a client in the root namespace calls them; the nodes use them relative
+(`robot_scoped`), so a runtime launched in a namespace (`namespace:=arm1`) keeps to /arm1/... and two arms run
+side by side. Service names are private to the node that serves them ("~/estop" resolves to
+"/sim2real_node/estop", "/arm1/sim2real_node/estop" in a namespace), with the resolved name beside them for
+clients.
 """
 
 from __future__ import annotations
@@ -146,6 +149,9 @@ CONTROL_PATH_HEARTBEAT_PERIOD_S = 0.02
 TOPIC_BENCH_HOP_JOINT_STATES = "/legion_bench/hop_joint_states"
 # legion_msgs/SafetyState (latched); pub: sim2real_node; sub: task_sequencer_node.
 TOPIC_SAFETY_STATE = "/legion/safety_state"
+# geometry_msgs/WrenchStamped estimated external wrench at the flange; pub: twin_node (from MuJoCo's contacts,
+# the twin driver profile's stand-in for a driver's estimate); sub: sim2real_node (contact guard).
+TOPIC_TWIN_WRENCH = "/twin/wrench"
 # std_msgs/Bool (latched) task success in the twin; pub: twin_node; sub: tools (demo, bench transfer, regression).
 TOPIC_TWIN_SUCCESS = "/twin/success"
 # diagnostic_msgs/DiagnosticArray; pub: every LegionNode; sub: diagnostics aggregators, longhorizon, bench faults.
@@ -189,6 +195,7 @@ TOPICS: dict[str, TopicSpec] = {
     TOPIC_SAFETY_STATE: TopicSpec("legion_msgs/msg/SafetyState", LATCHED),
     TOPIC_BENCH_HOP_JOINT_STATES: TopicSpec("sensor_msgs/msg/JointState", SENSOR),
     TOPIC_TWIN_SUCCESS: TopicSpec("std_msgs/msg/Bool", LATCHED),
+    TOPIC_TWIN_WRENCH: TopicSpec("geometry_msgs/msg/WrenchStamped", SENSOR),
     TOPIC_DIAGNOSTICS: TopicSpec("diagnostic_msgs/msg/DiagnosticArray", RELIABLE),
     TOPIC_CLOCK: TopicSpec("rosgraph_msgs/msg/Clock", RELIABLE),
     TOPIC_TF_STATIC: TopicSpec("tf2_msgs/msg/TFMessage", LATCHED),
@@ -197,6 +204,21 @@ TOPICS: dict[str, TopicSpec] = {
 # sensor_msgs/JointState flood of the recorder throughput benchmark (pub and sub: the benchmark itself,
 # `python -m legion_core.tools.bags bench`); not part of the runtime graph.
 TOPIC_FLOOD_BENCH = "/legion_flood"
+
+#: Topics of the whole graph, not of one robot: they stay absolute when the runtime runs in a namespace.
+GLOBAL_TOPICS = frozenset({TOPIC_DIAGNOSTICS, TOPIC_CLOCK, TOPIC_TF_STATIC, TOPIC_BENCH_HOP_JOINT_STATES})
+
+
+def robot_scoped(name: str) -> str:
+    """The name a node uses for one of the runtime's graph names: relative ("legion/action") for a robot's
+    own topics and actions, so that the nodes of an arm launched in namespace /arm1 meet on /arm1/legion/action
+    and two arms run side by side without crosstalk; in the root namespace it resolves to the same absolute
+    name as before. Global topics (GLOBAL_TOPICS) and names the runtime does not own (a driver's
+    /lbr/joint_states) are returned unchanged."""
+    if name.startswith("/") and (name in TOPICS or name == ACTION_EXECUTE_TASK) and name not in GLOBAL_TOPICS:
+        return name[1:]
+    return name
+
 
 # ---------------------------------------------------------------------------------- services and actions
 # std_srvs/Trigger; served by sim2real_node: latch the e-stop.

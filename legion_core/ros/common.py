@@ -53,6 +53,7 @@ from legion_core.contracts.interface import (  # noqa: E402
     History,
     QosSpec,
     Reliability,
+    robot_scoped,
 )
 from legion_core.ros.control import (  # noqa: E402
     CONTROL_LOOP,
@@ -132,9 +133,14 @@ class LegionNode(Node):
 
     # Every callback of a LegionNode runs under its `callback_lock` (legion_core.ros.control): the control
     # loop and the stream thread may then call into a node without racing its other callbacks.
+    # The runtime's own topics are used relative to the node's namespace (interface.robot_scoped): one arm's
+    # graph in /arm1, another in /arm2, without crosstalk; in the root namespace nothing changes.
+    def create_publisher(self, msg_type, topic, qos_profile, **kwargs):
+        return super().create_publisher(msg_type, robot_scoped(topic), qos_profile, **kwargs)
+
     def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
         return super().create_subscription(
-            msg_type, topic, locked(callback, self.callback_lock), qos_profile, **kwargs
+            msg_type, robot_scoped(topic), locked(callback, self.callback_lock), qos_profile, **kwargs
         )
 
     def create_timer(self, timer_period_sec, callback, *args, **kwargs):
@@ -147,8 +153,10 @@ class LegionNode(Node):
         """A subscription that starts a control step (joint states, detections, hand-off topics, e-stop):
         served by the process's control loop instead of this node's executor, so that its latency does not
         depend on the node's other entities (legion_core.ros.control). Use absolute topic names (a
-        node-specific remap of this node does not reach it)."""
-        return CONTROL_LOOP.subscription(msg_type, topic, callback, qos, self.callback_lock, **kwargs)
+        node-specific remap of this node does not reach it); the runtime's own names are resolved in this
+        node's namespace first (interface.robot_scoped), since the control loop's helper node has none."""
+        resolved = self.resolve_topic_name(robot_scoped(topic))
+        return CONTROL_LOOP.subscription(msg_type, resolved, callback, qos, self.callback_lock, **kwargs)
 
     def command_stream(self, period_s: float, cycle, takes_lock: bool = False) -> None:
         """Run `cycle(slot_ns, now_ns, skipped)` every `period_s` on a deadline grid of the process's stream

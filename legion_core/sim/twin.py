@@ -249,6 +249,39 @@ class DigitalTwin:
                                      now - cfg.detection_latency_s, 1.0))  # fmt: skip
         return out
 
+    #: Bodies of the arm and its tool (the kuka model's names): contacts between one of them and anything
+    #: else are external forces on the robot.
+    ROBOT_BODY_PREFIXES = ("iiwa_link", "iiwa_flange", "tcp_frame", "hand", "rightclaw", "rightpad", "leftclaw",
+                           "leftpad")  # fmt: skip
+
+    def external_wrench(self) -> tuple[np.ndarray, np.ndarray]:
+        """The external wrench on the arm and tool from MuJoCo's contact forces, as a driver's estimate
+        reports it (lbr_fri_ros2_stack's force_torque_broadcaster: the estimated wrench at the flange):
+        force [N] and torque about the flange origin [N m], in the flange frame."""
+        m, d = self.env.env.model, self.env.env.data
+        if not hasattr(self, "_robot_bodies"):
+            self._robot_bodies = {
+                i for i in range(m.nbody) if m.body(i).name.startswith(self.ROBOT_BODY_PREFIXES)
+            }
+            self._flange = m.body("iiwa_flange").id
+        robot = self._robot_bodies
+        f_w, tau_w, buf = np.zeros(3), np.zeros(3), np.zeros(6)
+        p_fl = d.xpos[self._flange]
+        for k in range(d.ncon):
+            c = d.contact[k]
+            on1, on2 = m.geom_bodyid[c.geom1] in robot, m.geom_bodyid[c.geom2] in robot
+            if on1 == on2:
+                continue  # self-contact (fingers on the hand) or contact elsewhere in the scene
+            mujoco.mj_contactForce(m, d, k, buf)
+            # The contact frame's first row is the normal, pointing from geom1 to geom2: the force geom1
+            # exerts on geom2 (MuJoCo's convention).
+            f = c.frame.reshape(3, 3).T @ buf[:3]
+            f = f if on2 else -f
+            f_w += f
+            tau_w += np.cross(c.pos - p_fl, f)
+        R = d.xmat[self._flange].reshape(3, 3)
+        return R.T @ f_w, R.T @ tau_w
+
     def object_joints(self) -> dict[str, float]:
         """Position [m or rad] of every joint of the scene's objects (drawer slide, button travel, ...)."""
         m, d = self.env.env.model, self.env.env.data

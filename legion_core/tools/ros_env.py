@@ -73,11 +73,11 @@ def ensure_workspace(install: Path = INSTALL) -> Path:
 
 
 def composed_argv(nodes: str, params: dict[str, object] | list[str], handoff: bool = True,
-                  realtime_priority: int = 0, cpu_affinity: str = "all") -> list[str]:  # fmt: skip
+                  realtime_priority: int = 0, cpu_affinity: str = "all", namespace: str = "") -> list[str]:  # fmt: skip
     """The command line of `legion_ros.composed` hosting `nodes` ("twin,real2sim,...") with `params` as
     {"policy.bundle": path} or ["policy.bundle:=path", ...]; `handoff=False` keeps the control path on DDS
     (`composed --no-handoff`); `realtime_priority` > 0 runs it with SCHED_FIFO; `cpu_affinity` pins it to
-    CPUs ("1", "2-3")."""
+    CPUs ("1", "2-3"); `namespace` puts every node of the process in that ROS namespace ("arm1")."""
     items = [f"{k}:={v}" for k, v in params.items()] if isinstance(params, dict) else list(params)
     args = [sys.executable, "-m", "legion_ros.composed", "--nodes", nodes]
     if not handoff:
@@ -88,6 +88,8 @@ def composed_argv(nodes: str, params: dict[str, object] | list[str], handoff: bo
         args += ["--cpu-affinity", cpu_affinity]
     for it in items:
         args += ["-p", it]
+    if namespace:
+        args += ["--ros-args", "-r", f"__ns:=/{namespace.strip('/')}"]
     return args
 
 
@@ -98,13 +100,14 @@ def start_composed(
     handoff: bool = True,
     realtime_priority: int = 0,
     cpu_affinity: str = "all",
+    namespace: str = "",
 ):
     """Start `legion_ros.composed` (arguments: `composed_argv`) in a child process with its own process
     group, its output to `log_path` (None: discarded). Returns the Popen. A whole sim graph with an observer
     node: legion_core/tools/graph.py."""
     import subprocess
 
-    args = composed_argv(nodes, params, handoff, realtime_priority, cpu_affinity)
+    args = composed_argv(nodes, params, handoff, realtime_priority, cpu_affinity, namespace)
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
     return subprocess.Popen(
         args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True

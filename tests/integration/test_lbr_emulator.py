@@ -182,3 +182,57 @@ def test_the_calibrated_frames_are_published_as_static_transforms(probe, tmp_pat
         assert [p.x, p.y, p.z] == pytest.approx(list(cal.T_base_camera.p), abs=1e-9)
     finally:
         assert stop(proc) == 0, (tmp_path / "r2s.log").read_text()[-3000:]
+
+
+def test_contact_guard_holds_an_arm_pushed_into_the_drawer_front(probe, tmp_path):
+    """The twin publishes MuJoCo's contact wrench as a driver's estimate (/twin/wrench); the test plays a
+    policy that drives the hand down and forward into the drawer cabinet: sim2real holds with the contact
+    guard's reason, clears the skill, and its commands stop advancing (they step to the measured posture)."""
+    import numpy as np
+    from legion_msgs.msg import PolicyAction, RuntimeStatus
+    from std_msgs.msg import Float64MultiArray, String
+
+    from legion_core.ros.common import LATCHED_QOS
+
+    params = {
+        "twin.task": "drawer-button",
+        "twin.seed": 1,
+        "twin.variation": 3,
+        "sim2real.action_timeout_s": 0.5,
+    }
+    proc = start_nodes("twin,sim2real", params, tmp_path / "graph.log")
+    try:
+        cmds = probe.record("/joint_command", Float64MultiArray)
+        status = probe.record("/legion/status", RuntimeStatus)
+        n = probe.node
+        skill = n.create_publisher(String, "/legion/active_skill", LATCHED_QOS)
+        act = n.create_publisher(PolicyAction, "/legion/action", 10)
+        probe.wait_for(lambda: len(cmds) > 10, 60, "sim2real commanding")
+        skill.publish(String(data="drawer-close"))
+        seq = [0]
+
+        def push() -> bool:
+            seq[0] += 1
+            a = PolicyAction()
+            a.header.stamp = n.get_clock().now().to_msg()
+            a.action, a.sequence, a.skill = [0.0, 0.4, -1.0, -1.0], seq[0], "drawer-close"
+            act.publish(a)
+            probe.spin_for(0.05)
+            return any("contact guard" in m.message for _, m in status if m.node == "sim2real_node")
+
+        probe.wait_for(push, 60, "the contact guard's hold")
+        held = next(m.message for _, m in status if "contact guard" in m.message)
+        assert (
+            "contact force" in held
+            and "during drawer-close" in held
+            and "holding at the measured posture" in held
+        )
+        t = time.monotonic()
+        for _ in range(20):  # the policy keeps pushing: nothing moves the arm further
+            push()
+        after = np.array([m.data for tt, m in cmds if tt >= t + 0.3])
+        assert len(after) > 20 and float(np.ptp(after, axis=0).max()) < 0.01, (
+            "commands kept advancing after the hold"
+        )
+    finally:
+        assert stop(proc) == 0, (tmp_path / "graph.log").read_text()[-3000:]

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 BLOCKED = ("torch", "mujoco", "metaworld", "gymnasium", "sentence_transformers",
@@ -81,3 +83,41 @@ def test_the_block_is_real():
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "blocked on the robot PC: legion_core.sim" in r.stderr
+
+
+def _pyenv_python(version: str) -> Path | None:
+    import glob
+    import os
+
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = sorted(glob.glob(str(root / "versions" / f"{version}.*" / "bin" / "python")))
+    return Path(found[-1]) if found else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["3.10", "3.12"])
+def test_runtime_only_install_on_the_robot_pcs_pythons(version, tmp_path):
+    """`pip install <repo>` into a fresh venv of Humble's Python 3.10 and Jazzy's 3.12 (pyenv): only the
+    runtime's dependencies (pyproject.toml: no torch, mujoco, training), then the robot-PC check above runs
+    there: the layers import, the shipped bundle loads and a control step acts."""
+    base = _pyenv_python(version)
+    if base is None:
+        pytest.skip(f"pyenv has no Python {version} here")
+    venv = tmp_path / "venv"
+    subprocess.run([str(base), "-m", "venv", str(venv)], check=True, timeout=300)
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+                       capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    frozen = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.lower()
+    for heavy in ("torch", "mujoco", "metaworld", "sentence-transformers"):
+        assert f"{heavy}==" not in frozen, f"{heavy} was installed with the runtime"
+    script = SCRIPT.format(blocked=BLOCKED, bundle=str(REPO / "models" / "legion-kuka"))
+    r = subprocess.run([str(py), "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["leaked"] == [] and len(out["action"]) == 4
+    ver = subprocess.run(
+        [str(py), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    )
+    assert ver.stdout.strip() == str(tuple(int(v) for v in version.split(".")))

@@ -9,6 +9,7 @@ position controller), the gripper opening, and a CommandReport with what was req
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import threading
 from array import array
@@ -118,6 +119,7 @@ class Sim2RealNode(LegionNode):
         try:
             mapper = Sim2RealMapper(cal, MapperConfig(**mcfg))
             self.sup = Supervisor(mapper, SupervisorConfig(**pick(SupervisorConfig, values)))
+            self.sup.contact_limits = dict(cal.contact_limits)  # per-skill contact guard bounds
         except ValueError as e:
             raise NodeStartupError(str(e)) from None
         self.joint_names = list(mapper.robot_joint_names)
@@ -149,6 +151,11 @@ class Sim2RealNode(LegionNode):
         if p.hw_estop_topic:
             self.control_subscription(Bool, p.hw_estop_topic, self.on_hw_estop, RELIABLE_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
+        if self.profile.wrench_topic:
+            # Contact guard input: the driver's estimated external wrench, served like the joint states.
+            from geometry_msgs.msg import WrenchStamped
+
+            self.control_subscription(WrenchStamped, self.profile.wrench_topic, self.on_wrench, SENSOR_QOS)
         self.control_subscription(Heartbeat, TOPIC_HEARTBEAT, self.on_heartbeat, HEARTBEAT_QOS)
         self.handoff_subscription(Observation, TOPIC_OBSERVATION, self.on_observation, RELIABLE_QOS)
         self.safety_pub = self.create_publisher(SafetyState, TOPIC_SAFETY_STATE, LATCHED_QOS)
@@ -217,6 +224,13 @@ class Sim2RealNode(LegionNode):
             passed = ", ".join(c.name for c in res.checks if c.status == "pass")
             self.get_logger().info(f"driver ready ({passed} pass)")
         self.on_tick()
+
+    def on_wrench(self, msg) -> None:
+        f, t = msg.wrench.force, msg.wrench.torque
+        force = math.sqrt(f.x * f.x + f.y * f.y + f.z * f.z)
+        torque = math.sqrt(t.x * t.x + t.y * t.y + t.z * t.z)
+        if self.sup.on_wrench(force, torque, self.now_s()):
+            self.on_tick()  # the hold goes out at the first wrench over the bound
 
     def on_observation(self, msg) -> None:
         if self.sup.on_observation(msg.valid, msg.reason):
@@ -446,6 +460,8 @@ class Sim2RealNode(LegionNode):
                 },
                 **self.stats.diagnostics(),  # stamp_to_command_ms, command_cycles_missed, command_tick_late_ms
                 "runtime_stalls": self.sup.stalls,
+                "contact_force_N": f"{self.sup.contact_force_N:.1f}",
+                "contact_force_max_N": f"{self.sup.contact_force_max_N:.1f}",
                 "tracking_error_rad": f"{self.sup.tracking_error_rad:.4f}",
                 "tracking_error_max_rad": f"{self.sup.tracking_error_max_rad:.4f}",
                 "watched_nodes": ", ".join(sorted(self.sup.watched)) or "none yet",

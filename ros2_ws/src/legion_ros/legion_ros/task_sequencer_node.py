@@ -27,6 +27,7 @@ from legion_core.contracts.interface import (
     TOPIC_OBSERVATION,
     TOPIC_SAFETY_STATE,
     StatusLevel,
+    robot_scoped,
 )
 from legion_core.ros.common import (
     LATCHED_QOS,
@@ -40,7 +41,7 @@ from legion_core.ros.common import (
 from legion_core.runtime.operator_text import check, for_echo, for_log
 from legion_core.runtime.sequencer import safety_refusal
 
-ACTION_NAME = ACTION_EXECUTE_TASK
+ACTION_NAME = robot_scoped(ACTION_EXECUTE_TASK)  # /<namespace>/legion/execute_task
 
 
 class TaskSequencerNode(LegionNode):

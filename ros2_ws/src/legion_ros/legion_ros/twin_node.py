@@ -92,6 +92,13 @@ class TwinNode(LegionNode):
         self.det_pub = self.create_publisher(ObjectDetectionArray, TOPIC_DETECTIONS, SENSOR_QOS)
         self.grip_pub = self.create_publisher(Float64, TOPIC_GRIPPER_STATE, SENSOR_QOS)
         self.success_pub = self.create_publisher(Bool, TOPIC_TWIN_SUCCESS, LATCHED_QOS)
+        # The estimated external wrench (from MuJoCo's contacts) where the driver profile has one: the
+        # contact guard's input, as lbr_fri_ros2_stack's force_torque_broadcaster publishes it.
+        from geometry_msgs.msg import WrenchStamped
+
+        self._Wrench = WrenchStamped
+        self.wrench_pub = self.create_publisher(WrenchStamped, self.profile.wrench_topic, SENSOR_QOS)
+        self._wrench_frame = f"{self.profile.namespace.rsplit('/', 1)[-1]}_link_ee" if lbr else "flange"
         self.emulator = None
         if lbr:
             self._start_lbr_emulator(p, JointTrajectory, Float64MultiArray)
@@ -269,6 +276,12 @@ class TwinNode(LegionNode):
         m.position = [float(v) for v in q]
         m.velocity = [float(v) for v in qd]
         self.js_pub.publish(m)
+        f, tau = self.twin.external_wrench()
+        w = self._Wrench()
+        w.header.stamp, w.header.frame_id = m.header.stamp, self._wrench_frame
+        w.wrench.force.x, w.wrench.force.y, w.wrench.force.z = (float(v) for v in f)
+        w.wrench.torque.x, w.wrench.torque.y, w.wrench.torque.z = (float(v) for v in tau)
+        self.wrench_pub.publish(w)
 
     def on_camera(self) -> None:
         from legion_msgs.msg import ObjectDetection
