@@ -215,24 +215,6 @@ class Command:
 
 
 @dataclass(frozen=True)
-class ReadyMove:
-    """The ready move: a joint-space move from `q_start` to `q_target` [rad] with a cosine speed profile
-    (zero speed at both ends) over `duration_s` from `t0_s` [s]."""
-
-    t0_s: float
-    duration_s: float
-    q_start: np.ndarray
-    q_target: np.ndarray
-
-    def at(self, t: float) -> np.ndarray:
-        u = 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
-        return self.q_start + (self.q_target - self.q_start) * (0.5 - 0.5 * math.cos(math.pi * u))
-
-    def fraction(self, t: float) -> float:
-        return 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
-
-
-@dataclass(frozen=True)
 class Segment:
     """A snapshot of the mapper's current segment: joint targets move linearly from `q_start` to `q_target`
     [rad] over `duration_s` from `t0_s` [s]. Immutable, so a command stream may read it from another thread
@@ -243,10 +225,23 @@ class Segment:
     q_start: np.ndarray
     q_target: np.ndarray
 
+    def fraction(self, t: float) -> float:
+        """How far along the segment time `t` [s] is, in [0, 1]."""
+        return 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
+
     def at(self, t: float) -> np.ndarray:
         """Joint targets [rad] at time `t` [s] (clamped to the segment: before it the start, after it the end)."""
-        s = 1.0 if self.duration_s <= 0 else min(1.0, max(0.0, (t - self.t0_s) / self.duration_s))
-        return self.q_start + (self.q_target - self.q_start) * s
+        return self.q_start + (self.q_target - self.q_start) * self.fraction(t)
+
+
+class ReadyMove(Segment):
+    """The ready move: a segment with a cosine speed profile (zero speed at both ends) instead of a linear
+    one: a long, slow move from a standstill to a standstill."""
+
+    def at(self, t: float) -> np.ndarray:
+        return self.q_start + (self.q_target - self.q_start) * (
+            0.5 - 0.5 * math.cos(math.pi * self.fraction(t))
+        )
 
 
 def step_limited(

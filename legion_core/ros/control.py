@@ -150,6 +150,23 @@ class _StreamThread:
                     return
 
 
+class Sampled:
+    """A subscription read by sampling (ControlLoop.sampled)."""
+
+    def __init__(self, sub) -> None:
+        self.sub = sub
+
+    def latest(self):
+        """The newest message received since the last call (older ones are dropped), or None."""
+        newest = None
+        while True:
+            with self.sub.handle:
+                info = self.sub.handle.take_message(self.sub.msg_type, self.sub.raw)
+            if info is None:
+                return newest
+            newest = info[0]
+
+
 class ControlLoop:
     """The process's control threads (module docstring): control subscriptions on a hidden helper node,
     served by the control loop thread; command streams and heartbeats on deadline grids, served by the stream
@@ -170,17 +187,27 @@ class ControlLoop:
         self._stop = False
         self._wake = None
 
-    def subscription(self, msg_type, topic: str, callback, qos, lock, **kwargs):
-        """A subscription whose messages the loop takes and hands to `callback` under `lock`."""
+    def _helper(self):
         if self.node is None:
             import rclpy
 
             self.node = rclpy.create_node(
                 f"_legion_control_{os.getpid()}", start_parameter_services=False, enable_rosout=False
             )
-        sub = self.node.create_subscription(msg_type, topic, callback, qos, **kwargs)
+        return self.node
+
+    def subscription(self, msg_type, topic: str, callback, qos, lock, **kwargs):
+        """A subscription whose messages the loop takes and hands to `callback` under `lock`."""
+        sub = self._helper().create_subscription(msg_type, topic, callback, qos, **kwargs)
         self._subs.append((sub, locked(callback, lock)))
         return sub
+
+    def sampled(self, msg_type, topic: str, qos) -> Sampled:
+        """A subscription nobody waits on: its owner takes the newest message when it wants one
+        (`Sampled.latest`). For a stream far faster than it is needed (lbr_fri_ros2_stack's LBRState at the
+        controller's update rate, 100-500 Hz, read by a 5 Hz check): no executor wake-up and no conversion
+        per message, only per sample."""
+        return Sampled(self._helper().create_subscription(msg_type, topic, lambda _m: None, qos))
 
     def destroy_subscription(self, sub) -> None:
         """Drop `sub` (before `start`: composed mode replaces it by a direct call)."""

@@ -51,6 +51,7 @@ class DriverMonitor:
         self._robot_state_note = ""
         self._started = node.get_clock().now().nanoseconds * 1e-9
         self._list_client = self._param_client = None
+        self._robot_state = None
         if profile.controller_manager:
             try:
                 from controller_manager_msgs.srv import ListControllers
@@ -70,10 +71,10 @@ class DriverMonitor:
                 self._robot_state_note = "lbr_fri_idl is not installed on this PC"
             else:
                 from legion_core.ros.common import SENSOR_QOS
+                from legion_core.ros.control import CONTROL_LOOP
 
-                node.create_subscription(
-                    LBRState, profile.robot_state_topic, self._on_robot_state, SENSOR_QOS
-                )
+                # Sampled at the check's rate, not taken at the stack's update rate (up to 500 Hz).
+                self._robot_state = CONTROL_LOOP.sampled(LBRState, profile.robot_state_topic, SENSOR_QOS)
         if subscribe_joint_states:
             from sensor_msgs.msg import JointState
 
@@ -101,11 +102,13 @@ class DriverMonitor:
             if self._names != names:
                 self._names = tuple(names)
 
-    def _on_robot_state(self, msg) -> None:
-        self._session, self._safety = int(msg.session_state), int(msg.safety_state)
-
     def poll(self, now: float) -> None:
-        """Ask the controller manager again when due; time out requests that got no answer."""
+        """Sample the robot state; ask the controller manager again when due; time out requests that got
+        no answer."""
+        if self._robot_state is not None:
+            msg = self._robot_state.latest()
+            if msg is not None:
+                self._session, self._safety = int(msg.session_state), int(msg.safety_state)
         for kind, sent in list(self._pending.items()):
             if now - sent > self.config.answer_timeout_s:
                 del self._pending[kind]

@@ -137,6 +137,9 @@ def live_checks(profile, expected_joint_names, seconds: float, progress=None) ->
         now = node.get_clock().now().nanoseconds * 1e-9
         checks = mon.result(now).checks
     finally:
+        from legion_core.ros.control import CONTROL_LOOP
+
+        CONTROL_LOOP.stop()  # the sampled robot-state subscription's helper node
         node.destroy_node()
         rclpy.shutdown()
     from legion_core.ros.common import NETWORK
