@@ -16,6 +16,7 @@ clients.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
@@ -243,6 +244,12 @@ ACTION_EXECUTE_TASK = "/legion/execute_task"
 
 
 # ------------------------------------------------------------------------------------------ status levels
+def reason_kind(reason: str) -> str:
+    """A status or hold reason without its numbers: "no action for 0.31 s" and "... 0.32 s" are one kind.
+    sim2real republishes a hold only when its kind changes; the task sequencer counts holds per kind."""
+    return re.sub(r"-?\d+(\.\d+)?", "#", reason)
+
+
 class StatusLevel(IntEnum):
     """legion_msgs/RuntimeStatus (and SafetyState.level) levels; values equal the .msg constants
     (ros2_ws/src/legion_msgs/msg/RuntimeStatus.msg), checked by tests/unit/test_interface.py."""

@@ -13,12 +13,11 @@ fails with real2sim's reason.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from legion_core.contracts.interface import READY_SKILL
+from legion_core.contracts.interface import READY_SKILL, reason_kind
 from legion_core.contracts.layouts import get_layout
 from legion_core.contracts.tasks import SuccessPredicate
 
@@ -81,11 +80,6 @@ class SeqOutput:
 
 #: A hold reported longer ago than this [s] is no longer shown as the running skill's current hold.
 HOLD_NEWS_S = 0.5
-
-
-def reason_kind(reason: str) -> str:
-    """A reason without its numbers ("no action for 0.31 s" and "... 0.32 s" are one kind)."""
-    return re.sub(r"-?\d+(\.\d+)?", "#", reason)
 
 
 class Sequencer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import threading
 from array import array
 
@@ -29,6 +28,7 @@ from legion_core.contracts.interface import (
     TOPIC_SAFETY_STATE,
     DiagnosticLevel,
     StatusLevel,
+    reason_kind,
 )
 from legion_core.ros.common import (
     COMMAND_QOS,
@@ -44,12 +44,6 @@ from legion_core.ros.common import (
     stamp_to_s,
 )
 from sim2real.mapper import step_limited
-
-
-def _reason_kind(reason: str) -> str:
-    """A reason without its numbers: a new hold cause is published at once, a counter that grows in the
-    same cause ("no action for 0.31 s", "0.32 s", ...) is not republished every tick."""
-    return re.sub(r"-?\d+(\.\d+)?", "#", reason)
 
 
 class Sim2RealNode(LegionNode):
@@ -213,7 +207,7 @@ class Sim2RealNode(LegionNode):
             reason = f"checking the driver (pre-flight): waiting for {self.profile.controller_manager} and the robot state"
         if reason == self.sup.driver_fault:
             return
-        changed = _reason_kind(reason) != _reason_kind(self.sup.driver_fault)
+        changed = reason_kind(reason) != reason_kind(self.sup.driver_fault)
         # Only a driver that stops streaming is mild; every other failure is a fault of the setup.
         self.sup.set_driver_fault(reason, severe=any(c.name != "joint_states" for c in res.failures))
         if not changed:
@@ -349,7 +343,7 @@ class Sim2RealNode(LegionNode):
         now = self.now_s()
         tk = self.sup.tick(now)
         if tk.level != self._last_level or (
-            tk.level and _reason_kind(tk.reason) != _reason_kind(self._last_reason)
+            tk.level and reason_kind(tk.reason) != reason_kind(self._last_reason)
         ):
             log = self.get_logger().info if tk.level == StatusLevel.OK else self.get_logger().warn
             log(tk.reason)
