@@ -494,13 +494,18 @@ class Supervisor:
             lines.append(f"dead: {', '.join(dead)}")
         return (HOLD, "; ".join(lines)) if lines else None
 
-    def ready_needed(self) -> bool:
-        """The measured tool orientation is not the policy's (a posture the policy never saw, e.g. the
-        driver's home): the ready move must come first, or every action would be refused by the IK."""
+    def tool_orientation_error_rad(self) -> float | None:
+        """How far [rad] the measured tool orientation is from the policy's (None: no valid joint state)."""
         if self.q_meas is None or self.q_problem:
-            return False
-        err = self.mapper.tool_orientation_error_rad(self.q_meas)
-        return err > self.mapper.config.ik_max_orientation_err_rad
+            return None
+        return self.mapper.tool_orientation_error_rad(self.q_meas)
+
+    def ready_needed(self, err: float | None = None) -> bool:
+        """The measured tool orientation is not the policy's (a posture the policy never saw, e.g. the
+        driver's home): the ready move must come first, or every action would be refused by the IK. `err`:
+        `tool_orientation_error_rad()` when the caller has it already."""
+        err = self.tool_orientation_error_rad() if err is None else err
+        return err is not None and err > self.mapper.config.ik_max_orientation_err_rad
 
     def _ready_tick(self, now: float) -> Tick:
         """The ready move (mapper.plan_ready): no policy, a slow joint-space move; `ready_state` says where

@@ -98,21 +98,25 @@ class DriverProfile:
         """ROS 2 type name of the command message."""
         return COMMAND_TYPES[self.command_interface]
 
+    def controller_manager_service(self, name: str) -> str:
+        """`<controller_manager>/<name>` ('' when the driver has no controller manager)."""
+        return f"{self.controller_manager}/{name}" if self.controller_manager else ""
+
     @property
     def list_controllers_service(self) -> str:
-        return f"{self.controller_manager}/list_controllers" if self.controller_manager else ""
+        return self.controller_manager_service("list_controllers")
 
     @property
     def switch_controller_service(self) -> str:
-        return f"{self.controller_manager}/switch_controller" if self.controller_manager else ""
+        return self.controller_manager_service("switch_controller")
 
     @property
     def load_controller_service(self) -> str:
-        return f"{self.controller_manager}/load_controller" if self.controller_manager else ""
+        return self.controller_manager_service("load_controller")
 
     @property
     def configure_controller_service(self) -> str:
-        return f"{self.controller_manager}/configure_controller" if self.controller_manager else ""
+        return self.controller_manager_service("configure_controller")
 
     def switch_hint(self, active: str = "") -> str:
         """The one-line fix when the wrong command controller is active (or the profile's is not loaded: the

@@ -38,6 +38,7 @@ class DriverMonitor:
         self._arrivals: collections.deque[float] = collections.deque(maxlen=4096)
         self._first_arrival: float | None = None
         self._names: tuple[str, ...] | None = None
+        self._names_seen = None
         self.last_stamp_offset_s: float | None = None  # local clock - the joint state's stamp [s]
         self._controllers: dict[str, str] | None = None
         self._controllers_note = "controller manager not asked yet"
@@ -62,7 +63,7 @@ class DriverMonitor:
 
                 self._list_client = node.create_client(ListControllers, profile.list_controllers_service)
                 self._param_client = node.create_client(
-                    GetParameters, f"{profile.controller_manager}/get_parameters"
+                    GetParameters, profile.controller_manager_service("get_parameters")
                 )
         if profile.robot_state_topic:
             try:
@@ -99,8 +100,10 @@ class DriverMonitor:
             self._arrivals.append(now)
             if self._first_arrival is None:
                 self._first_arrival = now
-            if self._names != names:
-                self._names = tuple(names)
+            # The message's own name list, compared as it comes (7 strings): a tuple is made only when the
+            # names change, not at every joint state on the control path.
+            if names != self._names_seen:
+                self._names_seen, self._names = names, tuple(names)
 
     def poll(self, now: float) -> None:
         """Sample the robot state; ask the controller manager again when due; time out requests that got

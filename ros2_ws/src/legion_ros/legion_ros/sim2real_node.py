@@ -312,9 +312,9 @@ class Sim2RealNode(LegionNode):
         m.skill_cleared_by = sup.skill_cleared_by if not sup.active_skill else ""
         m.driver_fault = sup.driver_fault if sup.driver_fault_severe else ""
         m.ready_move = sup.ready_state
-        if sup.q_meas is not None:
-            m.tool_orientation_error_rad = sup.mapper.tool_orientation_error_rad(sup.q_meas)
-            m.ready_needed = sup.ready_needed()
+        err = sup.tool_orientation_error_rad()  # one FK for both fields
+        if err is not None:
+            m.tool_orientation_error_rad, m.ready_needed = err, sup.ready_needed(err)
         self.safety_pub.publish(m)
 
     def on_command_cycle(self, slot_ns: int, now_ns: int, skipped: int) -> None:

@@ -81,7 +81,6 @@ class TwinNode(LegionNode):
             raise NodeStartupError(str(e)) from None
         # The names the driver publishes (the lbr stack prefixes them with robot_name) -> the twin's joints.
         self.driver_joint_names = list(self.profile.joint_names) or list(self.twin.joint_names)
-        self._to_twin = dict(zip(self.driver_joint_names, self.twin.joint_names))
         self._JointState, self._Float64, self._Bool = JointState, Float64, Bool
         self._Det = ObjectDetectionArray
         # joint_state_broadcaster publishes reliable (SystemDefaultsQoS); the twin's own stream is best effort.
@@ -137,39 +136,34 @@ class TwinNode(LegionNode):
         name = self.profile.namespace
         self.emulator = ControllerManager(p.ctrl, int(p.update_rate_hz))
         self.fri = FriState(int(p.fri_session_state), int(p.fri_safety_state))
-        self._controller_topics = {
-            c: (
-                resolve_driver("lbr", name, c).command_topic,
-                Float64MultiArray if c == FPC else JointTrajectory,
-            )
-            for c in (FPC, JTC)
+        # Each controller's command topic, message type and handler: the forward controller takes arrays,
+        # the trajectory controller trajectories.
+        self._controllers = {
+            FPC: (resolve_driver("lbr", name, FPC).command_topic, Float64MultiArray, self.on_array),
+            JTC: (resolve_driver("lbr", name, JTC).command_topic, JointTrajectory, self.on_trajectory),
         }
         self._subscribed: set[str] = set()
         # A controller's command subscription exists once it is configured (ros2_control creates it then),
         # and a message counts only while that controller is active: an inactive one drops what it gets.
         self.emulator.on_configured.append(self._subscribe_controller)
-        for c in self._controller_topics:
+        for c in self._controllers:
             if self.emulator.subscribed(c):
                 self._subscribe_controller(c)
-        self.dropped_commands = 0
         self._LBRState = LBRState
         self.state_pub = self.create_publisher(LBRState, self.profile.robot_state_topic, 1)
         self.create_timer(1.0 / p.robot_state_rate_hz, self.on_robot_state)
 
     def _subscribe_controller(self, controller: str) -> None:
-        if controller in self._subscribed or controller not in self._controller_topics:
+        if controller in self._subscribed or controller not in self._controllers:
             return
-        topic, msg_type = self._controller_topics[controller]
-        self.create_subscription(
-            msg_type, topic, lambda m: self._controller_command(controller, m), COMMAND_QOS
-        )
-        self._subscribed.add(controller)
+        topic, msg_type, handler = self._controllers[controller]
 
-    def _controller_command(self, controller: str, msg) -> None:
-        if not self.emulator.is_active(controller):
-            self.dropped_commands += 1
-            return
-        (self.on_array if hasattr(msg, "data") else self.on_trajectory)(msg)
+        def on_command(msg) -> None:  # an inactive controller drops what it receives, as in ros2_control
+            if self.emulator.is_active(controller):
+                handler(msg)
+
+        self.create_subscription(msg_type, topic, on_command, COMMAND_QOS)
+        self._subscribed.add(controller)
 
     def on_robot_state(self) -> None:
         m = self._LBRState()
