@@ -40,11 +40,18 @@ def run_command(text: str, timeout_s: float = 600.0, server_wait_s: float = 20.0
     from legion_core.contracts.interface import ACTION_EXECUTE_TASK, TOPIC_COMMAND_STATUS
     from legion_core.ros.common import OPERATOR_QOS
 
-    # Python's own SIGINT handling (KeyboardInterrupt), not rclpy's: rclpy's handler shuts the context
-    # down on Ctrl-C, after which the cancel request could not be sent. Installed explicitly: a process
-    # started in the background of a non-interactive shell (a script, `nohup`, CI) inherits SIGINT as
-    # ignored, and Python then never raises KeyboardInterrupt, so Ctrl-C / `kill -INT` would not cancel.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Our own SIGINT handler, not rclpy's: rclpy's handler shuts the context down on Ctrl-C, after which
+    # the cancel request could not be sent. It only sets a flag that the spin loops below check: raising
+    # KeyboardInterrupt (Python's default) can land inside rclpy's pybind11 code converting a message, which
+    # then surfaces as "Unable to convert function return value to a Python type" instead of the interrupt
+    # (seen in CI), and the cancel was never sent. Installed explicitly: a process started in the background
+    # of a non-interactive shell (a script, `nohup`, CI) inherits SIGINT as ignored.
+    interrupted = {"flag": False}
+
+    def on_sigint(signum, frame) -> None:
+        interrupted["flag"] = True
+
+    signal.signal(signal.SIGINT, on_sigint)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("legion_command")
     client = ActionClient(node, ExecuteTask, ACTION_EXECUTE_TASK)
@@ -70,6 +77,7 @@ def run_command(text: str, timeout_s: float = 600.0, server_wait_s: float = 20.0
             ExecuteTask.Goal(command=text),
             replies,
             sent,
+            interrupted,
             timeout_s,
             server_wait_s,
             TOPIC_COMMAND_STATUS,
@@ -86,6 +94,7 @@ def _follow(
     goal,
     replies: list,
     sent: dict,
+    interrupted: dict,
     timeout_s: float,
     server_wait_s: float,
     status_topic: str,
@@ -109,33 +118,32 @@ def _follow(
             sys.stdout.flush()
             last["line"] = line
 
-    handle = res_f = None
-    try:
-        sent["t"] = time.monotonic()
-        send = client.send_goal_async(goal, feedback_callback=on_feedback)
-        rclpy.spin_until_future_complete(node, send, timeout_sec=10)
-        handle = send.result()
-        if handle is None or not handle.accepted:
-            # The sequencer answers a rejected goal with a BUSY reply naming the running command.
-            end = time.monotonic() + 2.0
-            while not replies and time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.05)
-            if not replies:
-                print("the sequencer rejected the goal (busy with another command?)", file=sys.stderr)
-            return 4
-        res_f = handle.get_result_async()
-        t0 = time.monotonic()
-        while not res_f.done() and time.monotonic() - t0 < timeout_s:
+    def spin_until(done, timeout: float) -> bool:
+        """Spin until done() or the timeout; False where Ctrl-C came first (checked every 0.1 s)."""
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
+            if interrupted["flag"]:
+                return False
             rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        if res_f is None:
-            # Interrupted while the goal was on its way: cancel it if it turns out accepted.
-            if handle is None:
-                print(
-                    "\ninterrupted before the sequencer answered; nothing sent is cancelled", file=sys.stderr
-                )
-                return 1
-            res_f = handle.get_result_async()
+        return not interrupted["flag"]
+
+    sent["t"] = time.monotonic()
+    send = client.send_goal_async(goal, feedback_callback=on_feedback)
+    if not spin_until(send.done, 10.0):
+        # Interrupted while the goal was on its way: cancel it if it turns out accepted.
+        rclpy.spin_until_future_complete(node, send, timeout_sec=5)
+        if not send.done() or send.result() is None or not send.result().accepted:
+            print("\ninterrupted before the sequencer answered; nothing sent is cancelled", file=sys.stderr)
+            return 1
+    handle = send.result() if send.done() else None
+    if handle is None or not handle.accepted:
+        # The sequencer answers a rejected goal with a BUSY reply naming the running command.
+        spin_until(lambda: bool(replies), 2.0)
+        if not replies:
+            print("the sequencer rejected the goal (busy with another command?)", file=sys.stderr)
+        return 4
+    res_f = handle.get_result_async()
+    if not spin_until(res_f.done, timeout_s) and not res_f.done():
         print("\ncancelling (the robot holds)...")
         cancel = handle.cancel_goal_async()
         rclpy.spin_until_future_complete(node, cancel, timeout_sec=5)
