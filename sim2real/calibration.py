@@ -21,14 +21,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from legion_core.robot import iiwa7
-from legion_core.robot.frames import FrameError, R_to_rpy, Transform, look_at_R, quat_to_R, rpy_to_R
+from legion_core.robot.description import DATASHEET, SHIPPED, ArmSource, load_arm
+from legion_core.robot.frames import (
+    FrameError,
+    R_to_quat,
+    R_to_rpy,
+    Transform,
+    look_at_R,
+    quat_to_R,
+    rpy_to_R,
+)
+from legion_core.robot.kinematics import ArmModel, ToolMount
 
 SCHEMA = "legion-calibration/1"
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -88,6 +98,9 @@ class Calibration:
     contact_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Skill -> (force [N], torque [N m]) bounds of the contact guard for that skill (absent skills: the
     supervisor's max_contact_force_N / max_contact_torque_Nm; docs/robot-integration.md, "Contact guard")."""
+    arm: ArmSource = field(default_factory=ArmSource)
+    """Where the arm's kinematics and limits come from and the tool on its flange (docs/robot-integration.md,
+    "Robot description"); default: the iiwa 7 datasheet model with the shipped gripper."""
     source: str = "<memory>"
     """Where it was loaded from (for error messages)."""
 
@@ -118,6 +131,29 @@ class Calibration:
         """The robot's names of lbr_A1..lbr_A7, in LEGION order."""
         inv = {v: k for k, v in self.joint_names.items()}
         return tuple(inv[n] for n in iiwa7.JOINT_NAMES)
+
+    def arm_model(self, urdf_text: str | None = None) -> ArmModel:
+        """The arm described by `arm` (`urdf_text`: the driver's robot_description, for `topic`). A description
+        whose joints the driver names differently from joint_names is refused: the two would disagree on
+        which joint is which."""
+        folder = Path(self.source).parent if Path(self.source).is_file() else None
+        source = self.arm if self.arm.base_link else replace(self.arm, base_link=self.frame_ids["base"])
+        try:
+            model = load_arm(source, relative_to=folder, urdf_text=urdf_text)
+        except ValueError as e:
+            raise _err(self.source, "arm.description", f"({self.arm.description}): {e}") from None
+        if self.arm.description not in (DATASHEET, *SHIPPED):
+            for i, (name, ours) in enumerate(zip(model.joint_names, iiwa7.JOINT_NAMES, strict=True)):
+                mapped = self.joint_names.get(name)
+                if mapped != ours:
+                    raise _err(
+                        self.source,
+                        "joint_names",
+                        f"maps the description's joint {i + 1} ({name!r}, base to flange) to {mapped!r}, not "
+                        f"{ours!r}: the description and the driver name the joints differently; map each "
+                        f"driver joint in the description's order ({list(model.joint_names)})",
+                    )
+        return model
 
     def marker(self, label: str) -> MarkerOffset:
         try:
@@ -221,6 +257,7 @@ _TOP_KEYS = (
     "gripper",
     "joint_names",
     "contact_limits",
+    "arm",
 )
 _REQUIRED = ("T_sim_base", "T_base_camera", "markers", "gripper", "joint_names")
 
@@ -356,8 +393,44 @@ def calibration_from_dict(d: Mapping, source: str = "<dict>") -> Calibration:
         frame_ids=fid,
         hand_eye=dict(hand_eye) if hand_eye is not None else None,
         contact_limits=contact_limits,
+        arm=_arm_from_dict(source, d.get("arm")),
         source=source,
     )
+
+
+_ARM_KEYS = ("description", "base_link", "flange_link", "T_flange_hand", "hand_to_tcp_m")
+
+
+def _arm_from_dict(src: str, d) -> ArmSource:
+    if d is None:
+        return ArmSource()
+    if not isinstance(d, Mapping) or set(d) - set(_ARM_KEYS):
+        raise _err(src, "arm", f"must be a mapping with keys from {list(_ARM_KEYS)}, got {d!r}")
+    default = ArmSource()
+    tool = default.tool
+    if "T_flange_hand" in d:
+        T = _transform_from_dict(src, "arm.T_flange_hand", d["T_flange_hand"], "flange", "hand")
+        if np.linalg.norm(T.p) > MAX_MARKER_OFFSET_M:
+            raise _err(
+                src,
+                "arm.T_flange_hand.translation_m",
+                f"is {np.linalg.norm(T.p):.3g} m long: units are metres",
+            )
+        tool = ToolMount(tuple(map(float, T.p)), tuple(map(float, R_to_quat(T.R))), tool.hand_to_tcp_xyz_m)
+    if "hand_to_tcp_m" in d:
+        tcp = _vec(src, "arm.hand_to_tcp_m", d["hand_to_tcp_m"], 3)
+        if np.linalg.norm(tcp) > MAX_MARKER_OFFSET_M:
+            raise _err(src, "arm.hand_to_tcp_m", f"is {np.linalg.norm(tcp):.3g} m long: units are metres")
+        tool = ToolMount(tool.flange_to_hand_xyz_m, tool.flange_to_hand_quat_wxyz, tuple(map(float, tcp)))
+    try:
+        return ArmSource(
+            description=str(d.get("description", default.description)),
+            base_link=str(d.get("base_link", default.base_link)),
+            flange_link=str(d.get("flange_link", default.flange_link)),
+            tool=tool,
+        )
+    except ValueError as e:
+        raise _err(src, "arm", str(e)) from None
 
 
 def load_calibration(path: str | Path) -> Calibration:
@@ -469,6 +542,39 @@ def calibration_to_yaml(cal: Calibration, header: str = "") -> str:
     ]
     for robot_name, ours in cal.joint_names.items():
         out.append(_line(f"  {robot_name}: {ours}", f"driver joint {robot_name!r} is LEGION's {ours}"))
+    if cal.arm != ArmSource():
+        tool = cal.arm.tool
+        rpy_deg = (np.round(np.rad2deg(R_to_rpy(tool.R_flange_hand)), 4) + 0.0).tolist()
+        out += [
+            _line(
+                "arm:", "the arm's kinematics, limits and tool (docs/robot-integration.md, Robot description)"
+            ),
+            _line(
+                f"  description: {cal.arm.description}",
+                "datasheet | iiwa7 | iiwa14 | topic (the driver's robot_description) | URDF file (relative to here)",
+            ),
+        ]
+        if cal.arm.base_link:
+            out.append(
+                _line(
+                    f"  base_link: {cal.arm.base_link}", "first link of the chain (default: frame_ids.base)"
+                )
+            )
+        out += [
+            _line(
+                f"  flange_link: {cal.arm.flange_link}", "link at the flange face, where the tool is mounted"
+            ),
+            _line("  T_flange_hand:", "pose of the policy's `hand` point on the tool, in the flange frame"),
+            _line(f"    translation_m: {_list(tool.flange_to_hand_xyz_m)}", "hand origin in flange [m]"),
+            _line("    rotation:", "hand axes in flange (the policy holds the hand at a fixed orientation)"),
+            _line(
+                f"      quaternion_wxyz: {_list(tool.flange_to_hand_quat_wxyz)}",
+                f"unit quaternion (w,x,y,z); = rpy {rpy_deg} deg",
+            ),
+            _line(
+                f"  hand_to_tcp_m: {_list(tool.hand_to_tcp_xyz_m)}", "tool centre point in the hand frame [m]"
+            ),
+        ]
     if cal.contact_limits:
         out.append(
             _line("contact_limits:", "contact guard bounds per skill (others: sim2real_node's max_contact_*)")

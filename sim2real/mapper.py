@@ -106,9 +106,9 @@ class MapperConfig:
     q_rest: tuple[float, ...] | None = None
     """Null-space rest posture [rad]; None = the posture given to `reset`."""
     joint_limit_margin_rad: float = 0.02
-    """Targets stay this far [rad] inside the datasheet joint limits."""
+    """Targets stay this far [rad] inside the arm's joint limits (from its description)."""
     joint_vel_scale: float = 0.5
-    """Fraction of the datasheet axis speeds (iiwa7.JOINT_VEL_LIMITS_RAD_S) a target may demand."""
+    """Fraction of the arm's axis speeds (its description's velocity limits) a target may demand."""
     max_tool_speed_m_s: float = 0.1
     """Cartesian speed bound [m/s] of the tool between targets (0.1: the LBR TwistController default)."""
     command_period_s: float = 0.01
@@ -131,7 +131,7 @@ class MapperConfig:
     policies were trained from (sim2real_node takes the centre of the bundle's scene's hand-start box;
     docs/robot-integration.md, "The ready move")."""
     ready_joint_vel_scale: float = 0.1
-    """Peak joint speed of the ready move as a fraction of the datasheet axis speeds [-]: slow, because the
+    """Peak joint speed of the ready move as a fraction of the arm's axis speeds [-]: slow, because the
     arm moves from a posture the policy never saw."""
     ready_tolerance_rad: float = 0.01
     """The ready move has arrived when every measured joint is this close [rad] to the ready posture."""
@@ -162,8 +162,8 @@ class MapperConfig:
                 raise ValueError(f"{nm} must be a finite number > 0, got {v}")
         if self.policy_period_s < self.command_period_s or self.settle_timeout_s < self.command_period_s:
             raise ValueError("policy_period_s and settle_timeout_s must be >= command_period_s")
-        if self.tool_point not in kinematics.TOOL_POINTS:
-            raise ValueError(f"tool_point must be one of {sorted(kinematics.TOOL_POINTS)}")
+        if self.tool_point not in kinematics.TOOL_POINT_NAMES:
+            raise ValueError(f"tool_point must be one of {list(kinematics.TOOL_POINT_NAMES)}")
         if self.ik_unreachable not in IK_UNREACHABLE:
             raise ValueError(f"ik_unreachable must be one of {IK_UNREACHABLE}, got {self.ik_unreachable!r}")
         if not (math.isfinite(self.ik_max_tilt_rad) and 0.0 <= self.ik_max_tilt_rad <= MAX_TILT_RAD):
@@ -172,10 +172,6 @@ class MapperConfig:
             )
         if self.ik_seed not in IK_SEEDS:
             raise ValueError(f"ik_seed must be one of {IK_SEEDS}, got {self.ik_seed!r}")
-
-    @property
-    def joint_vel_limits_rad_s(self) -> np.ndarray:
-        return iiwa7.JOINT_VEL_LIMITS_RAD_S * self.joint_vel_scale
 
     @property
     def segment_max_s(self) -> float:
@@ -260,18 +256,27 @@ def step_limited(
 class Sim2RealMapper:
     """Maps policy actions to joint position commands that satisfy the invariants in the module docstring."""
 
-    def __init__(self, calibration: Calibration, config: MapperConfig | None = None) -> None:
+    def __init__(
+        self,
+        calibration: Calibration,
+        config: MapperConfig | None = None,
+        arm: kinematics.ArmModel | None = None,
+    ) -> None:
+        """`arm`: the arm's kinematics and limits; None = the calibration's (`Calibration.arm_model`; a
+        calibration whose description is the driver's topic needs it given, as sim2real_node does)."""
         self.calibration = calibration
         self.config = cfg = config or MapperConfig()
+        self.arm = arm = arm or calibration.arm_model()
         T = calibration.T_sim_base
         self._R_sim_base, self._p_sim_base = np.array(T.R), np.array(T.p)
         self._R_base_sim = self._R_sim_base.T.copy()
-        self._R_flange = kinematics.R_base_flange_down(self._R_sim_base)
+        self._R_flange = kinematics.R_base_flange_down(self._R_sim_base, arm.tool)
         self._box_lo = np.asarray(cfg.workspace_low_m, float)
         self._box_hi = np.asarray(cfg.workspace_high_m, float)
-        self._q_lo = kinematics.Q_LOW + cfg.joint_limit_margin_rad
-        self._q_hi = kinematics.Q_HIGH - cfg.joint_limit_margin_rad
-        self._v_max = cfg.joint_vel_limits_rad_s
+        self._q_low, self._q_high = arm.q_low, arm.q_high
+        self._q_lo = self._q_low + cfg.joint_limit_margin_rad
+        self._q_hi = self._q_high - cfg.joint_limit_margin_rad
+        self._v_max = self.joint_vel_limits_rad_s
         self._ik_cfg = kinematics.IKConfig(
             max_iterations=cfg.ik_iterations,
             damping=cfg.ik_damping,
@@ -295,11 +300,21 @@ class Sim2RealMapper:
         key = q.tobytes()
         p = self._fk_memo.get(key)
         if p is None:
-            p = kinematics.fk_point(q, self.config.tool_point)
+            p = kinematics.fk_point(q, self.config.tool_point, self.arm)
             if len(self._fk_memo) >= 4:
                 del self._fk_memo[next(iter(self._fk_memo))]  # oldest first
             self._fk_memo[key] = p
         return p.copy()
+
+    @property
+    def joint_vel_limits_rad_s(self) -> np.ndarray:
+        """The speed bound [rad/s] of every target: the arm's axis speeds times joint_vel_scale."""
+        return self.arm.velocity_limits_rad_s * self.config.joint_vel_scale
+
+    @property
+    def joint_limits_rad(self) -> tuple[np.ndarray, np.ndarray]:
+        """The arm's joint limits (lower, upper) [rad]."""
+        return self._q_low.copy(), self._q_high.copy()
 
     # -- frames --------------------------------------------------------------------------------------
     @property
@@ -327,14 +342,14 @@ class Sim2RealMapper:
             return f"measured q must have {_N} angles, got shape {q.shape}"
         if not np.all(np.isfinite(q)):
             return f"measured q is not finite: {q.tolist()}"
-        if np.any(q < kinematics.Q_LOW - 0.1) or np.any(q > kinematics.Q_HIGH + 0.1):
+        if np.any(q < self._q_low - 0.1) or np.any(q > self._q_high + 0.1):
             return f"measured q is outside the joint limits: {np.round(q, 3).tolist()}"
         return ""
 
     # -- the ready move ----------------------------------------------------------------------------------
     def tool_orientation_error_rad(self, q: np.ndarray) -> float:
         """How far [rad] the flange at joint angles q is from the policy's fixed tool orientation."""
-        R = kinematics.forward(np.asarray(q, float)).R_flange
+        R = kinematics.forward(np.asarray(q, float), self.arm).R_flange
         return float(np.linalg.norm(kinematics.orientation_error(R, self._R_flange)))
 
     def ready_posture(self) -> np.ndarray:
@@ -345,7 +360,7 @@ class Sim2RealMapper:
         reach)."""
         cfg = self.config
         p = self._R_base_sim @ (np.asarray(cfg.ready_hand_pos_sim_m, float) - self._p_sim_base)
-        res = kinematics.start_posture(p, self._R_flange, cfg.tool_point)
+        res = kinematics.start_posture(p, self._R_flange, cfg.tool_point, self.arm)
         if res.position_error_m > 0.03 or res.orientation_error_rad > 0.5 * cfg.ik_max_orientation_err_rad:
             raise ValueError(
                 f"ready_hand_pos_sim_m {list(cfg.ready_hand_pos_sim_m)} is out of reach at the policy's tool "
@@ -364,7 +379,7 @@ class Sim2RealMapper:
             raise WorkspaceError(f"ready move refused: {problem}")
         q1 = self.ready_posture()
         dq = np.abs(q1 - q0)
-        v = iiwa7.JOINT_VEL_LIMITS_RAD_S * cfg.ready_joint_vel_scale
+        v = self.arm.velocity_limits_rad_s * cfg.ready_joint_vel_scale
         # Cosine profile: peak speed = pi/2 * distance / duration.
         duration = max(float(np.max(0.5 * math.pi * dq / v)), cfg.command_period_s)
         move = ReadyMove(float(t), duration, q0.copy(), q1)
@@ -387,7 +402,7 @@ class Sim2RealMapper:
         if problem:
             raise WorkspaceError(f"cannot start: {problem}")
         q = np.asarray(q_measured, float).copy()
-        if np.any(q < kinematics.Q_LOW) or np.any(q > kinematics.Q_HIGH):
+        if np.any(q < self._q_low) or np.any(q > self._q_high):
             raise WorkspaceError(f"cannot start: q {np.round(q, 4).tolist()} is outside the joint limits")
         if not math.isfinite(float(t)):
             raise WorkspaceError(f"cannot start: t={t} is not finite")
@@ -594,7 +609,9 @@ class Sim2RealMapper:
 
         # 4. IK from the measured posture, flange down.
         q_seed = q_cur if (cfg.ik_seed == "reference" and cfg.target_from != "measured") else q_meas
-        res = kinematics.solve_ik(p_goal, q_seed, self._R_flange, cfg.tool_point, self._q_rest, self._ik_cfg)
+        res = kinematics.solve_ik(
+            p_goal, q_seed, self._R_flange, cfg.tool_point, self._q_rest, self._ik_cfg, self.arm
+        )
         ik_kw = dict(
             ik_residual_m=res.position_error_m,
             ik_orientation_err_rad=res.orientation_error_rad,
@@ -656,7 +673,7 @@ class Sim2RealMapper:
         if shortened:
             limits.append("fk_check")
         # Joint-limit invariant: q_cur and q_clip are inside the hard limits, so is every point between.
-        q_new = np.minimum(np.maximum(q_new, kinematics.Q_LOW), kinematics.Q_HIGH)
+        q_new = np.minimum(np.maximum(q_new, self._q_low), self._q_high)
 
         # 7. Segment timing.
         if cfg.timing == "stream":

@@ -68,7 +68,7 @@ class Sim2RealNodeParams:
 
 
 #: DriverParams fields real2sim_node declares (it reads only the joint states).
-REAL2SIM_DRIVER_PARAMETERS = ("driver", "robot_name", "joint_states_topic")
+REAL2SIM_DRIVER_PARAMETERS = ("driver", "robot_name", "joint_states_topic", "robot_description_timeout_s")
 
 
 def real2sim_node_parameters() -> list[Parameter]:

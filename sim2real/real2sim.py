@@ -114,9 +114,9 @@ class Real2SimConfig:
             )
         if self.median_window < 1:
             raise ValueError(f"median_window must be >= 1, got {self.median_window}")
-        if self.tool_point not in kinematics.TOOL_POINTS:
+        if self.tool_point not in kinematics.TOOL_POINT_NAMES:
             raise ValueError(
-                f"tool_point must be one of {sorted(kinematics.TOOL_POINTS)}, got {self.tool_point!r}"
+                f"tool_point must be one of {list(kinematics.TOOL_POINT_NAMES)}, got {self.tool_point!r}"
             )
         if (self.skill_box_low_m is None) != (self.skill_box_high_m is None):
             raise ValueError("skill_box_low_m and skill_box_high_m must be given together (or neither)")
@@ -195,8 +195,11 @@ class Real2Sim:
         task_spec: TaskSpec | str,
         layout: str | ObservationLayout = "legion12",
         config: Real2SimConfig | None = None,
+        arm: kinematics.ArmModel | None = None,
     ) -> None:
+        """`arm`: the arm's kinematics and limits; None = the calibration's (`Calibration.arm_model`)."""
         self.calibration = calibration
+        self.arm = arm or calibration.arm_model()
         self.config = config or Real2SimConfig()
         self.layout = get_layout(layout) if isinstance(layout, str) else layout
         unsupported = [f for f in self.layout.field_names if f not in PRODUCED_FIELDS + PADDING_FIELDS]
@@ -220,8 +223,8 @@ class Real2Sim:
         self._frames[""] = self._frames[fid["camera"]]
         self._robot_to_index = {r: iiwa7.JOINT_NAMES.index(c) for r, c in calibration.joint_names.items()}
         cfg = self.config
-        self._q_lo = kinematics.Q_LOW - cfg.joint_limit_tol_rad
-        self._q_hi = kinematics.Q_HIGH + cfg.joint_limit_tol_rad
+        self._q_lo = self.arm.q_low - cfg.joint_limit_tol_rad
+        self._q_hi = self.arm.q_high + cfg.joint_limit_tol_rad
         self._hand_lo = np.asarray(cfg.hand_box_low_m, float) - cfg.hand_margin_m
         self._hand_hi = np.asarray(cfg.hand_box_high_m, float) + cfg.hand_margin_m
         self._det_lo = np.asarray(cfg.detection_box_low_m, float)
@@ -474,9 +477,9 @@ class Real2Sim:
                     i = int(np.argmax(out))
                     problems.append(
                         f"joints: {iiwa7.JOINT_NAMES[i]} = {q[i]:.3f} rad outside its limits "
-                        f"[{kinematics.Q_LOW[i]:.3f}, {kinematics.Q_HIGH[i]:.3f}] (+{cfg.joint_limit_tol_rad} tolerance)"
+                        f"[{self.arm.q_low[i]:.3f}, {self.arm.q_high[i]:.3f}] (+{cfg.joint_limit_tol_rad} tolerance)"
                     )
-                hand = self._R_sim_base @ kinematics.fk_point(q, cfg.tool_point) + self._p_sim_base
+                hand = self._R_sim_base @ kinematics.fk_point(q, cfg.tool_point, self.arm) + self._p_sim_base
                 fields["hand_pos"] = hand
                 if np.any(hand < self._hand_lo) or np.any(hand > self._hand_hi):
                     problems.append(

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from legion_core.contracts.interface import READY_SKILL, StatusLevel
-from legion_core.robot import kinematics
 from sim2real.mapper import Command, ReadyMove, Sim2RealMapper, WorkspaceError, step_limited
 
 # Short names for the legion_msgs/RuntimeStatus levels of every Tick (legion_core.contracts.interface).
@@ -147,7 +146,7 @@ class Supervisor:
         mc = mapper.config
         # Per-period joint step limit [rad]: the mapper plans every segment within it; `tick` enforces it
         # on what is actually sent (a late tick must not jump to where the trajectory should be by now).
-        self.dq_max_per_period = mc.joint_vel_limits_rad_s * mc.command_period_s
+        self.dq_max_per_period = mapper.joint_vel_limits_rad_s * mc.command_period_s
         self.q_meas: np.ndarray | None = None
         self.q_problem = "no joint state received yet"
         self.js_time = -math.inf
@@ -371,7 +370,8 @@ class Supervisor:
         if stale:
             return False, f"cannot re-arm without a fresh, valid joint state ({stale})"
         q = self.q_meas
-        if np.any(q < kinematics.Q_LOW) or np.any(q > kinematics.Q_HIGH):
+        q_low, q_high = self.mapper.joint_limits_rad
+        if np.any(q < q_low) or np.any(q > q_high):
             return False, f"cannot re-arm: measured q {np.round(q, 3).tolist()} is outside the joint limits"
         self.estop_reason = ""
         self.q_hold_target = None

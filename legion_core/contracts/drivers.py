@@ -45,6 +45,9 @@ _COMMANDS = {POSITION_ARRAY: "commands", TRAJECTORY: "joint_trajectory"}
 _CONTROLLER_MANAGER = "controller_manager"
 _LBR_STATE = "state"
 _LBR_WRENCH = "force_torque_broadcaster/wrench"
+#: robot_state_publisher's URDF (std_msgs/String, transient local), in the driver's namespace.
+_ROBOT_DESCRIPTION = "robot_description"
+ROBOT_DESCRIPTION_TYPE = "std_msgs/msg/String"
 #: Message types (ROS 2 names) on the driver side.
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 COMMAND_TYPES = {
@@ -92,6 +95,8 @@ class DriverProfile:
     """geometry_msgs/WrenchStamped estimated external wrench at the flange ('' = none)."""
     command_rate_hz: float
     """Joint command stream rate [Hz], checked against what the profile supports."""
+    robot_description_topic: str = ""
+    """std_msgs/String URDF of the driver's robot_state_publisher ('' = none: the twin)."""
 
     @property
     def command_type(self) -> str:
@@ -210,6 +215,7 @@ def resolve_driver(
             joint_states_topic or _absolute(ns, _JOINT_STATES),
             command_topic or _absolute(ns, f"{ctrl}/{_COMMANDS[iface]}"), iface, ctrl,
             _absolute(ns, _CONTROLLER_MANAGER), _absolute(ns, _LBR_STATE), _absolute(ns, _LBR_WRENCH), rate,
+            robot_description_topic=_absolute(ns, _ROBOT_DESCRIPTION),
         )  # fmt: skip
     ns = _namespace(robot_name, "robot_name")
     iface = command_interface or POSITION_ARRAY
@@ -220,6 +226,7 @@ def resolve_driver(
         "ros2_control", ns, (),
         joint_states_topic or _absolute(ns, _JOINT_STATES), command_topic or _absolute(ns, f"{ctrl}/{_COMMANDS[iface]}"),
         iface, ctrl, _absolute(ns, _CONTROLLER_MANAGER), "", "", rate,
+        robot_description_topic=_absolute(ns, _ROBOT_DESCRIPTION),
     )  # fmt: skip
 
 
@@ -248,6 +255,9 @@ class DriverParams:
     joint_command_topic: str = ""
     """Override of the profile's command topic ('' = the profile's, e.g.
     /lbr/forward_position_controller/commands)."""
+    robot_description_timeout_s: float = 20.0
+    """How long [s] a node waits at start for the driver's robot_description, where the calibration takes
+    the arm from it (`arm: description: topic`); then it refuses to start, saying so."""
 
     def profile(self) -> DriverProfile:
         """The resolved profile (DriverProfileError names the parameter and the fix)."""

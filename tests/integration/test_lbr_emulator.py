@@ -161,15 +161,20 @@ def test_doctor_names_the_injected_fault_and_its_fix(check):
 def test_the_calibrated_frames_are_published_as_static_transforms(probe, tmp_path):
     """real2sim_node latches base -> sim_world and base -> camera on /tf_static (a late subscriber gets
     them), with the calibration's frame ids and numbers."""
+    from std_msgs.msg import String
     from tf2_msgs.msg import TFMessage
 
+    from legion_core.robot.description import shipped_urdf
     from legion_core.ros.common import LATCHED_QOS
     from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH, load_calibration
 
     cal = load_calibration(EXAMPLE_REAL_CALIBRATION_PATH)
-    proc = start_nodes(
-        "real2sim", {"real2sim.calibration": str(EXAMPLE_REAL_CALIBRATION_PATH)}, tmp_path / "r2s.log"
-    )
+    # The example calibration takes the arm from the driver's robot_description: published here as the
+    # stack's robot_state_publisher does (transient local, before the node starts).
+    desc = probe.node.create_publisher(String, "/lbr/robot_description", LATCHED_QOS)
+    desc.publish(String(data=shipped_urdf("iiwa7")))
+    params = {"real2sim.calibration": str(EXAMPLE_REAL_CALIBRATION_PATH), "real2sim.driver": "lbr"}
+    proc = start_nodes("real2sim", params, tmp_path / "r2s.log")
     try:
         probe.wait_for(lambda: probe.node.count_publishers("/tf_static") > 0, 30, "the /tf_static publisher")
         tfs = probe.record("/tf_static", TFMessage, LATCHED_QOS)  # subscribed after it was published
@@ -182,6 +187,31 @@ def test_the_calibrated_frames_are_published_as_static_transforms(probe, tmp_pat
         assert [p.x, p.y, p.z] == pytest.approx(list(cal.T_base_camera.p), abs=1e-9)
     finally:
         assert stop(proc) == 0, (tmp_path / "r2s.log").read_text()[-3000:]
+
+
+def test_without_the_drivers_robot_description_the_nodes_refuse_to_start(tmp_path):
+    """`arm: description: topic` and no robot_state_publisher: sim2real_node does not guess a model, it
+    refuses to start and says which topic it waited on and what to do."""
+    from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH
+
+    params = {
+        "sim2real.calibration": str(EXAMPLE_REAL_CALIBRATION_PATH),
+        "sim2real.driver": "lbr",
+        "sim2real.robot_name": "cell_without_driver",
+        "sim2real.robot_description_timeout_s": 1.0,
+    }
+    log = tmp_path / "s2r.log"
+    proc = start_nodes("sim2real", params, log)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        code = stop(proc)
+    text = log.read_text()
+    assert code != 0, text[-2000:]
+    assert (
+        "refusing to start: no robot description on /cell_without_driver/robot_description within 1 s" in text
+    )
+    assert "set arm.description in the calibration" in text
 
 
 def test_contact_guard_holds_an_arm_pushed_into_the_drawer_front(probe, tmp_path):

@@ -230,6 +230,18 @@ def test_rpy_and_matrix_forms_are_accepted():
         (lambda d: d["markers"]["puck"].update(offset_m=[0, 0, 40]), [r"markers\.puck\.offset_m", "metres"]),
         (lambda d: d["markers"]["puck"].update(offset_m=[0, "x", 0]), [r"markers\.puck\.offset_m"]),
         (lambda d: d.update(schema="legion-calibration/0"), ["schema"]),
+        (
+            lambda d: d.update(arm={"model": "iiwa7"}),
+            [r"arm must be a mapping with keys from", "description"],
+        ),
+        (lambda d: d.update(arm={"description": ""}), [r"arm\.description must be one of", "URDF file path"]),
+        (
+            lambda d: d.update(
+                arm={"T_flange_hand": {"translation_m": [0, 0, 65], "rotation": {"rpy_rad": [0, 0, 0]}}}
+            ),
+            [r"arm\.T_flange_hand\.translation_m", "metres"],
+        ),
+        (lambda d: d.update(arm={"hand_to_tcp_m": [0.045, 0]}), [r"arm\.hand_to_tcp_m", "3 numbers"]),
     ],
 )
 def test_field_errors(mutate, patterns):
@@ -344,3 +356,78 @@ def test_static_transforms_are_leaves_of_the_robot_base_and_compose_to_the_calib
     T_base_sim = Transform(quat_to_R(tfs["sim_world"][2]), tfs["sim_world"][1])
     T_base_cam = Transform(quat_to_R(tfs[cal.frame_ids["camera"]][2]), tfs[cal.frame_ids["camera"]][1])
     assert (T_base_sim.inverse() @ T_base_cam).is_close(cal.T_sim_camera, 1e-9, 1e-9)
+
+
+# -- the arm section (docs/robot-integration.md, "Robot description") ------------------------------------
+
+
+def test_the_arm_section_round_trips_and_builds_the_arm(tmp_path):
+    from legion_core.robot import kinematics
+    from legion_core.robot.description import shipped_urdf
+
+    d = _sim_dict()
+    d["arm"] = {
+        "description": "robot.urdf",  # relative to the calibration file
+        "base_link": "iiwa14_link_0",
+        "flange_link": "iiwa14_link_ee",
+        "T_flange_hand": {
+            "translation_m": [0.0, 0.0, 0.08],
+            "rotation": {"rpy_rad": [0.0, -1.5707963267948966, 0.0]},
+        },
+        "hand_to_tcp_m": [0.05, 0.0, 0.0],
+    }
+    d["joint_names"] = {f"iiwa14_A{i}": f"lbr_A{i}" for i in range(1, 8)}
+    (tmp_path / "robot.urdf").write_text(shipped_urdf("iiwa14", "iiwa14"))
+    path = tmp_path / "cal.yaml"
+    path.write_text(yaml.safe_dump(d))
+    cal = C.load_calibration(path)
+    arm = cal.arm_model()
+    assert arm.joint_names == tuple(f"iiwa14_A{i}" for i in range(1, 8))
+    assert kinematics.fk_point(np.zeros(7), "flange", arm)[2] == pytest.approx(1.306)
+    np.testing.assert_allclose(arm.tool_points["hand"], [0, 0, 0.08])
+    np.testing.assert_allclose(arm.tool_points["tcp"], [0, 0, 0.13], atol=1e-12)
+    back = C.load_calibration(C.save_calibration(cal, tmp_path / "again.yaml"))
+    assert back.arm == cal.arm or np.allclose(
+        back.arm.tool.flange_to_hand_quat_wxyz, cal.arm.tool.flange_to_hand_quat_wxyz
+    )
+    assert back.arm.description == "robot.urdf" and back.arm.tool.hand_to_tcp_xyz_m == (0.05, 0.0, 0.0)
+
+
+def test_a_description_whose_joints_the_driver_names_otherwise_is_refused():
+    """The driver says iiwa7_A*, the calibration maps lbr_A*: the description (from the driver) and the
+    calibration disagree on which joint is which; nothing is guessed."""
+    from legion_core.robot.description import shipped_urdf
+
+    cal = C.load_calibration(C.EXAMPLE_REAL_CALIBRATION_PATH)
+    assert cal.arm.description == "topic"
+    with pytest.raises(C.CalibrationError, match="no robot_description was received"):
+        cal.arm_model()
+    assert cal.arm_model(shipped_urdf("iiwa7")).joint_names == cal.robot_joint_names
+    # A driver with robot_name iiwa7: its links are not where the calibration's base frame says ...
+    with pytest.raises(C.CalibrationError, match=r"no link 'lbr_link_0' \(base_link\); set arm\.base_link"):
+        cal.arm_model(shipped_urdf("iiwa7", "iiwa7"))
+    # ... and with the frames right, its joints are not the ones joint_names maps.
+    import dataclasses
+
+    frames = dataclasses.replace(
+        cal,
+        frame_ids=dict(cal.frame_ids, base="iiwa7_link_0"),
+        arm=dataclasses.replace(cal.arm, flange_link="iiwa7_link_ee"),
+    )
+    with pytest.raises(C.CalibrationError, match=r"joint_names maps the description's joint 1 \('iiwa7_A1'"):
+        frames.arm_model(shipped_urdf("iiwa7", "iiwa7"))
+    swapped = dict(cal.joint_names, lbr_A1="lbr_A2", lbr_A2="lbr_A1")
+
+    with pytest.raises(C.CalibrationError, match="joint 1 \\('lbr_A1'.*to 'lbr_A2', not 'lbr_A1'"):
+        dataclasses.replace(cal, joint_names=swapped).arm_model(shipped_urdf("iiwa7"))
+
+
+def test_a_missing_urdf_file_names_the_path_and_the_choices(tmp_path):
+    d = _sim_dict()
+    d["arm"] = {"description": "nowhere.urdf"}
+    path = tmp_path / "cal.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(
+        C.CalibrationError, match=r"arm\.description.*cannot read the URDF file .*nowhere\.urdf.*iiwa14"
+    ):
+        C.load_calibration(path).arm_model()

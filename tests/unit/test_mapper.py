@@ -7,6 +7,7 @@ import pytest
 
 from legion_core.robot import iiwa7
 from legion_core.robot import kinematics as kin
+from legion_core.robot.description import shipped_urdf
 from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH, load_calibration, sim_calibration
 from sim2real.mapper import Command, MapperConfig, Sim2RealMapper, WorkspaceError
 
@@ -31,7 +32,7 @@ def step_ok(cmd: Command, cfg: MapperConfig) -> None:
     """The invariants, for one command."""
     assert np.all(np.isfinite(cmd.q_target))
     assert np.all(cmd.q_target >= kin.Q_LOW) and np.all(cmd.q_target <= kin.Q_HIGH)
-    v = cfg.joint_vel_limits_rad_s
+    v = kin.IIWA7.velocity_limits_rad_s * cfg.joint_vel_scale
     assert np.all(np.abs(cmd.q_target - cmd.q_start) <= v * cmd.duration_s * (1 + 1e-9) + 1e-12)
 
 
@@ -226,7 +227,7 @@ def test_stream_interpolation_respects_the_command_period_limit(home):
     prev = home
     for k in range(1, 11):
         q = m.interpolate(0.01 * k)
-        assert np.all(np.abs(q - prev) <= m.config.joint_vel_limits_rad_s * 0.01 + 1e-12)
+        assert np.all(np.abs(q - prev) <= m.joint_vel_limits_rad_s * 0.01 + 1e-12)
         prev = q
     np.testing.assert_array_equal(prev, c.q_target)
     np.testing.assert_array_equal(m.interpolate(0.05), c.q_target)  # never backwards
@@ -255,8 +256,15 @@ def test_robot_joint_names_follow_the_calibration(home):
     import dataclasses
 
     cal = load_calibration(EXAMPLE_REAL_CALIBRATION_PATH)
-    cal = dataclasses.replace(cal, joint_names={f"iiwa7_A{i}": f"lbr_A{i}" for i in range(1, 8)})
-    m = Sim2RealMapper(cal)
+    cal = dataclasses.replace(
+        cal,
+        joint_names={f"iiwa7_A{i}": f"lbr_A{i}" for i in range(1, 8)},
+        frame_ids=dict(cal.frame_ids, base="iiwa7_link_0"),
+        arm=dataclasses.replace(cal.arm, flange_link="iiwa7_link_ee"),
+    )
+    # The example calibration takes the arm from the driver's robot_description: an lbr stack with
+    # robot_name iiwa7 publishes lbr_description's iiwa 7 with joints iiwa7_A1..A7.
+    m = Sim2RealMapper(cal, arm=cal.arm_model(shipped_urdf("iiwa7", "iiwa7")))
     assert m.robot_joint_names[0] == "iiwa7_A1"
     m.reset(home, 0.0)
     c = m.map([0, 0, 0, 1.0], home, 0.0)

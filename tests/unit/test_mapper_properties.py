@@ -155,7 +155,7 @@ def _check_command(cmd, cfg: MapperConfig):
     assert np.all(np.isfinite(q)) and np.all(np.isfinite(q0)), cmd
     assert np.all(q >= kin.Q_LOW) and np.all(q <= kin.Q_HIGH), cmd
     assert math.isfinite(cmd.duration_s) and cmd.duration_s >= cfg.command_period_s - 1e-12
-    v = cfg.joint_vel_limits_rad_s
+    v = kin.IIWA7.velocity_limits_rad_s * cfg.joint_vel_scale
     assert np.all(np.abs(q - q0) <= v * cmd.duration_s * (1 + 1e-9) + 1e-12), cmd
     p = _tool_sim(q)
     lo, hi = np.asarray(cfg.workspace_low_m), np.asarray(cfg.workspace_high_m)
@@ -177,7 +177,7 @@ def _run_episode(name, start, steps):
     period = cfg.policy_period_s if cfg.timing == "stream" else 0.1
     q_emit = m.interpolate(t)
     state = {"tick": 0, "q": q_emit}
-    v_tick = cfg.joint_vel_limits_rad_s * tc * (1 + 1e-9) + 1e-12
+    v_tick = m.joint_vel_limits_rad_s * tc * (1 + 1e-9) + 1e-12
 
     def stream_until(t_end):
         # The command stream runs in real time at the command rate, up to (not past) the next policy call.

@@ -15,6 +15,7 @@ from legion_core.contracts.layouts import LEGION12
 from legion_core.contracts.tasks import get_task
 from legion_core.robot import iiwa7
 from legion_core.robot import kinematics as kin
+from legion_core.robot.description import shipped_urdf
 from legion_core.robot.frames import R_to_quat, rot_z
 from sim2real.calibration import (
     EXAMPLE_REAL_CALIBRATION_PATH,
@@ -51,8 +52,8 @@ OBJ = np.array([0.05, 0.7, 0.02])
 GOAL = np.array([-0.1, 0.8, 0.2])
 
 
-def fed(task="pick-place", t=1.0, q=None, config=None, cal=CAL) -> Real2Sim:
-    r = Real2Sim(cal, task, config=config)
+def fed(task="pick-place", t=1.0, q=None, config=None, cal=CAL, arm=None) -> Real2Sim:
+    r = Real2Sim(cal, task, config=config, arm=arm)
     q = home_q() if q is None else q
     r.set_joint_state(list(cal.robot_joint_names), list(q), t)
     r.add_detection(det(r.task_spec.object_label, OBJ, t, cal=cal))
@@ -92,8 +93,14 @@ def test_driver_joint_names_come_from_the_calibration():
     import dataclasses
 
     cal = load_calibration(EXAMPLE_REAL_CALIBRATION_PATH)
-    cal = dataclasses.replace(cal, joint_names={f"iiwa7_A{i}": f"lbr_A{i}" for i in range(1, 8)})
-    r = fed(cal=cal)
+    cal = dataclasses.replace(
+        cal,
+        joint_names={f"iiwa7_A{i}": f"lbr_A{i}" for i in range(1, 8)},
+        frame_ids=dict(cal.frame_ids, base="iiwa7_link_0"),
+        arm=dataclasses.replace(cal.arm, flange_link="iiwa7_link_ee"),
+    )
+    # The arm from the driver's robot_description (lbr stack, robot_name iiwa7), as the example says.
+    r = fed(cal=cal, arm=cal.arm_model(shipped_urdf("iiwa7", "iiwa7")))
     assert r.observe(1.0).valid
     r.set_joint_state(NAMES, list(home_q()), 1.0)  # our names, not the driver's
     ob = r.observe(1.0)

@@ -53,7 +53,10 @@ SCRIPT = textwrap.dedent(
     decision = runner.step(np.zeros(bundle.layout.dim), True, "", skill, 0.0, 0.0)
     assert decision.reason == "ok", decision.reason
     action = decision.action
-    mapper = Sim2RealMapper(sim_calibration())
+    from legion_core.robot.description import ArmSource, load_arm
+
+    # The arm from a URDF (urdf_parser_py, the shipped descriptions as package data), as a lab's would be.
+    mapper = Sim2RealMapper(sim_calibration(), arm=load_arm(ArmSource("iiwa7")))
     q_home = np.asarray(iiwa7.HOME_SEED_Q_RAD)
     mapper.reset(q_home, 0.0)
     command = mapper.map(action, q_home, 0.0)

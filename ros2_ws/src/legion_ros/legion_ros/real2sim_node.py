@@ -41,6 +41,7 @@ class Real2SimNode(LegionNode):
 
         from legion_core.base.params import pick
         from legion_core.contracts.drivers import DriverParams, DriverProfileError
+        from legion_core.ros.robot_description import arm_for_node
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
         from sim2real.decimation import StampGrid
         from sim2real.node_params import (
@@ -74,22 +75,24 @@ class Real2SimNode(LegionNode):
         except (CalibrationError, OSError) as e:
             raise NodeStartupError(f"calibration: {e}") from None
         self.cal = cal
+        try:
+            driver_params = DriverParams(**pick(DriverParams, values, REAL2SIM_DRIVER_PARAMETERS))
+            driver = driver_params.profile()
+        except DriverProfileError as e:
+            raise NodeStartupError(str(e)) from None
+        arm = arm_for_node(self, cal, driver, driver_params.robot_description_timeout_s)
         self.cfg = Real2SimConfig(
             **pick(Real2SimConfig, values, REAL2SIM_CONFIG_PARAMETERS),
             skill_box_margin_m=p.workspace_margin_m,
             **box,
         )
-        self._make = lambda spec: Real2Sim(cal, spec, layout, self.cfg)
+        self._make = lambda spec: Real2Sim(cal, spec, layout, self.cfg, arm)
         self.r2s = None
         self.layout = layout
         self._Observation = Observation
         self.pub = self.handoff_publisher(Observation, TOPIC_OBSERVATION, RELIABLE_QOS)
         # The inputs a control step starts from are served by the process's control thread
         # (legion_core.ros.control).
-        try:
-            driver = DriverParams(**pick(DriverParams, values, REAL2SIM_DRIVER_PARAMETERS)).profile()
-        except DriverProfileError as e:
-            raise NodeStartupError(str(e)) from None
         self.control_subscription(JointState, driver.joint_states_topic, self.on_joint_state, SENSOR_QOS)
         self._publish_static_transforms(cal)
         self.control_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)

@@ -59,6 +59,7 @@ class Sim2RealNode(LegionNode):
         from legion_core.base.params import pick
         from legion_core.contracts.drivers import TRAJECTORY, DriverParams, DriverProfileError
         from legion_core.ros.driver_monitor import DriverMonitor
+        from legion_core.ros.robot_description import arm_for_node
         from sim2real.calibration import CalibrationError, load_calibration, sim_calibration
         from sim2real.control_stats import ControlStats
         from sim2real.mapper import MapperConfig, Sim2RealMapper
@@ -77,7 +78,8 @@ class Sim2RealNode(LegionNode):
         self.latency_log = p.latency_log
         self.log_parameters()
         try:
-            self.profile = DriverParams(**pick(DriverParams, values)).profile()
+            driver_params = DriverParams(**pick(DriverParams, values))
+            self.profile = driver_params.profile()
         except DriverProfileError as e:
             raise NodeStartupError(str(e)) from None
         self.interface = self.profile.command_interface
@@ -86,6 +88,7 @@ class Sim2RealNode(LegionNode):
             cal = load_calibration(cal_path) if cal_path else sim_calibration()
         except (CalibrationError, OSError) as e:
             raise NodeStartupError(f"calibration: {e}") from None
+        arm = arm_for_node(self, cal, self.profile, driver_params.robot_description_timeout_s)
         motion = pick(MapperConfig, values, MAPPER_CONFIG_PARAMETERS)
         mcfg = dict(command_period_s=1.0 / command_rate_hz, **motion)
         if bundle:
@@ -111,7 +114,7 @@ class Sim2RealNode(LegionNode):
                 workspace_high_m=act.workspace_box_sim_m.high,
             )
         try:
-            mapper = Sim2RealMapper(cal, MapperConfig(**mcfg))
+            mapper = Sim2RealMapper(cal, MapperConfig(**mcfg), arm)
             self.sup = Supervisor(mapper, SupervisorConfig(**pick(SupervisorConfig, values)))
             self.sup.contact_limits = dict(cal.contact_limits)  # per-skill contact guard bounds
         except ValueError as e:

@@ -149,6 +149,15 @@ class TwinNode(LegionNode):
         for c in self._controllers:
             if self.emulator.subscribed(c):
                 self._subscribe_controller(c)
+        from std_msgs.msg import String
+
+        from legion_core.robot.description import shipped_urdf
+
+        # robot_state_publisher's description (transient local): lbr_description's iiwa 7, the twin's arm.
+        self.description_pub = self.create_publisher(
+            String, self.profile.robot_description_topic, LATCHED_QOS
+        )
+        self.description_pub.publish(String(data=shipped_urdf("iiwa7", name.rsplit("/", 1)[-1])))
         self._LBRState = LBRState
         self.state_pub = self.create_publisher(LBRState, self.profile.robot_state_topic, 1)
         self.create_timer(1.0 / p.robot_state_rate_hz, self.on_robot_state)
