@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from legion_core.cli.common import add_command
+from legion_core.tools.bags.store import DEFAULT_METADATA_VERSION, METADATA_VERSIONS
 
 if TYPE_CHECKING:
     from legion_core.tools.bags.record import Recorder
@@ -24,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="record runtime topics to a ROS 2 bag (MCAP, rosbag2 layout) without a ROS install",
         description="Record the runtime topics (or the ones given) into an MCAP bag with the standard rosbag2\n"
         "layout; custom legion_msgs types are embedded from their .msg definitions.\n\n"
-        "example:\n  legion record -o out/session.mcap --duration 30",
+        "examples:\n  legion record -o out/session.mcap --duration 30\n"
+        "  legion record -o out/for_humble.mcap --metadata-version 8   # readable by ROS 2 Humble's ros2 bag",
     )
     add_record_arguments(s)
     s.set_defaults(func=run_record)
@@ -55,6 +57,8 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require", action="append", default=[],
                         help="wait for a publisher of this topic before reporting ready (repeatable)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the final statistics as one JSON line")
+    parser.add_argument("--metadata-version", type=int, choices=METADATA_VERSIONS, default=DEFAULT_METADATA_VERSION,
+                        help="rosbag2 metadata version: 9 for Jazzy and newer (default), 8 for Humble as well")  # fmt: skip
 
 
 def run_record(args: argparse.Namespace) -> int:
@@ -82,7 +86,7 @@ def run_record(args: argparse.Namespace) -> int:
 
     try:
         stats = record(args.output, args.topics or None, args.duration, stop, use_sim_time=args.use_sim_time,
-                       require_topics=args.require, on_ready=ready)  # fmt: skip
+                       require_topics=args.require, on_ready=ready, metadata_version=args.metadata_version)  # fmt: skip
     except RecordingError as e:
         print(f"[legion record] {e}", file=sys.stderr)
         return 2

@@ -201,6 +201,105 @@ def test_record_flood_2000_msgs_per_s_without_drops(tmp_path):
         assert r["drops"] == 0 and r["missing"] == 0 and r["in_bag"] == 3000 and r["in_order"], r
 
 
+def _humble_reads(meta_text: str) -> dict:
+    """What ROS 2 Humble's rosbag2 does with a metadata.yaml, in Python: rosbag2_storage metadata_io.cpp
+    (humble branch) decodes each field with yaml-cpp's `as<T>()`, which throws on a wrong type, and the
+    player parses `offered_qos_profiles` as a YAML string of Rosbag2QoS (rosbag2_transport qos.cpp: integer
+    policies, sec/nsec durations). Returns {topic: [qos dicts]}; AssertionError says what Humble rejects."""
+    import yaml
+
+    info = yaml.safe_load(meta_text)["rosbag2_bagfile_information"]
+    version = info["version"]
+    assert isinstance(version, int)
+
+    def u64(v, what):
+        assert isinstance(v, int) and not isinstance(v, bool) and v >= 0, f"{what}: {v!r} is not a uint64"
+
+    assert isinstance(info["storage_identifier"], str)
+    u64(info["duration"]["nanoseconds"], "duration")
+    u64(info["starting_time"]["nanoseconds_since_epoch"], "starting_time")
+    u64(info["message_count"], "message_count")
+    qos = {}
+    for t in info["topics_with_message_count"]:
+        m = t["topic_metadata"]
+        assert all(isinstance(m[k], str) for k in ("name", "type", "serialization_format")), m
+        u64(t["message_count"], "topic message_count")
+        if version >= 4:
+            raw = m["offered_qos_profiles"]
+            assert isinstance(raw, str), (
+                f"{m['name']}: offered_qos_profiles is {type(raw).__name__}, Humble needs a string"
+            )
+            profiles = yaml.safe_load(raw) if raw else []
+            for p in profiles:
+                for k in ("history", "reliability", "durability", "liveliness", "depth"):
+                    assert isinstance(p[k], int), (m["name"], k, p[k])
+                for k in ("deadline", "lifespan", "liveliness_lease_duration"):
+                    u64(p[k]["sec"], f"{k}.sec")
+                    u64(p[k]["nsec"], f"{k}.nsec")
+                assert isinstance(p["avoid_ros_namespace_conventions"], bool)
+            qos[m["name"]] = profiles
+    assert all(isinstance(f, str) for f in info["relative_file_paths"])
+    if version >= 3:
+        assert isinstance(info["compression_format"], str) and isinstance(info["compression_mode"], str)
+    if version >= 5:
+        for f in info["files"]:
+            assert isinstance(f["path"], str)
+            u64(f["starting_time"]["nanoseconds_since_epoch"], "file starting_time")
+            u64(f["duration"]["nanoseconds"], "file duration")
+            u64(f["message_count"], "file message_count")
+    return qos
+
+
+def test_metadata_version_8_is_what_humble_reads(tmp_path):
+    """`legion record --metadata-version 8`: a bag ROS 2 Humble's `ros2 bag info/play` reads (its metadata
+    parser, reproduced above), with the reliable QoS recorded as integers; version 9 (the default) is not
+    (its QoS is a YAML list). Both read back with rosbags."""
+    import yaml
+    from rosbags.highlevel import AnyReader
+
+    from legion_core.tools.bags.record import Recorder
+    from legion_core.tools.bags.store import RecordingError, open_writer
+
+    topic, count = "/legion_test/humble_bag", 200
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legion_core.cli", "bench", "flood", "--topic", topic, "--rate", "400",
+         "--count", str(count)],
+        env=child_env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    rec = Recorder(tmp_path / "humble", [topic], discovery_s=10.0, metadata_version=8)
+    rec.start()
+    stop = threading.Event()
+
+    def _until_all_received() -> None:
+        end = time.monotonic() + 120
+        while rec.stats.received < count and time.monotonic() < end:
+            time.sleep(0.05)
+        stop.set()
+
+    threading.Thread(target=_until_all_received, daemon=True).start()
+    stats = rec.run(stop_event=stop)
+    proc.wait(timeout=60)
+    assert stats.written == count and stats.drops == 0, stats.to_dict()
+    meta = (tmp_path / "humble" / "metadata.yaml").read_text()
+    assert yaml.safe_load(meta)["rosbag2_bagfile_information"]["version"] == 8
+    qos = _humble_reads(meta)
+    # RELIABLE; history is UNKNOWN (3) as in bags recorded by ros2 bag itself (the graph does not report it).
+    assert qos[topic][0]["reliability"] == 1 and qos[topic][0]["history"] == 3
+    with AnyReader([tmp_path / "humble"]) as r:
+        assert sum(1 for _ in r.messages()) == count
+    # The default (9) is not Humble-readable: that is why the option exists.
+    w = open_writer(tmp_path / "jazzy")
+    w.open()
+    from legion_core.tools.bags.store import legion_typestore
+
+    w.add_connection(topic, "sensor_msgs/msg/JointState", typestore=legion_typestore())
+    w.close()
+    with pytest.raises(AssertionError, match="Humble needs a string"):
+        _humble_reads((tmp_path / "jazzy" / "metadata.yaml").read_text())
+    with pytest.raises(RecordingError, match="8 for ROS 2 Humble"):
+        open_writer(tmp_path / "v7", 7)
+
+
 def test_replay_publishes_recorded_messages_with_clock(session):
     """Open-loop replay into a probe, 4x faster, with /clock: every recorded message of the replayed topics
     arrives in order, the clock is bag time and never runs backwards, and the schedule lateness is measured.

@@ -1,7 +1,7 @@
 """Record and replay LEGION sessions as ROS 2 bags: `legion record` / `legion replay`.
 
 Format: the standard rosbag2 layout that `ros2 bag record -s mcap` writes (a directory with
-`metadata.yaml` and `<name>_0.mcap`, metadata version 9), written with the pure-Python `rosbags` library, so
+`metadata.yaml` and `<name>_0.mcap`, metadata version 9, or 8 for ROS 2 Humble: `--metadata-version 8`), written with the pure-Python `rosbags` library, so
 that `ros2 bag info/play` on a ROS machine, Foxglove and `mcap` readers open it without this package. The bag
 is self-describing: every channel carries its full message definition (legion_msgs too, registered from the
 workspace's .msg files) and its RIHS01 type hash, and the topic's offered QoS profiles, so that `ros2 bag

@@ -17,7 +17,14 @@ from legion_core.contracts.interface import (
     RELIABLE,
     TopicSpec,
 )
-from legion_core.tools.bags.store import RecordingError, bag_dir, legion_typestore, message_class, open_writer
+from legion_core.tools.bags.store import (
+    DEFAULT_METADATA_VERSION,
+    RecordingError,
+    bag_dir,
+    legion_typestore,
+    message_class,
+    open_writer,
+)
 from legion_core.tools.bags.topics import (
     RUNTIME_TOPICS,
     qos_compatible,
@@ -114,8 +121,10 @@ class Recorder:
         discovery_s: float = 1.0,
         require_topics: Sequence[str] = (),
         node_name: str | None = None,
+        metadata_version: int = DEFAULT_METADATA_VERSION,
     ) -> None:
         self.path = bag_dir(path)
+        self.metadata_version = metadata_version
         if self.path.exists():
             raise RecordingError(
                 f"{self.path} exists already; choose another output (bags are never overwritten)"
@@ -213,7 +222,7 @@ class Recorder:
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self._spin_error: Exception | None = None
-        self.writer = open_writer(self.path)
+        self.writer = open_writer(self.path, self.metadata_version)
         self.writer.open()
         self._connections: dict[int, Any] = {}
         self._typestore = legion_typestore()
@@ -349,12 +358,19 @@ def record(
     on_ready: Callable[[Recorder], None] | None = None,
     discovery_s: float = 1.0,
     ready_timeout_s: float = 60.0,
+    metadata_version: int = DEFAULT_METADATA_VERSION,
 ) -> RecordStats:
     """Record `topics` (default: every runtime topic) into the rosbag2/MCAP bag `path` until `duration_s`
     passed, `stop_event` is set or Ctrl-C. `require_topics`: wait for publishers of these before calling
-    `on_ready` (a regression check starts its replay only then). Returns counts, duration and drops."""
+    `on_ready` (a regression check starts its replay only then); `metadata_version` 8 for a bag that ROS 2
+    Humble reads (store.METADATA_VERSIONS). Returns counts, duration and drops."""
     rec = Recorder(
-        path, topics, use_sim_time=use_sim_time, discovery_s=discovery_s, require_topics=require_topics
+        path,
+        topics,
+        use_sim_time=use_sim_time,
+        discovery_s=discovery_s,
+        require_topics=require_topics,
+        metadata_version=metadata_version,
     )
     try:
         rec.start()

@@ -92,8 +92,22 @@ def message_class(msgtype: str):
 
 
 # ------------------------------------------------------------------------------------------- the writer
-def open_writer(path: Path):
-    """A rosbags Writer whose mcap file is `<name>_0.mcap`, as rosbag2 names the first split."""
+#: rosbag2 metadata versions the recorder writes: 9 (Jazzy and newer read it; the default) and 8, which
+#: Humble's `ros2 bag` reads too: Humble's metadata parser (rosbag2_storage metadata_io.cpp, humble branch)
+#: takes `offered_qos_profiles` as a YAML string with integer policies, as version 8 writes it, while
+#: version 9 writes a YAML list there; the fields Humble does not know (custom_data, ros_distro, type
+#: hashes) it ignores. Humble reads MCAP with ros-humble-rosbag2-storage-mcap (docs/robot-integration.md).
+METADATA_VERSIONS = (8, 9)
+DEFAULT_METADATA_VERSION = 9
+
+
+def open_writer(path: Path, metadata_version: int = DEFAULT_METADATA_VERSION):
+    """A rosbags Writer whose mcap file is `<name>_0.mcap`, as rosbag2 names the first split, writing
+    rosbag2 metadata `metadata_version` (METADATA_VERSIONS)."""
+    if metadata_version not in METADATA_VERSIONS:
+        raise RecordingError(
+            f"metadata version must be one of {list(METADATA_VERSIONS)} (8 for ROS 2 Humble), got {metadata_version}"
+        )
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.rosbag2.storage_mcap import McapWriter
 
@@ -106,7 +120,7 @@ def open_writer(path: Path):
     class _Writer(Writer):
         STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _Mcap0}
 
-    return _Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    return _Writer(path, version=metadata_version, storage_plugin=StoragePlugin.MCAP)
 
 
 def copy_topics(src: str | Path, dst: str | Path, topics: Sequence[str]) -> dict[str, int]:
