@@ -146,11 +146,15 @@ class Calibration:
             for i, (name, ours) in enumerate(zip(model.joint_names, iiwa7.JOINT_NAMES, strict=True)):
                 mapped = self.joint_names.get(name)
                 if mapped != ours:
+                    what = (
+                        f"has no entry for the description's joint {i + 1} ({name!r}, base to flange)"
+                        if mapped is None
+                        else f"maps the description's joint {i + 1} ({name!r}, base to flange) to {mapped!r}, not {ours!r}"
+                    )
                     raise _err(
                         self.source,
                         "joint_names",
-                        f"maps the description's joint {i + 1} ({name!r}, base to flange) to {mapped!r}, not "
-                        f"{ours!r}: the description and the driver name the joints differently; map each "
+                        f"{what}: the description and joint_names disagree on the driver's joints; map each "
                         f"driver joint in the description's order ({list(model.joint_names)})",
                     )
         return model

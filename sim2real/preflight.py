@@ -241,3 +241,67 @@ def _driver_hint(profile: DriverProfile) -> str:
     if profile.driver == "lbr":
         return f"lbr_fri_ros2_stack with robot_name {profile.namespace.rsplit('/', 1)[-1]} publishes {profile.joint_states_topic}"
     return f"driver profile {profile.driver}"
+
+
+# -- the robot description (legion doctor) -------------------------------------------------------------
+#: Largest flange position difference [m] between the driver's description and the calibration's arm that
+#: counts as the same arm (the shipped iiwa 7 URDF and the datasheet agree to 1e-12 m).
+DESCRIPTION_TOLERANCE_M = 1e-3
+DESCRIPTION_LIMIT_TOLERANCE_RAD = 1e-3
+
+
+def robot_description_check(calibration, urdf_text: str | None, topic: str) -> Check:
+    """Does the driver's robot_description (None = none received on `topic`) give the arm the calibration
+    says? With `arm: description: topic` it is the arm, so it must build (chain, joint names); with any other
+    source the two must agree (flange within DESCRIPTION_TOLERANCE_M over sample postures, the same limits):
+    a calibration for an iiwa 7 on an iiwa 14 is refused here, before the arm moves."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from legion_core.robot import kinematics
+    from legion_core.robot.description import TOPIC
+
+    name, src = "robot_description", calibration.arm.description
+    use_topic = "set arm.description: topic in the calibration (the driver's description is the arm)"
+    if urdf_text is None:
+        if calibration.arm.needs_topic:
+            return Check(name, FAIL, f"no robot description on {topic or '(the driver has none)'}",
+                         "start the driver's robot_state_publisher, or set arm.description in the calibration "
+                         "to iiwa7, iiwa14 or a URDF file")  # fmt: skip
+        return Check(
+            name,
+            SKIP,
+            f"no robot description on {topic or '(the driver has none)'}; the calibration's arm is {src}",
+        )
+    try:
+        driver_arm = replace(calibration, arm=replace(calibration.arm, description=TOPIC)).arm_model(
+            urdf_text
+        )
+    except ValueError as e:
+        return Check(name, FAIL, str(e), "make the calibration's arm links and joint_names match the driver")
+    if calibration.arm.needs_topic:
+        return Check(
+            name,
+            PASS,
+            f"{driver_arm.name} from {topic}: {len(driver_arm.joints)} joints as joint_names maps them",
+        )
+    ours = calibration.arm_model()
+    dq = np.max(np.abs(np.r_[driver_arm.q_low - ours.q_low, driver_arm.q_high - ours.q_high,
+                             driver_arm.velocity_limits_rad_s - ours.velocity_limits_rad_s]))  # fmt: skip
+    if dq > DESCRIPTION_LIMIT_TOLERANCE_RAD:
+        return Check(name, FAIL, f"the driver's {driver_arm.name} has other joint limits than the calibration's arm "
+                     f"({src}; position or speed limits up to {dq:.3f} rad (/s) apart)", use_topic)  # fmt: skip
+    rng = np.random.default_rng(0)  # fixed sample postures: the same verdict every run
+    worst = 0.0
+    for q in rng.uniform(ours.q_low, ours.q_high, size=(50, len(ours.joints))):
+        d = kinematics.forward(q, driver_arm).p_flange - kinematics.forward(q, ours).p_flange
+        worst = max(worst, float(np.linalg.norm(d)))
+    if worst > DESCRIPTION_TOLERANCE_M:
+        return Check(name, FAIL, f"the driver's {driver_arm.name} is not the calibration's arm ({src}): the flange "
+                     f"lands up to {worst * 1e3:.0f} mm apart", use_topic)  # fmt: skip
+    return Check(
+        name,
+        PASS,
+        f"the driver's {driver_arm.name} matches the calibration's arm ({src}) to {worst * 1e3:.3f} mm",
+    )

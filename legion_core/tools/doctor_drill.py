@@ -95,6 +95,20 @@ def _other_joint_names_calibration() -> str:
     return str(path)
 
 
+def _iiwa14_calibration() -> str:
+    from legion_core.robot.description import ArmSource
+    from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH, load_calibration, save_calibration
+
+    cal = dataclasses.replace(load_calibration(EXAMPLE_REAL_CALIBRATION_PATH), arm=ArmSource("iiwa14"))
+    path = Path(tempfile.mkdtemp(prefix="drill_")) / "cell_iiwa14.yaml"
+    save_calibration(
+        cal, path, header="drill: a calibration written for an iiwa 14 (arm: description: iiwa14)"
+    )
+    return str(path)
+
+
+#: Stand-ins in a drill's doctor arguments: the calibration files the drills write.
+CALIBRATIONS = {"<other-names>": _other_joint_names_calibration, "<iiwa14>": _iiwa14_calibration}
 FPC_ACTIVE = {"ctrl": "forward_position_controller"}
 DRILLS = (
     Drill("joint_states", "no driver running", None),
@@ -127,6 +141,12 @@ DRILLS = (
         "the driver's host clock is 0.25 s ahead (no chrony)",
         {**FPC_ACTIVE, "stamp_offset_s": 0.25},
     ),
+    Drill(
+        "robot_description",
+        "a calibration written for an iiwa 14 on the iiwa 7 the driver describes",
+        FPC_ACTIVE,
+        ["--calibration", "<iiwa14>"],
+    ),
     Drill("(none)", "a ready driver", FPC_ACTIVE),
 )
 
@@ -151,7 +171,7 @@ def run_drill(d: Drill, seconds: float = 3.0) -> Outcome:
         }
         emu = start_composed("twin", params)
     try:
-        args = [a if a != "<other-names>" else _other_joint_names_calibration() for a in d.doctor_args]
+        args = [CALIBRATIONS[a]() if a in CALIBRATIONS else a for a in d.doctor_args]
         if emu is not None:
             _wait_for_emulator()
         if d.prepare is not None:

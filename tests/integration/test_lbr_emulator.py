@@ -138,7 +138,9 @@ def test_the_trajectory_controller_profile_commands_the_stacks_default(probe, tm
         assert stop(proc) == 0, (tmp_path / "graph.log").read_text()[-3000:]
 
 
-@pytest.mark.parametrize("check", ["controller", "robot_state", "clock_offset", "(none)"])
+@pytest.mark.parametrize(
+    "check", ["controller", "robot_state", "clock_offset", "robot_description", "(none)"]
+)
 def test_doctor_names_the_injected_fault_and_its_fix(check):
     """`legion doctor` against the emulator with one injected fault (legion_core.tools.doctor_drill): it
     fails exactly that check, prints its fix and exits 1; a ready driver passes with exit 0."""

@@ -414,7 +414,9 @@ def test_a_description_whose_joints_the_driver_names_otherwise_is_refused():
         frame_ids=dict(cal.frame_ids, base="iiwa7_link_0"),
         arm=dataclasses.replace(cal.arm, flange_link="iiwa7_link_ee"),
     )
-    with pytest.raises(C.CalibrationError, match=r"joint_names maps the description's joint 1 \('iiwa7_A1'"):
+    with pytest.raises(
+        C.CalibrationError, match=r"joint_names has no entry for the description's joint 1 \('iiwa7_A1'"
+    ):
         frames.arm_model(shipped_urdf("iiwa7", "iiwa7"))
     swapped = dict(cal.joint_names, lbr_A1="lbr_A2", lbr_A2="lbr_A1")
 

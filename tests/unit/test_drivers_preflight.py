@@ -203,3 +203,38 @@ def test_mild_driver_fault_keeps_the_skill():
     sup.tick(1.0)
     sup.set_driver_fault("driver not ready: no joint state", severe=False)
     assert sup.tick(1.01).level == StatusLevel.HOLD and sup.active_skill == "drawer-close"
+
+
+# -- the driver's robot description against the calibration (legion doctor) -----------------------------
+
+
+def test_the_drivers_robot_description_is_checked_against_the_calibrations_arm():
+    import dataclasses
+
+    from legion_core.robot.description import ArmSource, shipped_urdf
+    from sim2real.calibration import EXAMPLE_REAL_CALIBRATION_PATH, load_calibration
+    from sim2real.preflight import FAIL, robot_description_check
+
+    topic = "/lbr/robot_description"
+    example = load_calibration(EXAMPLE_REAL_CALIBRATION_PATH)  # arm: description: topic
+    assert robot_description_check(example, shipped_urdf("iiwa7"), topic).status == PASS
+    missing = robot_description_check(example, None, topic)
+    assert missing.status == FAIL and "no robot description on /lbr/robot_description" in missing.detail
+    assert "robot_state_publisher" in missing.fix
+    # A calibration for an iiwa 7 (the datasheet) on a driver that describes an iiwa 14: refused.
+    datasheet = dataclasses.replace(example, arm=ArmSource())
+    assert robot_description_check(datasheet, shipped_urdf("iiwa7"), topic).status == PASS
+    wrong = robot_description_check(datasheet, shipped_urdf("iiwa14"), topic)
+    assert (
+        wrong.status == FAIL
+        and "other joint limits" in wrong.detail
+        and "arm.description: topic" in wrong.fix
+    )
+    assert robot_description_check(datasheet, None, topic).status == SKIP
+    # Same limits, other link lengths (a description edited by hand): the flange lands elsewhere.
+    longer = shipped_urdf("iiwa7").replace('xyz="0 0 0.035"', 'xyz="0 0 0.085"')
+    far = robot_description_check(datasheet, longer, topic)
+    assert far.status == FAIL and "mm apart" in far.detail
+    # A driver that names its joints otherwise than joint_names maps them.
+    other = robot_description_check(example, shipped_urdf("iiwa7", "iiwa7"), topic)
+    assert other.status == FAIL and "no link 'lbr_link_0'" in other.detail
