@@ -1,0 +1,162 @@
+"""The twin's camera: what a camera at the calibration's pose sees of the simulated cell, with fiducial tags
+stuck on the scene's objects, as images for the perception pipeline (sim2real.tags; docs/perception.md).
+
+Rendering uses a second, visual-only copy of the twin's MuJoCo world: the same MJCF plus the tags (thin
+textured boxes that neither collide nor weigh anything) and a fixed camera at `T_sim_camera`; each frame
+copies the physics world's state into it. The physics model itself is never edited, so the twin behaves
+exactly as without a camera. Tag images come from OpenCV's generator of the AprilTag 36h11 family (the codes
+AprilTag 3 decodes), with the white quiet zone a printed tag has.
+
+Rendering is software OpenGL here (MUJOCO_GL=egl, docs/environment.md): tens of milliseconds a frame at
+640x480, so a node renders off the control path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from legion_core.robot.frames import R_to_quat, Transform
+from sim2real.tags import CameraModel, TagMap
+
+#: Quiet zone of a printed tag: one white cell on each side of the 8-cell black-bordered square.
+QUIET_CELLS = 1
+CAMERA_NAME = "legion_camera"
+#: The AprilTag families OpenCV can draw (cv2.aruco's dictionaries hold the same codes as AprilTag 3's).
+OPENCV_FAMILIES = {
+    "tag36h11": "DICT_APRILTAG_36h11",
+    "tag25h9": "DICT_APRILTAG_25h9",
+    "tag16h5": "DICT_APRILTAG_16h5",
+}
+
+
+@dataclass(frozen=True)
+class TagPlacement:
+    """Where a tag is stuck in the twin: on `body`, flat on a face, its printed x/y axes as given."""
+
+    tag_id: int
+    body: str
+    """MuJoCo body the tag moves with (a drawer's sliding part, a button's cap)."""
+    pos_m: tuple[float, float, float]
+    """Tag centre in the body frame [m] (on the face, facing out)."""
+    euler_rad: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Tag axes in the body frame (MuJoCo euler, xyz): z out of the printed face."""
+
+
+#: Tags of the shipped scenes' objects, placed as a lab would stick them: flat on top of a part that moves
+#: with the point the policy observes, where the gripper does not cover them while it works.
+TWIN_TAG_PLACEMENTS = (
+    TagPlacement(0, "drawer_link", (0.0, -0.15, 0.0095)),  # a plate on the drawer's handle bar
+    TagPlacement(1, "button", (0.0, -0.195, 0.0), (1.5707963267948966, 0.0, 0.0)),  # on the button's cap
+)
+
+
+def twin_tag_map() -> TagMap:
+    """The tags of the twin's cell (sim2real/config/tags_twin.yaml)."""
+    from sim2real.tags import TWIN_TAG_MAP_PATH
+
+    return TagMap.load(TWIN_TAG_MAP_PATH)
+
+
+def tag_image(family_dict, tag_id: int, px_per_cell: int = 20) -> np.ndarray:
+    """The printed tag: OpenCV's marker image with its quiet zone, grey uint8."""
+    import cv2
+
+    img = cv2.aruco.generateImageMarker(family_dict, int(tag_id), 8 * px_per_cell, borderBits=1)
+    q = QUIET_CELLS * px_per_cell
+    return cv2.copyMakeBorder(img, q, q, q, q, cv2.BORDER_CONSTANT, value=255)
+
+
+class SimCamera:
+    """Renders the twin's world from a camera with the tags on; ground truth of every tag for tests."""
+
+    def __init__(
+        self,
+        model_xml: str | Path,
+        tag_map: TagMap,
+        T_sim_camera: Transform,
+        placements: tuple[TagPlacement, ...] = TWIN_TAG_PLACEMENTS,
+        width: int = 640,
+        height: int = 480,
+        fovy_deg: float = 58.0,
+        cache_dir: Path | None = None,
+    ) -> None:
+        import cv2
+        import mujoco
+
+        from legion_core.sim.kuka_model import cache_root
+
+        self.width, self.height, self.fovy_deg = int(width), int(height), float(fovy_deg)
+        self.camera = CameraModel.from_fovy(fovy_deg, width, height)
+        spec = mujoco.MjSpec.from_file(str(model_xml))
+        if tag_map.family not in OPENCV_FAMILIES:
+            raise ValueError(
+                f"the twin prints tags of {sorted(OPENCV_FAMILIES)} only, not {tag_map.family!r}"
+            )
+        family = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, OPENCV_FAMILIES[tag_map.family]))
+        folder = cache_dir or cache_root() / "tags"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.placements = {p.tag_id: p for p in placements}
+        for p in placements:
+            tag = tag_map.tags.get(p.tag_id)
+            if tag is None:
+                raise ValueError(f"tag {p.tag_id} is placed in the twin but not in the tag map")
+            img = tag_image(family, p.tag_id)
+            f = folder / f"{tag_map.family}_{p.tag_id}_{hashlib.sha1(img.tobytes()).hexdigest()[:8]}.png"
+            if not f.exists():
+                cv2.imwrite(str(f), img)
+            name = f"legion_tag{p.tag_id}"
+            spec.add_texture(name=name, type=mujoco.mjtTexture.mjTEXTURE_2D, file=str(f))
+            spec.add_material(name=name).textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = name
+            half = tag.size_m / 2 * (8 + 2 * QUIET_CELLS) / 8  # the box carries the quiet zone too
+            try:
+                body = spec.body(p.body)
+            except Exception:
+                body = None
+            if body is None:
+                raise ValueError(f"tag {p.tag_id}: the twin's world has no body {p.body!r}")
+            body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=[half, half, 0.0005], pos=p.pos_m,
+                          euler=p.euler_rad, material=name, contype=0, conaffinity=0, group=1, density=0)  # fmt: skip
+        # MuJoCo's camera looks along its -z with y up; the optical frame looks along +z with y down.
+        R_mj = T_sim_camera.R @ np.diag([1.0, -1.0, -1.0])
+        spec.worldbody.add_camera(name=CAMERA_NAME, pos=T_sim_camera.p, quat=R_to_quat(R_mj), fovy=fovy_deg)
+        spec.visual.global_.offwidth = max(spec.visual.global_.offwidth, self.width)
+        spec.visual.global_.offheight = max(spec.visual.global_.offheight, self.height)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.T_sim_camera = T_sim_camera
+        self._mujoco = mujoco
+        self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+        self._tag_geoms = {i: self.model.geom(f"legion_tag{i}").id for i in self.placements}
+
+    def sync(self, model, data) -> None:
+        """Take the physics world's state: joint positions, mocap, and the bodies a reset placed."""
+        self.model.body_pos[:] = model.body_pos
+        self.model.body_quat[:] = model.body_quat
+        self.data.qpos[:] = data.qpos
+        self.data.mocap_pos[:] = data.mocap_pos
+        self.data.mocap_quat[:] = data.mocap_quat
+        self._mujoco.mj_kinematics(self.model, self.data)
+        self._mujoco.mj_camlight(self.model, self.data)  # the camera pose (mj_kinematics leaves it out)
+
+    def render(self) -> np.ndarray:
+        """RGB image (H x W x 3 uint8) of the synced state."""
+        self._renderer.update_scene(self.data, camera=CAMERA_NAME)
+        return self._renderer.render()
+
+    def tag_pose_sim(self, tag_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ground truth: the tag's centre [m] and axes in sim_world (synced state)."""
+        g = self._tag_geoms[tag_id]
+        return self.data.geom_xpos[g].copy(), self.data.geom_xmat[g].reshape(3, 3).copy()
+
+    def tag_pose_camera(self, tag_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ground truth: the tag's centre [m] and axes in the camera optical frame."""
+        p_sim, R_sim = self.tag_pose_sim(tag_id)
+        R_sc = self.T_sim_camera.R.T
+        return R_sc @ (p_sim - self.T_sim_camera.p), R_sc @ R_sim
+
+    def close(self) -> None:
+        self._renderer.close()
