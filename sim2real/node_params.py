@@ -1,4 +1,4 @@
-"""The ROS parameters of real2sim_node and sim2real_node, each with its one default.
+"""The ROS parameters of real2sim_node, sim2real_node and perception_node, each with its one default.
 
 A parameter that configures the runtime logic is declared from that logic's config dataclass (the home of
 its default: Real2SimConfig, MapperConfig, SupervisorConfig, PreflightConfig; the driver's: DriverParams); what only the node uses (its inputs, rates,
@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
 from legion_core.contracts.drivers import DriverParams
-from legion_core.contracts.interface import CONTROL_PATH_HEARTBEAT_PERIOD_S, TOPIC_ESTOP_HW
+from legion_core.contracts.interface import (
+    CAMERA_IMAGE_TOPIC,
+    CAMERA_INFO_TOPIC,
+    CONTROL_PATH_HEARTBEAT_PERIOD_S,
+    TOPIC_ESTOP_HW,
+)
 from sim2real.mapper import MapperConfig
 from sim2real.preflight import PreflightConfig
 from sim2real.real2sim import Real2SimConfig
@@ -67,6 +72,24 @@ class Sim2RealNodeParams:
     time [s] ('' = off; sim2real.control_stats)."""
 
 
+@dataclass
+class PerceptionNodeParams:
+    """perception_node's parameters (docs/perception.md)."""
+
+    image_topic: str = CAMERA_IMAGE_TOPIC
+    """sensor_msgs/Image from the camera driver (rgb8, bgr8 or mono8)."""
+    camera_info_topic: str = CAMERA_INFO_TOPIC
+    """sensor_msgs/CameraInfo of that image (K and plumb-bob distortion)."""
+    tag_map: str = ""
+    """Tag map YAML: tag id -> object label and printed size ('' = the twin's, sim2real/config/tags_twin.yaml)."""
+    max_reprojection_px: float = 2.0
+    """A tag pose whose corners reproject further than this [px] from the detected ones is rejected."""
+    quad_decimate: float = 2.0
+    """Tag outlines are searched on the image shrunk by this factor (edges refined at full size): speed."""
+    diagnostics_period_s: float = 1.0
+    """Period [s] of the /diagnostics summary (frames, detections, rejected frames, latency)."""
+
+
 #: DriverParams fields real2sim_node declares (it reads only the joint states).
 REAL2SIM_DRIVER_PARAMETERS = ("driver", "robot_name", "joint_states_topic", "robot_description_timeout_s")
 
@@ -80,6 +103,11 @@ def real2sim_node_parameters() -> list[Parameter]:
             *parameters(Real2SimConfig, REAL2SIM_CONFIG_PARAMETERS),
         ]
     )
+
+
+def perception_node_parameters() -> list[Parameter]:
+    """Every parameter perception_node declares, with its default and description."""
+    return check_unique(list(parameters(PerceptionNodeParams)))
 
 
 def sim2real_node_parameters() -> list[Parameter]:

@@ -195,3 +195,25 @@ class TagDetector:
             out.detections.append(TagDetection(tag.tag_id, tag.label, tvec.ravel(), R_to_quat(R), err, pts))
         out.compute_s = time.perf_counter() - t0
         return out
+
+
+#: Image encodings the detector takes (sensor_msgs/image_encodings names) -> channels.
+ENCODINGS = {"mono8": 1, "rgb8": 3, "bgr8": 3}
+
+
+def image_array(encoding: str, height: int, width: int, step: int, data) -> np.ndarray:
+    """A sensor_msgs/Image's pixels as an H x W (mono8) or H x W x 3 RGB array, without copying where the
+    rows are packed. ValueError names what is wrong (an encoding the detector does not take, a short buffer)."""
+    ch = ENCODINGS.get(encoding)
+    if ch is None:
+        raise ValueError(
+            f"image encoding {encoding!r} is not one of {sorted(ENCODINGS)}: set the camera driver to rgb8"
+        )
+    buf = np.frombuffer(data, np.uint8)
+    if step < width * ch or buf.size < step * height:
+        raise ValueError(
+            f"image data holds {buf.size} bytes, {height} rows of step {step} need {step * height}"
+        )
+    img = buf[: step * height].reshape(height, step)[:, : width * ch]
+    img = img.reshape(height, width) if ch == 1 else img.reshape(height, width, 3)
+    return img[:, :, ::-1] if encoding == "bgr8" else img

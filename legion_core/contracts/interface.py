@@ -88,6 +88,7 @@ NODE_REAL2SIM = "real2sim_node"
 NODE_SIM2REAL = "sim2real_node"
 NODE_TASK_SEQUENCER = "task_sequencer_node"
 NODE_TWIN = "twin_node"
+NODE_PERCEPTION = "perception_node"
 
 
 def node_fqn(node: str) -> str:
@@ -162,6 +163,11 @@ TOPIC_DIAGNOSTICS = "/diagnostics"
 TOPIC_TF_STATIC = "/tf_static"
 # rosgraph_msgs/Clock; pub: bag replay with --sim-clock; sub: every node running with use_sim_time:=true.
 TOPIC_CLOCK = "/clock"
+# The camera driver's topics (not the runtime's, so not in TOPICS): realsense2_camera 4.x's defaults (namespace
+# and name `camera`); sensor_msgs/Image and sensor_msgs/CameraInfo; sub: perception_node (its image_topic and
+# camera_info_topic parameters; docs/perception.md).
+CAMERA_IMAGE_TOPIC = "/camera/camera/color/image_raw"
+CAMERA_INFO_TOPIC = "/camera/camera/color/camera_info"
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class TagPlacement:
 TWIN_TAG_PLACEMENTS = (
     TagPlacement(0, "drawer_link", (0.0, -0.15, 0.0095)),  # a plate on the drawer's handle bar
     TagPlacement(1, "button", (0.0, -0.195, 0.0), (1.5707963267948966, 0.0, 0.0)),  # on the button's cap
+    TagPlacement(2, "drawercase_link", (0.0, 0.0, 0.0845)),  # on the cabinet's top (the drawer goal's anchor)
 )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from legion_core.base.params import Parameter
 from legion_core.contracts.interface import (
+    NODE_PERCEPTION,
     NODE_POLICY,
     NODE_REAL2SIM,
     NODE_SIM2REAL,
@@ -26,7 +27,11 @@ from legion_core.contracts.interface import (
 )
 from legion_core.runtime.node_params import policy_node_parameters, task_sequencer_node_parameters
 from legion_core.sim.node_params import twin_node_parameters
-from sim2real.node_params import real2sim_node_parameters, sim2real_node_parameters
+from sim2real.node_params import (
+    perception_node_parameters,
+    real2sim_node_parameters,
+    sim2real_node_parameters,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "parameters.md"
 
@@ -37,6 +42,7 @@ NODES: dict[str, Callable[[], list[Parameter]]] = {
     NODE_SIM2REAL: sim2real_node_parameters,
     NODE_TASK_SEQUENCER: task_sequencer_node_parameters,
     NODE_TWIN: twin_node_parameters,
+    NODE_PERCEPTION: perception_node_parameters,
 }
 
 

@@ -87,7 +87,7 @@ def test_a_covered_tag_gives_no_detection(twin):
         finally:
             cam.close()
 
-    assert seen() == {0, 1}
+    assert {0, 1} <= seen()
     cal = twin.cal
     R = kinematics.R_base_flange_down(cal.T_sim_base.R)
     res = kinematics.start_posture(cal.T_sim_base.inverse().apply(drawer_tag + np.array([0.0, 0.0, 0.04])), R)
@@ -95,7 +95,8 @@ def test_a_covered_tag_gives_no_detection(twin):
     live = twin.env.env.arm_qpos.copy()
     try:
         twin.place_arm(res.q)
-        assert seen() == {1}
+        covered = seen()
+        assert 0 not in covered and 1 in covered
     finally:
         twin.place_arm(live)
 
@@ -136,3 +137,115 @@ def test_a_tag_the_map_does_not_list_is_reported_not_used(twin):
 def test_a_bad_tag_map_names_the_field(d, words):
     with pytest.raises(TagMapError, match=words.replace("{", "\\{").replace(".", "\\.")):
         TagMap.from_dict(d)
+
+
+# -- perception_node over DDS -----------------------------------------------------------------------------
+
+
+def _image_msgs(cam, img, stamp, frame_id="camera_color_optical_frame", encoding="rgb8"):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    info = CameraInfo(width=cam.width, height=cam.height, distortion_model="plumb_bob")
+    info.k = [float(v) for v in cam.camera.K.ravel()]
+    info.d = [0.0] * 5
+    info.header.frame_id = frame_id
+    pixels = img if encoding == "rgb8" else img[:, :, ::-1]
+    msg = Image(height=img.shape[0], width=img.shape[1], encoding=encoding, step=img.shape[1] * 3)
+    msg.data = np.ascontiguousarray(pixels).tobytes()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = stamp
+    info.header.stamp = stamp
+    return info, msg
+
+
+@pytest.mark.ros
+def test_perception_node_publishes_the_tags_of_camera_images(twin, tmp_path):
+    """Rendered frames (RGB and BGR) on the camera driver's topics: perception_node publishes both tags with
+    the image's stamp and frame, within 5 mm of the rendered poses; a frame of another size than the
+    CameraInfo gives no detections and its reason in /diagnostics."""
+    from legion_core.tools.ros_env import ensure_workspace
+
+    ensure_workspace()  # legion_msgs from the workspace
+    from diagnostic_msgs.msg import DiagnosticArray
+    from legion_msgs.msg import ObjectDetectionArray
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from legion_core.contracts.interface import CAMERA_IMAGE_TOPIC, CAMERA_INFO_TOPIC, TOPIC_DETECTIONS
+    from legion_core.ros.common import RELIABLE_QOS, SENSOR_QOS
+    from tests.integration.rosutil import Probe, start_nodes, stop
+
+    drawer_tag, button_tag = _tag_sim(twin, 0), _tag_sim(twin, 1)
+    mid = 0.5 * (drawer_tag + button_tag)
+    cam = _camera_at(twin, mid + np.array([0.0, 0.25, 0.7]), mid)
+    img = cam.render()
+    # What the pure pipeline finds in the same frame: the node must publish exactly that (it is a thin
+    # wrapper), and it is within 1 cm of the rendered poses here (~0.8 m away; the accuracy at 0.6 m is the
+    # test above).
+    from legion_core.sim.camera import twin_tag_map
+
+    expected = {
+        d.tag_id: d.position_m for d in TagDetector(twin_tag_map(), cam.camera).detect(img).detections
+    }
+    for i in (0, 1):
+        assert np.linalg.norm(expected[i] - cam.tag_pose_camera(i)[0]) < 0.01
+    probe = Probe("perception_probe")
+    proc = start_nodes("perception", {"perception.diagnostics_period_s": 0.2}, tmp_path / "perception.log")
+    try:
+        dets = probe.record(TOPIC_DETECTIONS, ObjectDetectionArray, SENSOR_QOS)
+        diags = probe.record("/diagnostics", DiagnosticArray, RELIABLE_QOS)
+        info_pub = probe.node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, RELIABLE_QOS)
+        img_pub = probe.node.create_publisher(Image, CAMERA_IMAGE_TOPIC, RELIABLE_QOS)
+        probe.wait_for(lambda: img_pub.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0,
+                       30, "perception_node's subscriptions")  # fmt: skip
+        for encoding in ("rgb8", "bgr8"):
+            stamp = probe.node.get_clock().now().to_msg()
+            info, msg = _image_msgs(cam, img, stamp, encoding=encoding)
+            mark = len(dets)
+
+            def matching(mark=mark, stamp=stamp):
+                return [
+                    m
+                    for _, m in dets[mark:]
+                    if (m.header.stamp.sec, m.header.stamp.nanosec) == (stamp.sec, stamp.nanosec)
+                ]
+
+            def send_until_answered(info=info, msg=msg, matching=matching):
+                info_pub.publish(info)
+                img_pub.publish(msg)  # re-sent until answered: the first ones may precede discovery
+                return bool(matching())
+
+            probe.wait_for(send_until_answered, 30, f"detections of the {encoding} frame")
+            out = matching()[-1]
+            assert out.header.frame_id == "camera_color_optical_frame"
+            got = {d.label: d for d in out.detections}
+            assert {"drawer_handle", "button"} <= set(got), list(got)
+            for tag_id, label in ((0, "drawer_handle"), (1, "button")):
+                p = got[label].pose.position
+                np.testing.assert_allclose(
+                    [p.x, p.y, p.z], expected[tag_id], atol=1e-6, err_msg=f"{label} ({encoding})"
+                )
+                assert got[label].header.frame_id == "camera_color_optical_frame"
+        # A frame that does not fit the CameraInfo: no detections for it, the reason in /diagnostics.
+        small = np.ascontiguousarray(img[::2, ::2])
+        stamp = probe.node.get_clock().now().to_msg()
+        _, bad = _image_msgs(cam, small, stamp)
+        mark = len(dets)
+
+        def reason_reported():
+            img_pub.publish(bad)
+            return any(
+                s.name == "legion/perception_node" and "image is 320x240 px but CameraInfo says 640x480" in s.message
+                for _, a in diags for s in a.status
+            )  # fmt: skip
+
+        probe.wait_for(reason_reported, 30, "the rejected frame's reason in /diagnostics")
+        assert not [
+            m
+            for _, m in dets[mark:]
+            if (m.header.stamp.sec, m.header.stamp.nanosec) == (stamp.sec, stamp.nanosec)
+        ]
+    finally:
+        cam.close()
+        code = stop(proc)
+        probe.close()
+    assert code == 0, (tmp_path / "perception.log").read_text()[-3000:]

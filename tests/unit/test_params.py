@@ -15,6 +15,7 @@ import yaml
 
 from legion_core.base.params import Parameter, check_unique, field_docs, parameters, pick
 from legion_core.contracts.interface import (
+    NODE_PERCEPTION,
     NODE_POLICY,
     NODE_REAL2SIM,
     NODE_SIM2REAL,
@@ -31,6 +32,7 @@ from sim2real.mapper import MapperConfig
 from sim2real.node_params import (
     Real2SimNodeParams,
     Sim2RealNodeParams,
+    perception_node_parameters,
     real2sim_node_parameters,
     sim2real_node_parameters,
 )
@@ -48,6 +50,7 @@ NODES = {
     NODE_SIM2REAL: ("sim2real_node.py", sim2real_node_parameters),
     NODE_TWIN: ("twin_node.py", twin_node_parameters),
     NODE_TASK_SEQUENCER: ("task_sequencer_node.py", task_sequencer_node_parameters),
+    NODE_PERCEPTION: ("perception_node.py", perception_node_parameters),
 }
 
 

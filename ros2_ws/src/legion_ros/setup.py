@@ -4,7 +4,14 @@ launch files and parameters are in legion_bringup."""
 from setuptools import setup
 
 PKG = "legion_ros"
-NODES = ["real2sim_node", "policy_node", "sim2real_node", "twin_node", "task_sequencer_node"]
+NODES = [
+    "real2sim_node",
+    "policy_node",
+    "sim2real_node",
+    "twin_node",
+    "task_sequencer_node",
+    "perception_node",
+]
 
 setup(
     name=PKG,

@@ -23,6 +23,7 @@ NODE_CLASSES = {
     "policy": ("legion_ros.policy_node", "PolicyNode"),
     "sim2real": ("legion_ros.sim2real_node", "Sim2RealNode"),
     "sequencer": ("legion_ros.task_sequencer_node", "TaskSequencerNode"),
+    "perception": ("legion_ros.perception_node", "PerceptionNode"),
 }
 
 
