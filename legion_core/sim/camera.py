@@ -133,13 +133,25 @@ class SimCamera:
         self._renderer = mujoco.Renderer(self.model, self.height, self.width)
         self._tag_geoms = {i: self.model.geom(f"legion_tag{i}").id for i in self.placements}
 
+    @staticmethod
+    def snapshot(model, data) -> tuple[np.ndarray, ...]:
+        """Copies of what a frame needs from the physics world (microseconds: taken in the twin's loop, the
+        frame rendered elsewhere): joint positions, mocap, and the bodies a reset placed."""
+        return (data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy(), model.body_pos.copy(),
+                model.body_quat.copy())  # fmt: skip
+
     def sync(self, model, data) -> None:
-        """Take the physics world's state: joint positions, mocap, and the bodies a reset placed."""
-        self.model.body_pos[:] = model.body_pos
-        self.model.body_quat[:] = model.body_quat
-        self.data.qpos[:] = data.qpos
-        self.data.mocap_pos[:] = data.mocap_pos
-        self.data.mocap_quat[:] = data.mocap_quat
+        """Take the physics world's current state."""
+        self.set_state(self.snapshot(model, data))
+
+    def set_state(self, state: tuple[np.ndarray, ...]) -> None:
+        """Take a `snapshot`."""
+        qpos, mocap_pos, mocap_quat, body_pos, body_quat = state
+        self.model.body_pos[:] = body_pos
+        self.model.body_quat[:] = body_quat
+        self.data.qpos[:] = qpos
+        self.data.mocap_pos[:] = mocap_pos
+        self.data.mocap_quat[:] = mocap_quat
         self._mujoco.mj_kinematics(self.model, self.data)
         self._mujoco.mj_camlight(self.model, self.data)  # the camera pose (mj_kinematics leaves it out)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
 from legion_core.contracts.drivers import DriverParams
+from legion_core.contracts.interface import CAMERA_IMAGE_TOPIC, CAMERA_INFO_TOPIC
 from legion_core.sim.twin import TwinConfig
 
 #: DriverParams fields twin_node declares: which driver's interface it presents (twin | lbr) and for what.
@@ -62,6 +63,23 @@ class TwinNodeParams:
     """Write an MP4 of the scene here at shutdown ('' = off)."""
     video_fps: float = 10.0
     """Video frame rate [Hz]."""
+    camera_rate_hz: float = 0.0
+    """Rendered camera images [Hz] with the scene's AprilTags, published as a camera driver does on
+    camera_image_topic / camera_info_topic for perception_node (0 = off; software rendering costs ~0.1 s a
+    640x480 frame, on its own thread; docs/perception.md)."""
+    camera_width: int = 640
+    """Rendered image width [px]."""
+    camera_height: int = 480
+    """Rendered image height [px]."""
+    camera_fovy_deg: float = 58.0
+    """Vertical field of view [deg] of the rendered camera (a RealSense D435's colour camera: ~58)."""
+    camera_image_topic: str = CAMERA_IMAGE_TOPIC
+    """sensor_msgs/Image (rgb8) of the rendered camera."""
+    camera_info_topic: str = CAMERA_INFO_TOPIC
+    """sensor_msgs/CameraInfo of the rendered camera."""
+    ground_truth_detections: bool = True
+    """Publish the scene's objects as detections from the simulator's state (false: perception_node makes
+    them from the rendered images)."""
 
 
 def twin_node_parameters() -> list[Parameter]:

@@ -113,7 +113,13 @@ class TwinNode(LegionNode):
         self.create_service(ResetTask, SERVICE_RESET_TASK, self.on_reset)
         self._wall_last = time.monotonic()
         self.create_timer(1.0 / js_rate, self.on_physics)
-        self.create_timer(1.0 / det_rate, self.on_camera)
+        if p.ground_truth_detections:
+            self.create_timer(1.0 / det_rate, self.on_camera)
+        else:
+            self.create_timer(1.0 / det_rate, self.on_gripper_state)
+        self.camera_stream = None
+        if p.camera_rate_hz > 0:
+            self._start_camera(p, cal)
         self.create_timer(0.1, self.on_success)
         self._success = None
         self.commands = 0
@@ -203,6 +209,13 @@ class TwinNode(LegionNode):
         self.frames.append(self.twin.snapshot())
 
     def on_shutdown(self) -> None:
+        if self.camera_stream is not None:
+            # The renderer's GL context must be released on its own thread before the process exits
+            # (tearing it down with the interpreter crashes in the EGL driver).
+            self.camera_stream.set()
+            with self._camera_wake:
+                self._camera_wake.notify()
+            self._camera_thread.join(timeout=10.0)
         if self.video_path and self.frames:
             from legion_core.sim.video import write_video
 
@@ -304,6 +317,75 @@ class TwinNode(LegionNode):
             od.confidence = float(d.confidence)
             arr.detections.append(od)
         self.det_pub.publish(arr)
+        self.on_gripper_state()
+
+    def _start_camera(self, p, cal) -> None:
+        """Rendered images of the cell with its tags (legion_core.sim.camera), as a camera driver publishes
+        them: the state is copied in the twin's loop, the frame rendered and published on a thread of its
+        own (~0.1 s a frame in software GL must not stall the physics)."""
+        import threading
+
+        import numpy as np
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from legion_core.sim.camera import SimCamera, twin_tag_map
+
+        frame_id = cal.frame_ids.get("camera", "camera")
+        img_pub = self.create_publisher(Image, p.camera_image_topic, SENSOR_QOS)
+        info_pub = self.create_publisher(CameraInfo, p.camera_info_topic, SENSOR_QOS)
+        slot: dict = {"state": None}
+        wake = threading.Condition()
+        self.camera_stream = stop = threading.Event()
+        env = self.twin.env.env
+        model_xml, T = env.model_name, cal.T_sim_camera
+
+        def render_loop() -> None:
+            # The GL context belongs to the thread that makes it: the camera is built here.
+            cam = SimCamera(model_xml, twin_tag_map(), T, width=p.camera_width, height=p.camera_height,
+                            fovy_deg=p.camera_fovy_deg)  # fmt: skip
+            info = CameraInfo(width=cam.width, height=cam.height, distortion_model="plumb_bob")
+            info.k = [float(v) for v in cam.camera.K.ravel()]
+            info.d = [0.0] * 5
+            info.p = [float(v) for v in np.c_[cam.camera.K, np.zeros(3)].ravel()]
+            info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+            try:
+                while not stop.is_set():
+                    with wake:
+                        wake.wait_for(lambda: slot["state"] is not None or stop.is_set(), timeout=1.0)
+                        item, slot["state"] = slot["state"], None
+                    if item is None:
+                        continue
+                    stamp, state = item
+                    cam.set_state(state)
+                    rgb = cam.render()
+                    img = Image(
+                        height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3
+                    )
+                    img.data = rgb.tobytes()
+                    img.header.stamp = info.header.stamp = stamp
+                    img.header.frame_id = info.header.frame_id = frame_id
+                    info_pub.publish(info)
+                    img_pub.publish(img)
+            finally:
+                cam.close()
+
+        def take() -> None:  # in the twin's loop: a copy of the state, the newest one wins
+            now = self.twin.env.env
+            if now.model_name != model_xml:  # reset to another world: its camera would need rebuilding
+                if not stop.is_set():
+                    self.get_logger().warn("camera stopped: the twin was reset to another scene")
+                    stop.set()
+                return
+            with wake:
+                slot["state"] = (self.get_clock().now().to_msg(), SimCamera.snapshot(now.model, now.data))
+                wake.notify()
+
+        self._camera_thread = threading.Thread(target=render_loop, name="twin_camera", daemon=True)
+        self._camera_wake = wake
+        self._camera_thread.start()
+        self.create_timer(1.0 / p.camera_rate_hz, take)
+
+    def on_gripper_state(self) -> None:
         self.grip_pub.publish(self._Float64(data=self.twin.gripper_opening_m()))
 
     def on_success(self) -> None:
