@@ -13,7 +13,7 @@ import pytest
 
 from legion_core.robot import iiwa7, kinematics
 from legion_core.robot.description import ArmSource, from_urdf, load_arm, shipped_urdf
-from legion_core.robot.frames import R_to_rpy, quat_to_R, rot_z
+from legion_core.robot.frames import R_to_quat, R_to_rpy, quat_to_R, rot_z
 from legion_core.robot.kinematics import IIWA7, ToolMount
 
 RNG_POSES = 2000
@@ -163,16 +163,9 @@ def test_the_tool_mount_is_configuration():
     """A gripper turned 90 deg about the flange axis: the IK turns the flange so that the hand keeps the
     policy's orientation, and the hand point moves with the configured offset."""
     base = kinematics.ToolMount()
-    turned = ToolMount(
-        (0.0, 0.0, 0.10),
-        tuple(
-            float(v)
-            for v in _quat_times(
-                base.flange_to_hand_quat_wxyz, (math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4))
-            )
-        ),
-        base.hand_to_tcp_xyz_m,
-    )
+    # The hand turned 90 deg about the flange's axis (z): R_flange_hand' = Rz(90 deg) R_flange_hand.
+    turned_quat = R_to_quat(rot_z(math.pi / 2) @ base.R_flange_hand)
+    turned = ToolMount((0.0, 0.0, 0.10), tuple(float(v) for v in turned_quat), base.hand_to_tcp_xyz_m)
     arm = kinematics.ArmModel.datasheet(turned)
     np.testing.assert_allclose(arm.tool_points["hand"], [0, 0, 0.10])
     p_base, R_sim_base = iiwa7.base_pose_sim()
@@ -192,18 +185,6 @@ def test_the_tool_mount_is_configuration():
     # ... and the turned one the same flange turned back by 90 deg about its own axis.
     np.testing.assert_allclose(
         R_flange, kinematics.R_base_flange_down(R_sim_base) @ rot_z(-math.pi / 2), atol=1e-9
-    )
-
-
-def _quat_times(a, b):
-    w1, x1, y1, z1 = b
-    w2, x2, y2, z2 = a
-    # b * a: first a (the hand in the flange), then turned about the flange z by b.
-    return (
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
     )
 
 
