@@ -52,6 +52,25 @@ class Real2SimNodeParams:
     """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
     heartbeat_period_s: float = CONTROL_PATH_HEARTBEAT_PERIOD_S
     """Liveness heartbeat period [s], watched by sim2real_node (held after two missed ones)."""
+    pose_topics: str = ""
+    """Objects from a lab's own perception: comma-separated `label=topic` pairs of geometry_msgs/PoseStamped
+    (header.frame_id: any calibrated frame), e.g. "button=/perception/button/pose" ('' = none; they join
+    the detections on /detections; docs/perception.md)."""
+
+
+def parse_pose_topics(text: str) -> dict[str, str]:
+    """`pose_topics` as {label: topic}. ValueError names the bad entry and the form."""
+    out: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        label, sep, topic = (x.strip() for x in entry.partition("="))
+        if not sep or not label or not topic.startswith("/"):
+            raise ValueError(
+                f"pose_topics entry {entry!r} must be label=/absolute/topic, e.g. button=/perception/button/pose"
+            )
+        if label in out:
+            raise ValueError(f"pose_topics names label {label!r} twice")
+        out[label] = topic
+    return out
 
 
 @dataclass

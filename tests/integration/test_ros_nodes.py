@@ -442,3 +442,43 @@ def test_the_control_loop_serves_its_subscriptions_and_streams_and_a_failing_cyc
     assert "cycles " in r.stdout, (r.returncode, r.stdout[-500:], r.stderr[-1500:])
     assert "simulated fault in a command cycle" in r.stderr and "command stream failed" in r.stderr
     assert r.returncode == 1, (r.returncode, r.stderr[-1500:])
+
+
+def test_real2sim_node_takes_object_poses_from_a_labs_perception(probe, tmp_path):
+    """`pose_topics:=button=/lab/button/pose`: a lab's per-object geometry_msgs/PoseStamped (here in the robot
+    base frame) is the object in the observation; a pose in a frame the calibration does not know invalidates
+    the observation and says which frames it knows."""
+    from geometry_msgs.msg import PoseStamped
+
+    from sim2real.calibration import sim_calibration
+
+    params = {"real2sim.skill": "button-press-topdown", "real2sim.pose_topics": "button=/lab/button/pose"}
+    proc = start_nodes("real2sim", params, tmp_path / "log")
+    try:
+        obs = probe.record("/legion/observation", Observation)
+        js_pub = probe.node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        pose_pub = probe.node.create_publisher(PoseStamped, "/lab/button/pose", qos_profile_sensor_data)
+        probe.wait_for(lambda: pose_pub.get_subscription_count() > 0, 20, "real2sim's pose subscription")
+        cal = sim_calibration()
+        p_obj_sim = np.array([0.05, 0.72, 0.1])
+        p_base = cal.T_sim_base.inverse().apply(p_obj_sim)
+
+        def send(frame):
+            js_pub.publish(_joint_state(NAMES, HOME_Q, node=probe.node))
+            m = PoseStamped()
+            m.header.stamp = probe.node.get_clock().now().to_msg()
+            m.header.frame_id = frame
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in p_base)
+            m.pose.orientation.w = 1.0
+            pose_pub.publish(m)
+
+        base = cal.frame_ids["base"]
+        probe.wait_for(lambda: (send(base), bool(obs) and obs[-1][1].valid)[1], 10, "a valid observation")
+        np.testing.assert_allclose(np.array(obs[-1][1].values)[3:6], p_obj_sim, atol=1e-6)
+        probe.wait_for(
+            lambda: (send("table_camera"), not obs[-1][1].valid and "table_camera" in obs[-1][1].reason)[1],
+            10,
+            "the unknown frame named",
+        )
+    finally:
+        stop(proc)

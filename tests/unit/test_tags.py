@@ -42,3 +42,16 @@ def test_the_twin_tag_map_loads_and_labels_calibrated_objects():
 
     tm = TagMap.load(TWIN_TAG_MAP_PATH)
     assert tm.family == "tag36h11" and {t.label for t in tm.tags.values()} <= set(sim_calibration().markers)
+
+
+def test_pose_topics_parse_and_bad_entries_name_the_form():
+    from sim2real.node_params import parse_pose_topics
+
+    assert parse_pose_topics("") == {}
+    assert parse_pose_topics("button=/a/pose, puck=/b/pose") == {"button": "/a/pose", "puck": "/b/pose"}
+    with pytest.raises(ValueError, match="must be label=/absolute/topic"):
+        parse_pose_topics("button:/a/pose")
+    with pytest.raises(ValueError, match="must be label=/absolute/topic"):
+        parse_pose_topics("button=relative/pose")
+    with pytest.raises(ValueError, match="names label 'button' twice"):
+        parse_pose_topics("button=/a,button=/b")

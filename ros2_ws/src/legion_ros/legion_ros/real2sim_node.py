@@ -48,6 +48,7 @@ class Real2SimNode(LegionNode):
             REAL2SIM_CONFIG_PARAMETERS,
             REAL2SIM_DRIVER_PARAMETERS,
             Real2SimNodeParams,
+            parse_pose_topics,
             real2sim_node_parameters,
         )
         from sim2real.real2sim import Real2Sim, Real2SimConfig
@@ -96,6 +97,19 @@ class Real2SimNode(LegionNode):
         self.control_subscription(JointState, driver.joint_states_topic, self.on_joint_state, SENSOR_QOS)
         self._publish_static_transforms(cal)
         self.control_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)
+        try:
+            pose_topics = parse_pose_topics(p.pose_topics)
+        except ValueError as e:
+            raise NodeStartupError(str(e)) from None
+        if pose_topics:
+            from geometry_msgs.msg import PoseStamped
+
+            for label, topic in pose_topics.items():
+                # Served by the control loop like /detections: object inputs start a control step.
+                self.control_subscription(
+                    PoseStamped, topic, lambda m, label=label: self.on_pose(label, m), SENSOR_QOS
+                )
+            self.get_logger().info(f"object poses from {pose_topics}")
         self.create_subscription(Float64, TOPIC_GRIPPER_STATE, self.on_gripper, SENSOR_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
         self._pending_js = None
@@ -186,6 +200,19 @@ class Real2SimNode(LegionNode):
                     d.header.frame_id or msg.header.frame_id,  # a calibrated frame; '' = the camera's
                 )
             )
+        self._take(dets)
+
+    def on_pose(self, label: str, msg) -> None:
+        """One object's geometry_msgs/PoseStamped from a lab's perception (`pose_topics`): a detection."""
+        if self.r2s is None:
+            return
+        from sim2real.real2sim import Detection
+
+        p, q = msg.pose.position, msg.pose.orientation
+        self._take([Detection(label, (p.x, p.y, p.z), (q.w, q.x, q.y, q.z), stamp_to_s(msg.header.stamp), 1.0,
+                              msg.header.frame_id)])  # fmt: skip
+
+    def _take(self, dets) -> None:
         _, rejected = self.r2s.add_detections(dets)
         if rejected:
             # A rejected detection invalidates its object at once: say so now (sim2real holds on the first
