@@ -101,6 +101,7 @@ class SimCamera:
         folder = cache_dir or cache_root() / "tags"
         folder.mkdir(parents=True, exist_ok=True)
         self.placements = {p.tag_id: p for p in placements}
+        self.tag_map = tag_map
         for p in placements:
             tag = tag_map.tags.get(p.tag_id)
             if tag is None:
@@ -173,3 +174,51 @@ class SimCamera:
 
     def close(self) -> None:
         self._renderer.close()
+
+
+# -- the twin's cell seen through its camera (docs/perception.md) ---------------------------------------------
+#: Where the twin's perception camera stands [m, sim_world] and what it looks at: high behind the table,
+#: opposite the robot, so that the three tags of the drawer-button scene are in view past the cabinet.
+PERCEPTION_CAMERA_EYE_M = (0.0, 1.3, 1.3)
+PERCEPTION_CAMERA_TARGET_M = (0.0, 0.7, 0.1)
+
+
+def twin_marker_offsets(twin, camera: SimCamera) -> dict:
+    """Each tag's calibration entry, measured in the twin as a lab measures it on its cell: from the tag's
+    centre to the point the policy observes for that label, in sim_world axes (the tagged objects only
+    translate: a drawer, a button, a cabinet), e.g. the drawer's tag sits 1 cm behind and 1 cm above the
+    handle point. `camera` must be synced to the twin."""
+    from sim2real.calibration import MarkerOffset
+
+    points = twin._scene_points()
+    out = {}
+    for tag_id in camera.placements:
+        label = camera.tag_map.tags[tag_id].label
+        if label in points:
+            offset = points[label] - camera.tag_pose_sim(tag_id)[0]
+            out[label] = MarkerOffset(tuple(round(float(v), 6) for v in offset), "sim_world")
+    return out
+
+
+def perception_calibration(twin):
+    """The twin's calibration for camera perception: the perception camera's pose (PERCEPTION_CAMERA_*) and
+    the tags' marker offsets; everything else as the twin's own calibration."""
+    import dataclasses
+
+    from legion_core.robot.frames import look_at_R
+
+    cal = twin.cal
+    eye = np.asarray(PERCEPTION_CAMERA_EYE_M, float)
+    T_sim_camera = Transform(look_at_R(eye, PERCEPTION_CAMERA_TARGET_M), eye, "sim_world", "camera")
+    camera = SimCamera(twin.env.env.model_name, twin_tag_map(), T_sim_camera)
+    try:
+        camera.sync(twin.env.env.model, twin.env.env.data)
+        markers = {**cal.markers, **twin_marker_offsets(twin, camera)}
+    finally:
+        camera.close()
+    return dataclasses.replace(
+        cal,
+        T_base_camera=cal.T_sim_base.inverse() @ T_sim_camera,
+        markers=markers,
+        name=cal.name + ", camera perception (legion_core.sim.camera)",
+    )

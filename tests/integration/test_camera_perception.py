@@ -303,3 +303,46 @@ def test_the_twin_camera_feeds_perception_node(twin, tmp_path):
         code = stop(proc)
         probe.close()
     assert code == 0, (tmp_path / "graph.log").read_text()[-3000:]
+
+
+def test_pixels_to_the_policys_observation(twin):
+    """The whole path without ROS: the twin's perception camera (legion_core.sim.camera.perception_calibration:
+    its pose and the tags' marker offsets, measured in the twin as a lab measures its cell) renders the
+    scene, sim2real.tags finds the tags, real2sim builds the skills' observations: every object of the
+    drawer-button scene within 2.5 cm of the simulator's own point at 1280x960 (~1.4 m away; docs/perception.md
+    has the figures), for several placements. A wrong frame or an inverted offset would miss by >= 10 cm."""
+    from legion_core.sim.camera import SimCamera, perception_calibration, twin_tag_map
+    from sim2real.real2sim import Detection, Real2Sim
+
+    errors = {}
+    try:
+        for variation in (0, 7, 11):
+            twin.reset("drawer-button", variation)
+            cal = perception_calibration(twin)
+            cam = SimCamera(twin.env.env.model_name, twin_tag_map(), cal.T_sim_camera, width=1280, height=960)
+            try:
+                cam.sync(twin.env.env.model, twin.env.env.data)
+                frame = TagDetector(twin_tag_map(), cam.camera).detect(cam.render())
+            finally:
+                cam.close()
+            truth = twin._scene_points()
+            for task in ("drawer-open", "button-press-topdown"):
+                r = Real2Sim(cal, task)
+                names, q, _ = twin.joint_state()
+                r.set_joint_state(list(names), list(q), 1.0)
+                r.add_detections(
+                    [
+                        Detection(d.label, tuple(d.position_m), tuple(d.quat_wxyz), 1.0, 1.0, "")
+                        for d in frame.detections
+                    ]
+                )
+                ob = r.observe(1.0)
+                assert ob.valid, (variation, task, ob.reason)
+                label = r.task_spec.object_label
+                errors[(variation, label)] = float(
+                    np.linalg.norm(np.asarray(ob.fields["obj_pos"]) - truth[label])
+                )
+    finally:
+        twin.reset("drawer-button", 3)  # the module fixture's placement
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 0.025, {k: round(v * 1e3, 1) for k, v in errors.items()}
