@@ -213,11 +213,16 @@ def test_runtime_stall_is_counted_not_blamed_on_the_driver_and_no_catch_up_jump(
         os.killpg(s2r.proc.pid, signal.SIGCONT)
     t_cont, t_cont_ros = time.monotonic(), s2r.now_ros()
     _moving_now(s2r)
-    s2r.probe.wait_for(lambda: (s2r.step(), stalls() > before)[1], 5, "the stall counted in diagnostics")
-    statuses = [
+    s2r.probe.wait_for(lambda: (s2r.step(), stalls() > before)[1], 15, "the stall counted in diagnostics")
+    # The statuses of the stall's own hold: from SIGCONT until sim2real reports ok again. (Later holds are not
+    # about the stall: on a loaded machine this test's own joint-state publisher, the "driver", can pause
+    # past the timeout, and that is rightly called a silent driver.)
+    after = [
         m.message for t, m in s2r.probe.msgs["/legion/status"] if m.node == "sim2real_node" and t >= t_cont
     ]
-    assert not any("driver silent" in m for m in statuses), "a stall of the runtime was blamed on the driver"
+    statuses = after[: next((i for i, m in enumerate(after) if m == "ok"), len(after))]
+    blamed = [m for m in statuses if "driver silent" in m or "driver's data is late" in m]
+    assert not blamed, ("a stall of the runtime was blamed on the driver", after[:8])
     cmds = [(t, q) for t, q in _sent(s2r.cmds) if t >= t_cont_ros - 1.0]
     _assert_speed_limited(cmds)
     # Across the stall itself (the largest gap between two commands computed): one period's step at most,

@@ -298,7 +298,36 @@ def test_missing_joint_states_after_a_stall_blame_the_runtime_not_the_driver(arm
     arm.t += 0.15  # stalled: no tick and no joint state read for 150 ms
     tk = arm.tick()
     assert tk.level == HOLD and "runtime stall" in tk.reason and "not the driver" in tk.reason
-    arm.cycle(30, js=False)
+    arm.cycle(int(arm.sup.config.stall_attribution_s / 0.01) + 5, js=False)
+    assert "driver silent" in arm.last.reason
+
+
+def test_a_stale_backlog_read_right_after_a_stall_names_the_stall_not_the_driver(arm):
+    """Joint states the stalled node reads late carry old stamps: held, and the reason names this node's
+    stall; the same age outside a stall is the driver's lateness."""
+    arm.t += 0.15
+    arm.joint_state(stamp_age=0.15)  # read before this node's next tick has seen the stall
+    tk = arm.tick()
+    assert tk.level == HOLD and "read after this node's" in tk.reason and "not the driver" in tk.reason
+    arm.joint_state(stamp_age=0.12)  # ... and after it
+    tk = arm.tick()
+    assert "read after this node's" in tk.reason
+    arm.cycle(int(arm.sup.config.stall_attribution_s / 0.01) + 5)  # recovered, well past the window
+    arm.joint_state(stamp_age=0.15)
+    assert "the driver's data is late" in arm.tick().reason
+
+
+def test_a_slow_resume_after_a_stall_still_blames_the_runtime_until_the_attribution_window_ends(arm):
+    """On a loaded host the resumed node may not read the joint-state backlog for a few periods: while
+    nothing has been read since the stall, the hold names the runtime for stall_attribution_s; a stream
+    silent past it is the driver's."""
+    arm.t += 0.15  # stalled
+    arm.tick()
+    for _ in range(int(arm.sup.config.stall_attribution_s / 0.01) - 2):
+        arm.t += 0.01
+        tk = arm.tick()  # cycles without any joint state read (the node's input thread starved)
+        assert tk.level == HOLD and "runtime stall" in tk.reason, tk.reason
+    arm.cycle(3, js=False)
     assert "driver silent" in arm.last.reason
 
 
