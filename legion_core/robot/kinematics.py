@@ -102,10 +102,22 @@ class ArmModel:
                 raise ValueError(f"{self.name}: joint {j.name} needs a velocity limit > 0 [rad/s]")
             if not math.isclose(float(np.linalg.norm(j.axis)), 1.0, abs_tol=1e-9):
                 raise ValueError(f"{self.name}: joint {j.name} axis {j.axis} is not a unit vector")
-        object.__setattr__(self, "_plan", _compile(self))
-        object.__setattr__(
-            self, "_points_f", {k: tuple(map(float, v)) for k, v in self.tool.points().items()}
-        )
+        # Derived once (the IK reads the limits and the tool points at every solve): read-only arrays.
+        points = self.tool.points()
+        for v in points.values():
+            v.setflags(write=False)
+        derived = {
+            "_plan": _compile(self),
+            "_points": points,
+            "_points_f": {k: tuple(map(float, v)) for k, v in points.items()},
+            "_q_low": np.array([j.lower_rad for j in self.joints]),
+            "_q_high": np.array([j.upper_rad for j in self.joints]),
+            "_v_max": np.array([j.velocity_rad_s for j in self.joints]),
+        }
+        for name, value in derived.items():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+            object.__setattr__(self, name, value)
 
     @classmethod
     def datasheet(cls, tool: ToolMount | None = None) -> ArmModel:
@@ -133,21 +145,23 @@ class ArmModel:
 
     @property
     def q_low(self) -> np.ndarray:
-        """Lower joint limits [rad]."""
-        return np.array([j.lower_rad for j in self.joints])
+        """Lower joint limits [rad] (read-only)."""
+        return self._q_low
 
     @property
     def q_high(self) -> np.ndarray:
-        """Upper joint limits [rad]."""
-        return np.array([j.upper_rad for j in self.joints])
+        """Upper joint limits [rad] (read-only)."""
+        return self._q_high
 
     @property
     def velocity_limits_rad_s(self) -> np.ndarray:
-        return np.array([j.velocity_rad_s for j in self.joints])
+        """Axis speed limits [rad/s] (read-only)."""
+        return self._v_max
 
     @property
     def tool_points(self) -> dict[str, np.ndarray]:
-        return self.tool.points()
+        """Tool point name -> offset [m] in the flange frame (read-only arrays)."""
+        return self._points
 
 
 def _principal_axis(axis) -> tuple[int, float] | None:
