@@ -30,7 +30,7 @@ echo "[build_ws] colcon build (legion_msgs + the emulated upstream interfaces: r
 # The emulated upstream interfaces (ros2_ws/emulated/README.md) are named by path: their folder carries a
 # COLCON_IGNORE so that a robot PC's plain `colcon build` never builds them over the upstream packages.
 colcon --log-base log build --merge-install --event-handlers console_direct- status- \
-  --paths src/* emulated/controller_manager_msgs emulated/lbr_fri_idl emulated/tf2_msgs \
+  --paths src/* emulated/controller_manager_msgs emulated/lbr_fri_idl emulated/tf2_msgs emulated/vision_msgs \
   --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" 2>&1 | tail -n 5
 echo "$HASH" > "$STAMP"
 echo "[build_ws] done: source ros2_ws/install/setup.bash (or use \`legion launch\`, which does it for you)"

@@ -56,6 +56,13 @@ class Real2SimNodeParams:
     """Objects from a lab's own perception: comma-separated `label=topic` pairs of geometry_msgs/PoseStamped
     (header.frame_id: any calibrated frame), e.g. "button=/perception/button/pose" ('' = none; they join
     the detections on /detections; docs/perception.md)."""
+    detection3d_topic: str = ""
+    """Objects from a lab's own perception as vision_msgs/Detection3DArray ('' = none): each detection's
+    highest-score hypothesis is one detection (class_id as the label, score as the confidence, its pose in
+    the detection's header.frame_id, else the array's: any calibrated frame; docs/perception.md)."""
+    detection3d_labels: str = ""
+    """Object labels of the Detection3DArray's class ids where they differ: comma-separated `class_id=label`
+    pairs, e.g. "handle=drawer_handle,btn=button" ('' = each class_id is the label; unlisted ones too)."""
 
 
 def parse_pose_topics(text: str) -> dict[str, str]:
@@ -70,6 +77,21 @@ def parse_pose_topics(text: str) -> dict[str, str]:
         if label in out:
             raise ValueError(f"pose_topics names label {label!r} twice")
         out[label] = topic
+    return out
+
+
+def parse_detection3d_labels(text: str) -> dict[str, str]:
+    """`detection3d_labels` as {class_id: label}. ValueError names the bad entry and the form."""
+    out: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        class_id, sep, label = (x.strip() for x in entry.partition("="))
+        if not sep or not class_id or not label or "=" in label:
+            raise ValueError(
+                f"detection3d_labels entry {entry!r} must be class_id=label, e.g. handle=drawer_handle"
+            )
+        if class_id in out:
+            raise ValueError(f"detection3d_labels names class_id {class_id!r} twice")
+        out[class_id] = label
     return out
 
 
@@ -107,6 +129,9 @@ class PerceptionNodeParams:
     """Tag outlines are searched on the image shrunk by this factor (edges refined at full size): speed."""
     diagnostics_period_s: float = 1.0
     """Period [s] of the /diagnostics summary (frames, detections, rejected frames, latency)."""
+    latency_log: str = ""
+    """Benchmarks: JSON file written at shutdown with every used frame's (image stamp, stamp -> detections
+    published latency) [s] and the frame counts ('' = off; `legion bench perception`)."""
 
 
 #: DriverParams fields real2sim_node declares (it reads only the joint states).

@@ -482,3 +482,131 @@ def test_real2sim_node_takes_object_poses_from_a_labs_perception(probe, tmp_path
         )
     finally:
         stop(proc)
+
+
+def test_real2sim_node_takes_a_labs_vision_msgs_detection3d_array(probe, tmp_path):
+    """`detection3d_topic:=/lab/detections_3d detection3d_labels:=btn=button`: each Detection3D's highest-score
+    hypothesis is a detection (class_id through the labels, unlisted class ids as they are; the array's stamp
+    and frame where the detection's are empty); a score under min_confidence and a frame the calibration does
+    not know invalidate the observation, naming the cause."""
+    from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
+
+    from sim2real.calibration import sim_calibration
+
+    params = {
+        "real2sim.skill": "button-press-topdown",
+        "real2sim.detection3d_topic": "/lab/detections_3d",
+        "real2sim.detection3d_labels": "btn=button",
+    }
+    proc = start_nodes("real2sim", params, tmp_path / "log")
+    try:
+        obs = probe.record("/legion/observation", Observation)
+        js_pub = probe.node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        det_pub = probe.node.create_publisher(Detection3DArray, "/lab/detections_3d", qos_profile_sensor_data)
+        probe.wait_for(
+            lambda: det_pub.get_subscription_count() > 0, 20, "real2sim's Detection3DArray subscription"
+        )
+        cal = sim_calibration()
+        cam, base = cal.frame_ids["camera"], cal.frame_ids["base"]
+        to_frame = {cam: cal.T_sim_camera.inverse(), base: cal.T_sim_base.inverse()}
+        p_obj_sim = np.array([0.0, 0.7, 0.1])
+        p_decoy_sim = p_obj_sim + np.array([0.06, -0.04, 0.0])  # inside every box: accepted if picked
+
+        def send(hyps, det_frame="", det_stamp=False, array_frame=base):
+            """One Detection3D with `hyps` [(class_id, score, p_sim)] in the array, after one without
+            hypotheses; positions in the frame the detection is in (the camera's for an unknown one)."""
+            js_pub.publish(_joint_state(NAMES, HOME_Q, node=probe.node))
+            now = probe.node.get_clock().now().to_msg()
+            arr = Detection3DArray()
+            arr.header.stamp, arr.header.frame_id = now, array_frame
+            d = Detection3D()
+            d.header.frame_id = det_frame
+            if det_stamp:
+                d.header.stamp = now
+            T = to_frame.get(det_frame or array_frame, to_frame[cam])
+            for class_id, score, p_sim in hyps:
+                h = ObjectHypothesisWithPose()
+                h.hypothesis.class_id, h.hypothesis.score = class_id, score
+                h.pose.pose.position.x, h.pose.pose.position.y, h.pose.pose.position.z = (
+                    float(v) for v in T.apply(p_sim)
+                )
+                h.pose.pose.orientation.w = 1.0
+                d.results.append(h)
+            arr.detections = [Detection3D(), d]  # a detection without hypotheses is skipped
+            det_pub.publish(arr)
+
+        def obj_at(p_sim):
+            return (
+                bool(obs)
+                and obs[-1][1].valid
+                and np.allclose(obs[-1][1].values[3:6], p_sim, rtol=0, atol=1e-6)
+            )
+
+        # The highest score wins over a first and a last lower one; "btn" is the button; the detection's empty
+        # stamp and frame are the array's (the robot base's: '' alone would be the camera's).
+        best = [("btn", 0.6, p_decoy_sim), ("btn", 0.9, p_obj_sim), ("btn", 0.7, p_decoy_sim)]
+        probe.wait_for(lambda: (send(best), bool(obs) and obs[-1][1].valid)[1], 10, "a valid observation")
+        np.testing.assert_allclose(np.array(obs[-1][1].values)[3:6], p_obj_sim, rtol=0, atol=1e-6)
+        # An unlisted class id is the label itself; the detection's own frame and stamp win over the array's.
+        p_moved_sim = p_obj_sim + np.array([0.03, 0.02, 0.0])
+        moved = [("button", 0.95, p_moved_sim)]
+        probe.wait_for(
+            lambda: (
+                send(moved, det_frame=cam, det_stamp=True, array_frame="table_camera"),
+                obj_at(p_moved_sim),
+            )[1],
+            10,
+            "the button at its new position",
+        )
+        # A score under min_confidence (0.5) is dropped, and says so.
+        probe.wait_for(
+            lambda: (
+                send([("btn", 0.3, p_obj_sim)]),
+                not obs[-1][1].valid and "confidence 0.30" in obs[-1][1].reason,
+            )[1],
+            10,
+            "the low score named",
+        )
+        probe.wait_for(lambda: (send(best), obj_at(p_obj_sim))[1], 10, "valid again")
+        probe.wait_for(
+            lambda: (
+                send(best, det_frame="table_camera"),
+                not obs[-1][1].valid and "'table_camera' is not a calibrated frame" in obs[-1][1].reason,
+            )[1],
+            10,
+            "the unknown frame named",
+        )
+        assert cam in obs[-1][1].reason  # ...with the frames it knows
+        assert proc.poll() is None, "real2sim_node died (the detection without hypotheses?)"
+    finally:
+        stop(proc)
+
+
+def test_real2sim_node_refuses_bad_detection3d_settings(tmp_path):
+    """A bad detection3d_labels entry, a relative topic, labels without a topic, and a topic where vision_msgs
+    is not installed (here hidden by an empty package of that name) refuse to start with the fix."""
+
+    def run(*params, env=None):
+        args = [a for p in params for a in ("-p", p)]
+        return subprocess.run(
+            [sys.executable, "-m", "legion_ros.real2sim_node", "--ros-args", *args],
+            env=env or child_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    bad = run("detection3d_topic:=/lab/detections_3d", "detection3d_labels:=btn")
+    assert bad.returncode == 1 and "detection3d_labels entry 'btn' must be class_id=label" in bad.stderr, (
+        bad.stderr
+    )
+    relative = run("detection3d_topic:=detections_3d")
+    assert relative.returncode == 1 and "must be an absolute topic name" in relative.stderr, relative.stderr
+    orphan = run("detection3d_labels:=btn=button")
+    assert orphan.returncode == 1 and "detection3d_topic is ''" in orphan.stderr, orphan.stderr
+    (tmp_path / "hidden" / "vision_msgs").mkdir(parents=True)
+    (tmp_path / "hidden" / "vision_msgs" / "__init__.py").write_text("")
+    env = child_env()
+    env["PYTHONPATH"] = f"{tmp_path / 'hidden'}{os.pathsep}{env['PYTHONPATH']}"
+    missing = run("detection3d_topic:=/lab/detections_3d", env=env)
+    assert missing.returncode == 1, missing.stderr
+    assert "vision_msgs is not installed: install ros-$ROS_DISTRO-vision-msgs" in missing.stderr, (
+        missing.stderr
+    )

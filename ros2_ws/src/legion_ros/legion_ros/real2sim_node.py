@@ -48,6 +48,7 @@ class Real2SimNode(LegionNode):
             REAL2SIM_CONFIG_PARAMETERS,
             REAL2SIM_DRIVER_PARAMETERS,
             Real2SimNodeParams,
+            parse_detection3d_labels,
             parse_pose_topics,
             real2sim_node_parameters,
         )
@@ -110,6 +111,17 @@ class Real2SimNode(LegionNode):
                     PoseStamped, topic, lambda m, label=label: self.on_pose(label, m), SENSOR_QOS
                 )
             self.get_logger().info(f"object poses from {pose_topics}")
+        try:
+            d3_labels = parse_detection3d_labels(p.detection3d_labels)
+        except ValueError as e:
+            raise NodeStartupError(str(e)) from None
+        if p.detection3d_topic:
+            self._subscribe_detection3d(p.detection3d_topic, d3_labels)
+        elif d3_labels:
+            raise NodeStartupError(
+                "detection3d_labels is set but detection3d_topic is '': name the vision_msgs/Detection3DArray "
+                "topic in detection3d_topic, or clear detection3d_labels"
+            )
         self.create_subscription(Float64, TOPIC_GRIPPER_STATE, self.on_gripper, SENSOR_QOS)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, self.on_skill, LATCHED_QOS)
         self._pending_js = None
@@ -120,6 +132,25 @@ class Real2SimNode(LegionNode):
         self.create_timer(0.1, self.on_tick)
         self._last_reason = ""
         self.start_heartbeat(p.heartbeat_period_s)
+
+    def _subscribe_detection3d(self, topic: str, labels: dict[str, str]) -> None:
+        """A lab's vision_msgs/Detection3DArray (`detection3d_topic`), imported only when asked for: a robot
+        PC without vision_msgs runs the other inputs."""
+        if not topic.startswith("/"):
+            raise NodeStartupError(
+                f"detection3d_topic {topic!r} must be an absolute topic name, e.g. /perception/detections_3d"
+            )
+        try:
+            from vision_msgs.msg import Detection3DArray
+        except ImportError:
+            raise NodeStartupError(
+                f"detection3d_topic is {topic!r} but vision_msgs is not installed: install "
+                "ros-$ROS_DISTRO-vision-msgs (and source its setup), or set detection3d_topic:=''"
+            ) from None
+        self._d3_labels = labels
+        # Served by the control loop like /detections: object inputs start a control step.
+        self.control_subscription(Detection3DArray, topic, self.on_detection3d, SENSOR_QOS)
+        self.get_logger().info(f"object detections (vision_msgs) from {topic}, class_id -> label {labels}")
 
     def _publish_static_transforms(self, cal) -> None:
         """The calibrated frames on /tf_static (sim2real.calibration.Calibration.static_transforms), once,
@@ -211,6 +242,34 @@ class Real2SimNode(LegionNode):
         p, q = msg.pose.position, msg.pose.orientation
         self._take([Detection(label, (p.x, p.y, p.z), (q.w, q.x, q.y, q.z), stamp_to_s(msg.header.stamp), 1.0,
                               msg.header.frame_id)])  # fmt: skip
+
+    def on_detection3d(self, msg) -> None:
+        """vision_msgs/Detection3DArray (`detection3d_topic`): each detection's highest-score hypothesis is a
+        detection (its class_id through detection3d_labels, its score the confidence); a detection's empty
+        header stamp or frame_id is the array's."""
+        if self.r2s is None:
+            return
+        from sim2real.real2sim import Detection
+
+        dets = []
+        for d in msg.detections:
+            if not d.results:
+                continue  # no hypothesis: no label to track
+            h = max(d.results, key=lambda r: r.hypothesis.score)
+            p, q = h.pose.pose.position, h.pose.pose.orientation
+            stamp = d.header.stamp if d.header.stamp.sec or d.header.stamp.nanosec else msg.header.stamp
+            class_id = h.hypothesis.class_id
+            dets.append(
+                Detection(
+                    self._d3_labels.get(class_id, class_id),
+                    (p.x, p.y, p.z),
+                    (q.w, q.x, q.y, q.z),
+                    stamp_to_s(stamp),
+                    float(h.hypothesis.score),
+                    d.header.frame_id or msg.header.frame_id,  # a calibrated frame; '' = the camera's
+                )
+            )
+        self._take(dets)
 
     def _take(self, dets) -> None:
         _, rejected = self.r2s.add_detections(dets)
