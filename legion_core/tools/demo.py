@@ -118,7 +118,8 @@ def _recording(bag: Path | None):
         thread.join(20)
 
 
-def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path, variation: int = 0) -> int:
+def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path, variation: int = 0,
+             perception: str = "ground_truth") -> int:  # fmt: skip
     model = Path(model) if model else DEFAULT_MODEL
     if not (model / "bundle.yaml").exists():
         print(f"no shipped model at {model}: falling back to the scripted-expert demo")
@@ -131,7 +132,10 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
     for r in evaluate_bundle_table(model, episodes):
         print(f"    {r.task:24s} {r.successes:2d}/{r.episodes}")
     if b.scene and not skill:
-        return _run_demo_chain(model, b.scene, out_dir, variation)
+        return _run_demo_chain(model, b.scene, out_dir, variation, perception)
+    if perception != "ground_truth":
+        print(f"camera perception runs with the long-horizon chain of a scene bundle; {b.name} has no scene")
+        return 2
     skill = skill or b.skill_names[0]
     print(f"\n[2/2] sim-in-the-loop ROS 2 graph (twin -> real2sim -> policy -> sim2real): skill {skill}")
     res = run_graph_skill(model, skill, variation, out_dir)
@@ -146,9 +150,12 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
     return 0 if res["success"] else 1
 
 
-def _run_demo_chain(model: Path, scene: str, out_dir: Path, variation: int) -> int:
+def _run_demo_chain(
+    model: Path, scene: str, out_dir: Path, variation: int, perception: str = "ground_truth"
+) -> int:
     """[2/2] of the demo for a bundle trained in a multi-object scene: a long-horizon command from text to
-    success on the twin through the whole graph (with the task sequencer), recorded and filmed."""
+    success on the twin through the whole graph (with the task sequencer), recorded and filmed. `perception`
+    "camera": the detections come from the twin's rendered images through perception_node."""
     from legion_core.tools.longhorizon import DEFAULT_COMMAND, ChainRunner
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,8 +163,10 @@ def _run_demo_chain(model: Path, scene: str, out_dir: Path, variation: int) -> i
     print(
         f"\n[2/2] sim-in-the-loop ROS 2 graph with the task sequencer, scene {scene} (placement {variation}):"
     )
+    if perception == "camera":
+        print("    detections: the twin's camera images -> AprilTags (perception_node) -> real2sim")
     print(f'    operator: "{DEFAULT_COMMAND}"')
-    runner = ChainRunner(model, out_dir / "graph.log", video_path=video)
+    runner = ChainRunner(model, out_dir / "graph.log", video_path=video, perception=perception)
     try:
         with _recording(bag):
             ok = runner.reset_scene(variation)

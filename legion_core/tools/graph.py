@@ -108,6 +108,8 @@ class GraphProcess:
     """> 0: run it with SCHED_FIFO at this priority."""
     cpu_affinity: str = "all"
     """CPUs to pin it to ("1", "2-3"; "all": not pinned)."""
+    large_frames: bool = False
+    """With the DDS profile for camera frames between processes (ros_env.use_large_frames_profile)."""
 
     def argv(self) -> list[str]:
         from legion_core.tools.ros_env import composed_argv
@@ -118,7 +120,56 @@ class GraphProcess:
         from legion_core.tools.ros_env import start_composed
 
         return start_composed(self.nodes, self.params, self.log_path, handoff=self.handoff,
-                              realtime_priority=self.realtime_priority, cpu_affinity=self.cpu_affinity)  # fmt: skip
+                              realtime_priority=self.realtime_priority, cpu_affinity=self.cpu_affinity,
+                              large_frames=self.large_frames)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ camera perception in the loop
+PERCEPTION_GROUND_TRUTH = "ground_truth"
+PERCEPTION_CAMERA = "camera"
+PERCEPTION_MODES = (PERCEPTION_GROUND_TRUTH, PERCEPTION_CAMERA)
+"""Where the graph's detections come from: the twin's simulator state (`ground_truth`, plus its noise model)
+or its rendered camera images through perception_node (`camera`; docs/perception.md)."""
+
+
+@dataclass
+class CameraLoop:
+    """The twin's camera when perception is in the loop (twin_node camera_* parameters)."""
+
+    rate_hz: float = 10.0
+    """Rendered frames per second [Hz]: software GL costs ~0.1 s a 640x480 frame here, so ~10 Hz is what a
+    frame thread keeps up with while the twin, policy and safety layer share two cores."""
+    width: int = 640
+    """Image width [px]."""
+    height: int = 480
+    """Image height [px]."""
+
+
+def perception_processes(nodes: str, params: dict[str, Any], mode: str, log_path: str | Path,
+                         camera: CameraLoop | None = None) -> list[GraphProcess]:  # fmt: skip
+    """The graph's processes for perception `mode` (PERCEPTION_MODES), logging to `log_path` (the first) and
+    `<log_path stem>.<nodes>.log`. `ground_truth`: the one process as given. `camera`: the twin renders its
+    camera instead of publishing simulator-state detections, every node gets the camera-perception
+    calibration (sim2real/config/calibration_twin_camera.yaml: the camera pose and the tags' marker
+    offsets), and perception_node runs in a process of its own, as beside a camera driver on a robot PC (in
+    the graph's process it would share one interpreter lock with the twin's physics, its renderer and the
+    control path); both carry the large-frames DDS profile. ValueError names an unknown mode."""
+    if mode not in PERCEPTION_MODES:
+        raise ValueError(f"perception must be one of {PERCEPTION_MODES}, got {mode!r}")
+    if mode == PERCEPTION_GROUND_TRUTH:
+        return [GraphProcess(nodes, dict(params), log_path)]
+    from sim2real.calibration import CAMERA_CALIBRATION_PATH
+
+    camera = camera or CameraLoop()
+    out = dict(params)
+    for n in ("twin", *RUNTIME_NODES):
+        out[f"{n}.calibration"] = str(CAMERA_CALIBRATION_PATH)
+    out.update({"twin.camera_rate_hz": float(camera.rate_hz), "twin.camera_width": int(camera.width),
+                "twin.camera_height": int(camera.height), "twin.ground_truth_detections": False})  # fmt: skip
+    mine = {k: v for k, v in out.items() if k.startswith("perception.")}
+    log = Path(log_path)
+    return [GraphProcess(nodes, {k: v for k, v in out.items() if k not in mine}, log, large_frames=True),
+            GraphProcess("perception", mine, log.with_suffix(".perception.log"), large_frames=True)]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- observations

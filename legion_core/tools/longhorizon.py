@@ -45,7 +45,8 @@ class ChainRunner:
     """One sim graph with the sequencer, driven from this process (see the module docstring)."""
 
     def __init__(self, bundle_path: str | Path, log_path: str | Path, scene: str | None = None, seed: int = 1,
-                 video_path: str | Path | None = None, extra_params: dict | None = None) -> None:  # fmt: skip
+                 video_path: str | Path | None = None, extra_params: dict | None = None,
+                 perception: str = "ground_truth", camera=None) -> None:  # fmt: skip
         from legion_core.contracts.bundle import load
         from legion_core.tools.graph import (
             CHAIN_GRAPH_NODES,
@@ -54,8 +55,8 @@ class ChainRunner:
             WATCH_DIAGNOSTICS,
             WATCH_JOINT_STATES,
             WATCH_STATUS,
-            GraphProcess,
             SimGraph,
+            perception_processes,
             sim_graph_params,
         )
 
@@ -71,8 +72,10 @@ class ChainRunner:
         params = sim_graph_params(str(Path(bundle_path).resolve()), self.scene, seed=seed, sequencer=True,
                                   extra=extra_params, video_path=str(video_path) if video_path else None,
                                   video_fps=5.0)  # fmt: skip
+        # perception "camera": rendered images -> perception_node -> detections (tools/graph.py CameraLoop).
+        self.perception = perception
         self.graph = SimGraph(
-            GraphProcess(CHAIN_GRAPH_NODES, params, log_path),
+            perception_processes(CHAIN_GRAPH_NODES, params, perception, log_path, camera),
             node_name=f"legion_operator_{int(time.time() * 1e3) % 100000}",
             watch=(WATCH_JOINT_STATES, WATCH_ACTIONS, WATCH_STATUS, WATCH_DIAGNOSTICS),
             # With a video the twin renders it at shutdown: the timeout only catches a hang.

@@ -13,6 +13,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "ros2_ws" / "install"
+#: Fast DDS profile for camera frames between processes (its comment says why; docs/perception.md).
+LARGE_FRAMES_DDS_PROFILE = REPO / "ros2_ws" / "src" / "legion_bringup" / "config" / "fastdds_large_frames.xml"
+#: The variable Fast DDS 3 (Jazzy, Kilted) reads, and Fast DDS 2's (Humble).
+DDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def use_large_frames_profile(env: dict) -> dict:
+    """`env` with the large-frames DDS profile, unless it already names a profile of its own."""
+    if not any(env.get(k) for k in DDS_PROFILE_VARIABLES):
+        for k in DDS_PROFILE_VARIABLES:
+            env[k] = str(LARGE_FRAMES_DDS_PROFILE)
+    return env
 
 
 class WorkspaceNotBuiltError(RuntimeError):
@@ -101,17 +113,18 @@ def start_composed(
     realtime_priority: int = 0,
     cpu_affinity: str = "all",
     namespace: str = "",
+    large_frames: bool = False,
 ):
     """Start `legion_ros.composed` (arguments: `composed_argv`) in a child process with its own process
-    group, its output to `log_path` (None: discarded). Returns the Popen. A whole sim graph with an observer
+    group, its output to `log_path` (None: discarded); `large_frames`: with the camera frames' DDS profile
+    (use_large_frames_profile). Returns the Popen. A whole sim graph with an observer
     node: legion_core/tools/graph.py."""
     import subprocess
 
     args = composed_argv(nodes, params, handoff, realtime_priority, cpu_affinity, namespace)
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
-    return subprocess.Popen(
-        args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    env = use_large_frames_profile(child_env()) if large_frames else child_env()
+    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_process_group(proc, timeout: float = 20.0) -> int:

@@ -96,3 +96,18 @@ def test_runtime_and_faults_summaries_keep_their_keys():
     assert _stats_ms([0.001, 0.003])["median"] == pytest.approx(2.0)
     assert list(pub["composed"]["machine_wakeup_late_ms"]) == ["n", "median", "p99", "max"]
     assert list(summarise([1.0])) == ["median", "max", "n", "missing"]
+
+
+def test_perception_latency_report_counts_only_the_measured_frames():
+    """Frames of the warm-up (stamps not sent in the measured run) do not count; a sent frame the node never
+    used is dropped; latencies in ms."""
+    from legion_core.bench.perception import latency_report
+
+    sent = [10.0, 10.1, 10.2, 10.3]
+    log = [(9.9, 0.5), (10.0, 0.004), (10.1, 0.006), (10.3, 0.010)]  # 9.9: warm-up; 10.2 never used
+    rep = latency_report(sent, log, 30.0, 640, 480, "1", 0)
+    assert rep["frames_sent"] == 4 and rep["frames_used"] == 3
+    assert rep["dropped_share"] == pytest.approx(0.25)
+    assert rep["latency_ms"]["median"] == pytest.approx(6.0) and rep["latency_ms"]["max"] == pytest.approx(
+        10.0
+    )

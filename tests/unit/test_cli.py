@@ -42,14 +42,14 @@ def test_tasks_command_lists_a_set(capsys):
 def test_every_command_of_every_group_is_listed():
     names = set(_subcommands(build_parser()).choices)
     assert names == {"tasks", "setup", "render", "demo", "launch", "command", "run", "doctor", "train", "report",
-                     "export", "inspect", "keygen", "sign", "record", "replay", "bench"}  # fmt: skip
+                     "export", "inspect", "keygen", "sign", "record", "replay", "bench", "calibrate"}  # fmt: skip
 
 
 def test_every_bench_has_a_purpose_and_help(capsys):
     bench = _subcommands(build_parser()).choices["bench"]
     helps = {c.dest: c.help for c in _subcommands(bench)._choices_actions}
     assert {"envs", "sim2real", "inference", "runtime", "faults", "soak", "transfer", "grounding",
-            "longhorizon", "train", "record"} == set(helps)  # fmt: skip
+            "longhorizon", "perception", "train", "record"} == set(helps)  # fmt: skip
     assert all(h and len(h) > 10 for h in helps.values())
     for name in helps:
         with pytest.raises(SystemExit) as e:
@@ -62,7 +62,8 @@ def test_every_bench_has_a_purpose_and_help(capsys):
     "argv",
     [["tasks"], ["render"], ["train"], ["report"], ["export"], ["inspect"], ["keygen"], ["sign"],
      ["launch"], ["command"], ["run"], ["record"], ["replay"], ["bench", "envs"], ["bench", "faults"],
-     ["bench", "soak"], ["bench", "longhorizon"], ["bench", "record"]],
+     ["bench", "soak"], ["bench", "longhorizon"], ["bench", "perception"], ["bench", "record"], ["calibrate"],
+     ["demo"]],
 )  # fmt: skip
 def test_help_teaches_with_examples(argv, capsys):
     with pytest.raises(SystemExit) as e:
@@ -83,7 +84,7 @@ def test_every_bench_writes_its_json_to_out_bench_name_by_default():
     p = build_parser()
     positional = {"inference": ["models/x"], "transfer": ["models/x"], "longhorizon": ["models/x"]}
     for name in ("envs", "sim2real", "inference", "runtime", "faults", "soak", "transfer", "grounding",
-                 "longhorizon", "train"):  # fmt: skip
+                 "longhorizon", "perception", "train"):  # fmt: skip
         args = p.parse_args(["bench", name, *positional.get(name, [])])
         assert args.output == f"out/bench_{name}.json"
         assert args.func.__name__ == f"run_bench_{name}"

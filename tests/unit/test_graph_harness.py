@@ -17,10 +17,12 @@ from legion_core.contracts.interface import StatusLevel
 from legion_core.tools.graph import (
     CHAIN_GRAPH_NODES,
     SIM_GRAPH_NODES,
+    CameraLoop,
     GraphProcess,
     Observations,
     SimGraph,
     params_for,
+    perception_processes,
     sim_graph_params,
 )
 from legion_core.tools.ros_env import composed_argv, stop_process_group
@@ -31,6 +33,44 @@ def test_demo_parameters():
     p = sim_graph_params("/b", "drawer-open", variation=2, seed=1, scene="", video_path="/o/demo.mp4")
     assert p == {"policy.bundle": "/b", "sim2real.bundle": "/b", "real2sim.bundle": "/b", "twin.task": "drawer-open",
                  "twin.variation": 2, "twin.seed": 1, "twin.scene": "", "twin.video_path": "/o/demo.mp4"}  # fmt: skip
+
+
+def test_camera_perception_graph_renders_and_detects_in_a_process_of_its_own(tmp_path):
+    """`camera`: the twin renders instead of publishing simulator-state detections, every node reads the
+    camera-perception calibration, perception_node runs apart; both with the large-frames DDS profile."""
+    from sim2real.calibration import CAMERA_CALIBRATION_PATH
+
+    params = sim_graph_params("/b", "drawer-button", sequencer=True, extra={"perception.quad_decimate": 1.0})
+    main, perception = perception_processes(CHAIN_GRAPH_NODES, params, "camera", tmp_path / "g.log",
+                                            CameraLoop(rate_hz=7.0, width=800, height=600))  # fmt: skip
+    assert main.nodes == CHAIN_GRAPH_NODES and perception.nodes == "perception"
+    assert main.params["twin.ground_truth_detections"] is False
+    assert (
+        main.params["twin.camera_rate_hz"],
+        main.params["twin.camera_width"],
+        main.params["twin.camera_height"],
+    ) == (7.0, 800, 600)
+    for node in ("twin", "policy", "sim2real", "real2sim"):
+        assert main.params[f"{node}.calibration"] == str(CAMERA_CALIBRATION_PATH)
+    assert (
+        perception.params == {"perception.quad_decimate": 1.0}
+        and "perception.quad_decimate" not in main.params
+    )
+    assert main.large_frames and perception.large_frames
+    assert perception.log_path == tmp_path / "g.perception.log"
+    # ground truth: the graph as given, one process, the default DDS set-up.
+    (only,) = perception_processes(CHAIN_GRAPH_NODES, params, "ground_truth", tmp_path / "g.log")
+    assert only.params == params and not only.large_frames
+    with pytest.raises(ValueError, match="perception must be one of"):
+        perception_processes(CHAIN_GRAPH_NODES, params, "lidar", tmp_path / "g.log")
+
+
+def test_large_frames_profile_never_overrides_a_labs_own(monkeypatch):
+    env = ros_env.use_large_frames_profile({})
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(ros_env.LARGE_FRAMES_DDS_PROFILE)
+    assert ros_env.LARGE_FRAMES_DDS_PROFILE.exists()
+    mine = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/lab/profile.xml"}
+    assert ros_env.use_large_frames_profile(dict(mine)) == mine
 
 
 def test_chain_parameters_video_after_extra_and_fps_only_as_default():

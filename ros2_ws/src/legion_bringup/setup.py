@@ -17,7 +17,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PKG]),
         ("share/" + PKG, ["package.xml"]),
         ("share/" + PKG + "/launch", glob("launch/*.launch.yaml")),
-        ("share/" + PKG + "/config", glob("config/*.yaml")),
+        ("share/" + PKG + "/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -41,6 +41,7 @@ class PerceptionNode(LegionNode):
         self.last_rejection = ""
         self.unknown_ids: set[int] = set()
         self.latency_s: deque = deque(maxlen=300)
+        self.latency_log: list[tuple[float, float]] | None = [] if p.latency_log else None
         self.create_timer(p.diagnostics_period_s, self._diagnostics)
 
     def on_camera_info(self, msg) -> None:
@@ -96,7 +97,10 @@ class PerceptionNode(LegionNode):
         self.pub.publish(out)
         self.detections += len(frame.detections)
         self.unknown_ids.update(frame.unknown_ids)
-        self.latency_s.append(self.now_s() - stamp_to_s(msg.header.stamp))
+        latency = self.now_s() - stamp_to_s(msg.header.stamp)
+        self.latency_s.append(latency)
+        if self.latency_log is not None:
+            self.latency_log.append((stamp_to_s(msg.header.stamp), latency))
         for tag_id, why in frame.rejected:
             self._reject(f"tag {tag_id}: {why}")
 
@@ -119,6 +123,14 @@ class PerceptionNode(LegionNode):
             level, self.last_rejection or ("detecting" if ok else "waiting for images"), values
         )
         self.last_rejection = ""  # each summary names the latest reason of its own period
+
+    def on_shutdown(self) -> None:
+        if self.latency_log is not None:
+            import json
+
+            with open(self.p.latency_log, "w") as f:
+                json.dump({"stamp_latency_s": self.latency_log, "frames": self.frames, "detections": self.detections,
+                           "rejected": self.rejected}, f)  # fmt: skip
 
 
 def main(args=None) -> int:
