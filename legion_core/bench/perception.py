@@ -38,13 +38,14 @@ LATENCY_FRAMES = 12
 def render_frames(n: int = LATENCY_FRAMES, width: int = 640, height: int = 480) -> tuple[list, object, str]:
     """`n` RGB frames of the twin's drawer-button cell seen by the camera-perception calibration's camera
     (placements 0..n-1, three tags each), that camera's model (intrinsics) and its frame id."""
-    from legion_core.sim.camera import SimCamera, twin_tag_map
+    from legion_core.sim.camera import PERCEPTION_CAMERA_FOVY_DEG, SimCamera, twin_tag_map
     from legion_core.sim.twin import DigitalTwin
     from sim2real.calibration import CAMERA_CALIBRATION_PATH, load_calibration
 
     cal = load_calibration(CAMERA_CALIBRATION_PATH)
     twin = DigitalTwin(cal, "drawer-button", 0)
-    cam = SimCamera(twin.env.env.model_name, twin_tag_map(), cal.T_sim_camera, width=width, height=height)
+    cam = SimCamera(twin.env.env.model_name, twin_tag_map(), cal.T_sim_camera, width=width, height=height,
+                    fovy_deg=PERCEPTION_CAMERA_FOVY_DEG)  # fmt: skip
     try:
         frames = []
         for v in range(n):

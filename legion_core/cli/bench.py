@@ -243,6 +243,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--seconds", type=float, default=20.0, help="length of the 30 Hz latency run [s]")
     s.add_argument("--camera-rate", type=float, default=None, help="the twin's camera rate in the chain [Hz]")
     s.add_argument("--no-chain", action="store_true", help="only the latency measurement")
+    s.add_argument("--figure", default="out/perception.png",
+                   help="also write the twin beside its camera's image with the detected tags ('' = none)")  # fmt: skip
     _output_option(s, "perception")
     s.set_defaults(func=run_bench_perception)
 
@@ -506,6 +508,10 @@ def run_bench_perception(args: argparse.Namespace) -> int:
               f"{c['camera_in_the_loop']['successes']}/{c['camera_in_the_loop']['scenes']}: ratio {c['success_ratio']:.2f}")  # fmt: skip
     print(f"meets targets: {rep['meets_targets']}")
     write_json(rep, args.output)
+    if args.figure:
+        from legion_core.tools.perception_figure import perception_figure
+
+        print(f"figure: {perception_figure(args.figure)}")
     return 0
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from legion_core.contracts.interface import StatusLevel
+from legion_core.sim.camera import PERCEPTION_CAMERA_FOVY_DEG
 
 SIM_GRAPH_NODES = "twin,real2sim,policy,sim2real"
 """The nodes of the sim graph, hosted by one composed process."""
@@ -143,6 +144,9 @@ class CameraLoop:
     """Image width [px]."""
     height: int = 480
     """Image height [px]."""
+    fovy_deg: float = PERCEPTION_CAMERA_FOVY_DEG
+    """Vertical field of view [deg] (the calibration's camera; a RealSense D435's colour camera at 4:3 has
+    ~42)."""
 
 
 def perception_processes(nodes: str, params: dict[str, Any], mode: str, log_path: str | Path,
@@ -165,7 +169,8 @@ def perception_processes(nodes: str, params: dict[str, Any], mode: str, log_path
     for n in ("twin", *RUNTIME_NODES):
         out[f"{n}.calibration"] = str(CAMERA_CALIBRATION_PATH)
     out.update({"twin.camera_rate_hz": float(camera.rate_hz), "twin.camera_width": int(camera.width),
-                "twin.camera_height": int(camera.height), "twin.ground_truth_detections": False})  # fmt: skip
+                "twin.camera_height": int(camera.height), "twin.camera_fovy_deg": float(camera.fovy_deg),
+                "twin.ground_truth_detections": False})  # fmt: skip
     mine = {k: v for k, v in out.items() if k.startswith("perception.")}
     log = Path(log_path)
     return [GraphProcess(nodes, {k: v for k, v in out.items() if k not in mine}, log, large_frames=True),
