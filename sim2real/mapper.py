@@ -393,6 +393,72 @@ class Sim2RealMapper:
                 )
         return move
 
+    def target_problem(self, q_target) -> str:
+        """Why the posture `q_target` [rad, LEGION order] cannot be a ready-move target ('' = it can): 7
+        finite angles, each inside the joint limits by joint_limit_margin_rad (the joint named by the driver's
+        name, with its limit in degrees)."""
+        try:
+            q = np.asarray(q_target, float)
+        except (TypeError, ValueError):
+            return "target posture is not numeric: give 7 joint angles [rad]"
+        if q.shape != (_N,):
+            return f"target posture needs {_N} joint angles [rad], got {q.size}"
+        if not np.all(np.isfinite(q)):
+            return f"target posture is not finite: {q.tolist()}"
+        margin = self.config.joint_limit_margin_rad
+        for j in range(_N):
+            if not (self._q_lo[j] - 1e-9 <= q[j] <= self._q_hi[j] + 1e-9):
+                side, lim = ("lower", self._q_low[j]) if q[j] < self._q_lo[j] else ("upper", self._q_high[j])
+                return (
+                    f"joint {self.robot_joint_names[j]} target {math.degrees(q[j]):.1f} deg is beyond its {side} "
+                    f"limit {math.degrees(lim):.1f} deg less the margin joint_limit_margin_rad {margin} rad: "
+                    "choose a posture inside the limits"
+                )
+        return ""
+
+    def plan_target(self, q_from: np.ndarray, q_target: np.ndarray, t: float) -> ReadyMove:
+        """The ready move to a given posture `q_target` [rad, LEGION order] instead of the ready posture (a
+        hand-eye calibration pose, docs/calibration.md) from the commanded posture `q_from` at time `t` [s]:
+        the ready move's cosine profile at `ready_joint_vel_scale` of the axis speeds, checked at 41 points
+        along it: the joints inside the limits by joint_limit_margin_rad (target_problem; the profile never
+        leaves the straight joint-space segment, so the end points decide), the tool inside the workspace box
+        (+ box_tolerance_m) and at least ready_min_height_m above the table. WorkspaceError names the joint or
+        the limit, where along the move, and the fix; nothing is planned then."""
+        cfg = self.config
+        q0 = np.asarray(q_from, float)
+        problem = self._q_problem(q0)
+        if problem:
+            raise WorkspaceError(f"ready target refused: {problem}")
+        problem = self.target_problem(q_target)
+        if problem:
+            raise WorkspaceError(f"ready target refused: {problem}")
+        q1 = np.asarray(q_target, float).copy()
+        v = self.arm.velocity_limits_rad_s * cfg.ready_joint_vel_scale
+        duration = max(float(np.max(0.5 * math.pi * np.abs(q1 - q0) / v)), cfg.command_period_s)
+        move = ReadyMove(float(t), duration, q0.copy(), q1)
+        for u in np.linspace(0.0, 1.0, 41)[1:]:
+            q = move.at(t + u * duration)
+            if np.any(q < self._q_lo - 1e-9) or np.any(q > self._q_hi + 1e-9):
+                j = int(np.argmax(np.maximum(self._q_lo - q, q - self._q_hi)))
+                raise WorkspaceError(
+                    f"ready target refused: joint {self.robot_joint_names[j]} would leave its limits (margin "
+                    f"{cfg.joint_limit_margin_rad} rad) at {u:.0%} of the move: move the arm inside the limits first"
+                )
+            p = self.tool_pos_sim(q)
+            excess = self.box_excess_m(p)
+            if excess > cfg.box_tolerance_m:
+                raise WorkspaceError(
+                    f"ready target refused: the tool would leave the workspace box {np.round(self._box_lo, 3).tolist()}.."
+                    f"{np.round(self._box_hi, 3).tolist()} m by {excess:.3f} m at {np.round(p, 3).tolist()} m (sim_world, "
+                    f"{u:.0%} of the move): choose a target whose path stays inside the box"
+                )
+            if p[2] < cfg.ready_min_height_m:
+                raise WorkspaceError(
+                    f"ready target refused: the tool would pass {p[2]:.3f} m above the table (minimum "
+                    f"ready_min_height_m {cfg.ready_min_height_m} m) at {u:.0%} of the move: choose a higher target"
+                )
+        return move
+
     # -- lifecycle -------------------------------------------------------------------------------------
     def reset(self, q_measured: Sequence[float], t: float, gripper_action: float = -1.0) -> None:
         """Start from the measured posture at time t [s]. Raises WorkspaceError when the posture is outside

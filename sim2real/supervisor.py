@@ -176,6 +176,8 @@ class Supervisor:
         ] = {}  # skill -> (force N, torque N m), calibration's
         self.ready: ReadyMove | None = None  # the ready move in progress (active skill READY_SKILL)
         self.ready_state = ""  # '' | 'moving' | 'reached' | 'refused: why' (the last ready move's)
+        # The posture the ready move goes to when a client gave one (set_ready_target); None: the ready posture.
+        self.ready_target: np.ndarray | None = None
         self.started = False
         self.holding = ""
         self.q_sent: np.ndarray | None = None
@@ -409,11 +411,65 @@ class Supervisor:
             if name == READY_SKILL:
                 self.ready_state = ""  # a new ready move: planned at the next tick from the command sent
             self.ready = None
+            self.ready_target = None  # a target is given for one activation of `ready` only
             self.active_skill = name
             self.used_seq = self.action_seq  # never execute an action computed for the previous skill
         if name:
             self.skill_cleared_by = ""
         return True, f"active skill {name!r}"
+
+    def set_ready_target(self, names, positions, now: float) -> tuple[bool, str]:
+        """A target posture for the ready move (docs/robot-integration.md, "The ready move"): `positions`
+        [rad] by the driver's joint `names` (any order), or all 7 in the driver's order when `names` is
+        empty. Accepted only while the active skill is READY_SKILL, nothing holds the arm and no ready move
+        is under way; planned at once from the command sent (mapper.plan_target: the ready move's profile
+        and speed, joint limits with margin, workspace box and table floor along the path), so that a
+        refusal comes back to the caller with its reason and nothing moves. Accepted: the move starts now
+        and `ready_state` goes 'moving', then 'reached'."""
+        skill = self.active_skill
+        if self.estop_reason:
+            return False, f"{ESTOP_LATCHED} ({self.estop_reason}): ready target refused"
+        if skill != READY_SKILL:
+            return False, (
+                f"ready target refused: the active skill is {skill or 'none'!r}, not {READY_SKILL!r}: "
+                f"start {READY_SKILL!r} first (a target is never taken while a skill runs)"
+            )
+        if self.driver_fault:
+            return False, f"ready target refused: {self.driver_fault}"
+        if self.q_sent is None or self.q_meas is None or self.q_problem:
+            return False, f"ready target refused: no valid joint state yet ({self.q_problem or 'none'})"
+        if self.holding:
+            return False, f"ready target refused: holding ({self.holding})"
+        if self.ready_state == "moving" and self.ready is not None and self.ready.fraction(now) < 1.0:
+            # Once its profile has ended, a move whose arm did not arrive (blocked) may be replaced: the new
+            # move starts from the command sent, at zero speed, with every check.
+            return False, (
+                f"ready target refused: a ready move is under way ({self.ready.fraction(now):.0%} of "
+                f"{self.ready.duration_s:.1f} s); wait until it is reached"
+            )
+        names, positions = list(names), list(positions)
+        if names:
+            if len(names) != len(positions):
+                return False, f"ready target refused: {len(names)} joint names but {len(positions)} positions"
+            unknown = [n for n in names if n not in self._names_to_index]
+            missing = [n for n in self._names_to_index if n not in names]
+            if unknown or missing or len(set(names)) != len(names):
+                return False, (
+                    f"ready target refused: joint_names must name each of {list(self._names_to_index)} once "
+                    f"(unknown {unknown}, missing {missing}); or leave joint_names empty and give 7 positions "
+                    "in the driver's order"
+                )
+            q = np.full(len(self._names_to_index), np.nan)
+            for n, v in zip(names, positions):
+                q[self._names_to_index[n]] = float(v)
+        else:
+            q = np.asarray(positions, float)
+        try:
+            move = self.mapper.plan_target(self.q_sent, q, now)
+        except (WorkspaceError, ValueError) as e:
+            return False, str(e)
+        self.ready, self.ready_target, self.ready_state = move, move.q_target.copy(), "moving"
+        return True, f"ready target accepted: a {move.duration_s:.1f} s move"
 
     def _clear_skill(self, why: str) -> None:
         if self.active_skill != "":
@@ -529,15 +585,19 @@ class Supervisor:
         it is. On arrival the mapper restarts from the ready posture and the arm holds until the next skill."""
         if self.ready is None and self.ready_state != "reached":
             try:
-                self.ready = self.mapper.plan_ready(self.q_sent, now)
+                if self.ready_target is None:
+                    self.ready = self.mapper.plan_ready(self.q_sent, now)
+                else:  # an interrupted move to a given target: planned anew, with the same checks
+                    self.ready = self.mapper.plan_target(self.q_sent, self.ready_target, now)
             except (WorkspaceError, ValueError) as e:
                 self.ready_state = f"refused: {e}"
                 self._clear_skill("ready move refused")
                 return self._hold(HOLD, str(e))
             self.ready_state = "moving"
         self.holding = ""
+        at = "ready: at the ready posture" if self.ready_target is None else "ready: at the target posture"
         if self.ready_state == "reached":
-            return Tick(self.q_sent, self.gripper_m, OK, "ready: at the ready posture, waiting for a skill")
+            return Tick(self.q_sent, self.gripper_m, OK, f"{at}, waiting for a skill")
         move = self.ready
         q = self._limited(move.at(now), now)
         self.q_sent, self.t_sent = q, now
@@ -546,7 +606,7 @@ class Supervisor:
             self.ready_state = "reached"
             self.q_sent = move.q_target.copy()
             self._restart(self.q_sent, now)
-            return Tick(self.q_sent, self.gripper_m, OK, "ready: at the ready posture, waiting for a skill")
+            return Tick(self.q_sent, self.gripper_m, OK, f"{at}, waiting for a skill")
         return Tick(q, self.gripper_m, OK, f"ready move: {move.fraction(now):.0%} of {move.duration_s:.1f} s")
 
     def tick(self, now: float) -> Tick:

@@ -234,6 +234,11 @@ SERVICE_ESTOP = "~/estop"
 SERVICE_REARM = "~/rearm"
 # std_srvs/Trigger; served by sim2real_node: re-anchor on the measured posture (after a twin reset).
 SERVICE_RESET = "~/reset"
+# legion_msgs/ReadyTarget; served by sim2real_node: a target posture for the ready move (joint angles; only
+# while the active skill is READY_SKILL; caller: `legion calibrate --graph/--robot`). A service, not a topic:
+# the caller needs the refusal and its reason back before it waits for the arm (docs/robot-integration.md,
+# "The ready move").
+SERVICE_READY_TARGET = "~/ready_target"
 # std_srvs/Trigger; served by task_sequencer_node: cancel the running plan.
 SERVICE_CANCEL = "~/cancel"
 # legion_msgs/ResetTask; served by twin_node: reset the simulated task (placement variation).
@@ -242,6 +247,7 @@ SERVICE_RESET_TASK = "~/reset_task"
 SIM2REAL_ESTOP_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_ESTOP)
 SIM2REAL_REARM_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_REARM)
 SIM2REAL_RESET_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_RESET)
+SIM2REAL_READY_TARGET_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_READY_TARGET)
 SEQUENCER_CANCEL_SERVICE = resolved_service(NODE_TASK_SEQUENCER, SERVICE_CANCEL)
 TWIN_RESET_TASK_SERVICE = resolved_service(NODE_TWIN, SERVICE_RESET_TASK)
 

@@ -77,6 +77,17 @@ class TwinNodeParams:
     """sensor_msgs/Image (rgb8) of the rendered camera."""
     camera_info_topic: str = CAMERA_INFO_TOPIC
     """sensor_msgs/CameraInfo of the rendered camera."""
+    camera_exposure_gain: float = 1.0
+    """A real camera's effects on the rendered images (legion_core.sim.camera.ImageEffects; docs/perception.md):
+    pixel values times this gain, clipped (1 = off)."""
+    camera_blur_sigma_px: float = 0.0
+    """Gaussian blur [px] of the rendered images, defocus or motion (0 = off)."""
+    camera_noise_std_dn: float = 0.0
+    """Additive Gaussian sensor noise [digital numbers of 0-255] on the rendered images (0 = off; seeded by
+    the twin's `seed`)."""
+    camera_calibration_tag: bool = False
+    """Also render the hand-eye calibration tag on the flange (legion_core.sim.camera.CALIBRATION_TAG_PLACEMENT,
+    tag 10 of sim2real/config/tags_calibration.yaml) in the camera images: `legion calibrate --graph`."""
     ground_truth_detections: bool = True
     """Publish the scene's objects as detections from the simulator's state (false: perception_node makes
     them from the rendered images)."""

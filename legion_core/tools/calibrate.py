@@ -1,14 +1,19 @@
 """`legion calibrate`: hand-eye calibration of the cell's camera from a tag on the flange (docs/calibration.md).
 
-Two sources of samples:
+Four sources of samples:
 
+- `--graph`: the twin through sim2real_node's safety layer, as on a robot (legion_core.tools.calibrate_graph:
+  the ready move to each pose as a target posture, perception_node's detections of the rendered frames).
+- `--robot`: the same client against an already running robot graph (sim2real_node, camera driver,
+  perception_node with the calibration tag map).
 - `--twin`: the MuJoCo twin with a camera at a pose the solver is not told (the twin's perception camera,
   optionally moved by `--camera-offset`/`--camera-rpy-deg`). The arm visits the sample plan
-  (sim2real.handeye_plan). TWIN ONLY: each move is planned and checked in this process with the safety
-  checks of sim2real.mapper's ready move (the mapper's start check, joint limits with its margin, the
-  workspace box, the table floor, the ready move's slow cosine profile at `ready_joint_vel_scale` of the axis
-  speeds), then streamed to the twin's position servos at the command rate; it does not go through
-  sim2real_node (docs/calibration.md, "Robot path" says what a real arm still needs). At each pose, once the
+  (sim2real.handeye_plan). TWIN ONLY, the fast offline check: each move is planned and checked in this
+  process with sim2real_node's checks of a ready target (sim2real.mapper.Sim2RealMapper.plan_target: joint
+  limits with its margin, the workspace box, the table floor, the ready move's slow cosine profile at
+  `ready_joint_vel_scale` of the axis speeds; the mapper's start check first), then streamed to the twin's
+  position servos at the command rate, not through sim2real_node (`--graph` goes through it; docs/calibration.md,
+  "Robot path"). At each pose, once the
   arm is at rest, the twin renders the calibration tag (legion_core.sim.camera), AprilTag 3 + PnP detect it
   (sim2real.tags) and FK of the measured joints gives the flange.
 - `--samples FILE`: a samples file (sim2real.handeye's format; `--save-samples` writes one from a twin run).
@@ -23,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -50,36 +54,17 @@ def twin_camera_pose(offset_m=(0.0, 0.0, 0.0), rpy_deg=(0.0, 0.0, 0.0)) -> Trans
 
 
 def plan_move(mapper, q_from: np.ndarray, q_to: np.ndarray):
-    """The move from q_from to q_to [rad] as the mapper plans its ready move (sim2real.mapper.ReadyMove: a
-    cosine profile whose peak joint speed is `ready_joint_vel_scale` of the arm's axis speeds), checked at
-    41 points along it: joints inside the limits (with the mapper's margin), the tool point inside the
-    workspace box (+ box_tolerance_m) and at least ready_min_height_m above the table. MoveRefusedError otherwise."""
-    from sim2real.mapper import ReadyMove
+    """The move from q_from to q_to [rad] as sim2real_node plans a ready move to a target posture
+    (sim2real.mapper.Sim2RealMapper.plan_target: the ready move's cosine profile at `ready_joint_vel_scale` of
+    the axis speeds, checked at 41 points along it: joints inside the limits with the mapper's margin, the
+    tool point inside the workspace box (+ box_tolerance_m) and at least ready_min_height_m above the table).
+    MoveRefusedError with the mapper's reason otherwise."""
+    from sim2real.mapper import WorkspaceError
 
-    cfg = mapper.config
-    q0, q1 = np.asarray(q_from, float), np.asarray(q_to, float)
-    v = mapper.arm.velocity_limits_rad_s * cfg.ready_joint_vel_scale
-    duration = max(float(np.max(0.5 * math.pi * np.abs(q1 - q0) / v)), cfg.command_period_s)
-    move = ReadyMove(0.0, duration, q0.copy(), q1.copy())
-    lo, hi = mapper.joint_limits_rad
-    lo, hi = lo + cfg.joint_limit_margin_rad, hi - cfg.joint_limit_margin_rad
-    for u in np.linspace(0.0, 1.0, 41)[1:]:
-        q = move.at(u * duration)
-        if np.any(q < lo - 1e-9) or np.any(q > hi + 1e-9):
-            raise MoveRefusedError(
-                f"the move leaves the joint limits (margin {cfg.joint_limit_margin_rad} rad) at {u:.0%}"
-            )
-        p = mapper.tool_pos_sim(q)
-        if mapper.box_excess_m(p) > cfg.box_tolerance_m:
-            raise MoveRefusedError(
-                f"the tool would leave the workspace box at {np.round(p, 3).tolist()} m ({u:.0%} of the move): "
-                "shrink the sample plan's box (SamplePlanConfig.half_extent_m)"
-            )
-        if p[2] < cfg.ready_min_height_m:
-            raise MoveRefusedError(
-                f"the tool would pass {p[2]:.3f} m above the table (minimum {cfg.ready_min_height_m} m)"
-            )
-    return move
+    try:
+        return mapper.plan_target(q_from, q_to, 0.0)
+    except WorkspaceError as e:
+        raise MoveRefusedError(str(e)) from None
 
 
 def drive_twin(twin, move, period_s: float, settle_s: float = 0.5, max_settle_s: float = 3.0) -> np.ndarray:
@@ -199,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
         save_samples,
         solve_hand_eye,
     )
-    from sim2real.handeye_plan import SamplePlanConfig, plan_samples
-    from sim2real.mapper import MapperConfig, Sim2RealMapper, WorkspaceError
+    from sim2real.mapper import WorkspaceError
 
     try:
         base_cal = load_calibration(args.calibration) if args.calibration else sim_calibration()
@@ -220,16 +204,18 @@ def run(args: argparse.Namespace) -> int:
             setup, samples = load_samples(args.samples)
             q_measured = None
             print(f"{len(samples)} samples ({setup}) from {args.samples}")
+        elif getattr(args, "graph", False) or getattr(args, "robot", False):
+            from legion_core.tools.calibrate_graph import CalibrationGraphError
+
+            setup = EYE_TO_HAND
+            try:
+                samples, q_measured, truth = _collect_graph(args, base_cal)
+            except CalibrationGraphError as e:
+                print(f"calibrate: {e}")
+                return 2
         else:
             setup = EYE_TO_HAND
-            mcfg = MapperConfig()
-            plan_cfg = SamplePlanConfig(n_poses=args.poses, workspace_low_m=mcfg.workspace_low_m,
-                                        workspace_high_m=mcfg.workspace_high_m)  # fmt: skip
-            mapper = Sim2RealMapper(base_cal, mcfg)
-            plan = plan_samples(base_cal, plan_cfg, mapper.arm)
-            print(f"sample plan: {len(plan.poses)} poses, {len(plan.dropped)} dropped")
-            for name, why in plan.dropped:
-                print(f"  {name}: dropped, {why}")
+            plan, mapper = _plan(base_cal, args.poses)
             T_sim_camera = twin_camera_pose(args.camera_offset, args.camera_rpy_deg)
             run_ = collect_on_twin(
                 base_cal, plan, T_sim_camera, args.width, args.height, mapper, not args.no_progress
@@ -238,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {name}: no sample, {why}")
             samples, q_measured, truth = run_.samples, run_.q_measured, run_.T_base_camera_true
         if args.save_samples:
-            note = "twin run of `legion calibrate --twin`" if truth is not None else f"from {args.samples}"
+            note = f"from {args.samples}" if args.samples else f"`legion calibrate {_source(args)}`"
             print(f"wrote {save_samples(args.save_samples, samples, setup, q_measured, note)}")
         solution = solve_hand_eye(samples, setup, initial=initial)
     except (HandEyeError, WorkspaceError) as e:
@@ -263,6 +249,68 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {write_result(args.out, solution, base_cal, setup)}")
     return 0
+
+
+def _source(args) -> str:
+    return next(f"--{k}" for k in ("graph", "robot", "twin") if getattr(args, k, False))
+
+
+def _plan(base_cal, n_poses: int, mcfg=None):
+    from sim2real.handeye_plan import SamplePlanConfig, plan_samples
+    from sim2real.mapper import MapperConfig, Sim2RealMapper
+
+    mcfg = mcfg or MapperConfig()
+    plan_cfg = SamplePlanConfig(n_poses=n_poses, workspace_low_m=mcfg.workspace_low_m,
+                                workspace_high_m=mcfg.workspace_high_m)  # fmt: skip
+    mapper = Sim2RealMapper(base_cal, mcfg)
+    plan = plan_samples(base_cal, plan_cfg, mapper.arm)
+    print(f"sample plan: {len(plan.poses)} poses, {len(plan.dropped)} dropped")
+    for name, why in plan.dropped:
+        print(f"  {name}: dropped, {why}")
+    return plan, mapper
+
+
+def _collect_graph(args, base_cal):
+    """`--graph` (start the twin graph, legion_core.tools.calibrate_graph.graph_processes) or `--robot`
+    (connect to a running graph): samples, measured joints, the camera's true pose (the twin's; None on a
+    robot)."""
+    from legion_core.tools import calibrate_graph as cg
+
+    plan, mapper = _plan(base_cal, args.poses)
+    if args.robot:
+        import rclpy
+
+        from legion_core.tools.ros_env import ensure_workspace
+
+        ensure_workspace()
+        if not rclpy.ok():
+            rclpy.init()
+        node = rclpy.create_node("legion_calibrate")
+        try:
+            client = cg.GraphCalibrationClient(node, base_cal, args.joint_states_topic)
+            run_ = cg.collect_through_graph(client, plan, mapper.arm, not args.no_progress)
+            client.stop_skill()
+        finally:
+            node.destroy_node()
+        truth = None
+    else:
+        from legion_core.tools.graph import SimGraph
+
+        logs = Path(args.log_dir)
+        T_sim_camera = twin_camera_pose(args.camera_offset, args.camera_rpy_deg)
+        twin_cal = cg.write_twin_calibration(logs / "twin_camera_calibration.yaml", T_sim_camera)
+        procs = cg.graph_processes(twin_cal, args.width, args.height, logs / "graph.log")
+        print(f"starting the graph (twin + sim2real + perception; logs in {logs})")
+        with SimGraph(procs, node_name="legion_calibrate") as g:
+            client = cg.GraphCalibrationClient(g.node, base_cal)
+            run_ = cg.collect_through_graph(client, plan, mapper.arm, not args.no_progress)
+        truth = base_cal.T_sim_base.inverse() @ T_sim_camera
+    for name, why in run_.missed:
+        print(f"  {name}: no sample, {why}")
+    print(
+        f"{len(run_.samples)} samples in {run_.seconds:.0f} s through sim2real_node ({run_.refused} poses refused)"
+    )
+    return run_.samples, run_.q_measured, truth
 
 
 def _json(solution, truth) -> dict:

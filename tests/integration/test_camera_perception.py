@@ -393,3 +393,21 @@ def test_a_real_cameras_noise_blur_and_dim_light_keep_the_tags_within_5_mm(twin)
             assert err < 0.005, f"tag {tag_id}: {err * 1e3:.1f} mm"
     finally:
         cam.close()
+
+
+def test_twin_node_refuses_camera_effects_out_of_range():
+    """A negative noise level (a typo for a real camera's effect) stops twin_node at start, naming the field;
+    nothing is published."""
+    import subprocess
+    import sys
+
+    from legion_core.tools.ros_env import child_env, ensure_workspace
+
+    ensure_workspace()
+    bad = subprocess.run(
+        [sys.executable, "-m", "legion_ros.twin_node", "--ros-args", "-p", "task:=drawer-button",
+         "-p", "camera_rate_hz:=5.0", "-p", "camera_noise_std_dn:=-2.0"],
+        env=child_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 1, bad.stderr[-2000:]
+    assert "noise_std_dn must be a finite number >= 0, got -2.0" in bad.stderr, bad.stderr[-2000:]

@@ -16,6 +16,7 @@ from array import array
 from legion_core.contracts.interface import (
     NODE_SIM2REAL,
     SERVICE_ESTOP,
+    SERVICE_READY_TARGET,
     SERVICE_REARM,
     SERVICE_RESET,
     TOPIC_ACTION,
@@ -51,6 +52,7 @@ class Sim2RealNode(LegionNode):
         super().__init__(NODE_SIM2REAL, **kwargs)
         import numpy as np
         from legion_msgs.msg import CommandReport, Heartbeat, Observation, PolicyAction, SafetyState
+        from legion_msgs.srv import ReadyTarget
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Bool, Float64, Float64MultiArray, String
         from std_srvs.srv import Trigger
@@ -160,6 +162,9 @@ class Sim2RealNode(LegionNode):
         self.create_service(Trigger, SERVICE_ESTOP, self.on_estop_service)
         self.create_service(Trigger, SERVICE_REARM, self.on_rearm)
         self.create_service(Trigger, SERVICE_RESET, self.on_reset)
+        # The ready move's target posture (a calibration pose): a service because the caller must learn of a
+        # refusal and its reason before it waits for the arm (legion_core/contracts/interface.py).
+        self.create_service(ReadyTarget, SERVICE_READY_TARGET, self.on_ready_target)
         self.period = 1.0 / command_rate_hz
         # The command stream: one command per period on a deadline grid, from its own thread, interpolated
         # between policy targets by the mapper (legion_core.ros.control, the stream thread).
@@ -288,6 +293,23 @@ class Sim2RealNode(LegionNode):
     def on_reset(self, _req, resp):
         resp.success, resp.message = self.sup.reset_to_measured(self.now_s())
         self.get_logger().info(f"reset: {resp.message}")
+        return resp
+
+    def on_ready_target(self, req, resp):
+        """A target posture for the ready move (Supervisor.set_ready_target: the checks and the planning);
+        a refusal goes back to the caller, to the log and on /legion/status with its reason."""
+        ok, message = self.sup.set_ready_target(list(req.joint_names), list(req.positions), self.now_s())
+        resp.accepted, resp.message = ok, message
+        resp.duration_s = float(self.sup.ready.duration_s) if ok and self.sup.ready is not None else 0.0
+        if ok:
+            self.get_logger().info(message)
+            self.on_tick()  # the move starts now
+        else:
+            self.get_logger().warn(message)
+            self.publish_status(
+                StatusLevel.ESTOP if self.sup.estop_reason else StatusLevel.WARN, f"refused: {message}"
+            )
+        self._publish_safety_state(force=True)
         return resp
 
     def _publish_safety_state(

@@ -328,9 +328,14 @@ class TwinNode(LegionNode):
         import numpy as np
         from sensor_msgs.msg import CameraInfo, Image
 
-        from legion_core.sim.camera import SimCamera, twin_tag_map
+        from legion_core.sim.camera import ImageEffects, SimCamera, camera_tags
 
         frame_id = cal.frame_ids.get("camera", "camera")
+        try:
+            effects = ImageEffects(p.camera_exposure_gain, p.camera_blur_sigma_px, p.camera_noise_std_dn,
+                                   self.twin.config.seed).make()  # fmt: skip
+        except ValueError as e:
+            raise NodeStartupError(str(e)) from None
         img_pub = self.create_publisher(Image, p.camera_image_topic, SENSOR_QOS)
         info_pub = self.create_publisher(CameraInfo, p.camera_info_topic, SENSOR_QOS)
         slot: dict = {"state": None}
@@ -341,8 +346,9 @@ class TwinNode(LegionNode):
 
         def render_loop() -> None:
             # The GL context belongs to the thread that makes it: the camera is built here.
-            cam = SimCamera(model_xml, twin_tag_map(), T, width=p.camera_width, height=p.camera_height,
-                            fovy_deg=p.camera_fovy_deg)  # fmt: skip
+            tag_map, placements = camera_tags(p.camera_calibration_tag)
+            cam = SimCamera(model_xml, tag_map, T, placements=placements, width=p.camera_width,
+                            height=p.camera_height, fovy_deg=p.camera_fovy_deg)  # fmt: skip
             info = CameraInfo(width=cam.width, height=cam.height, distortion_model="plumb_bob")
             info.k = [float(v) for v in cam.camera.K.ravel()]
             info.d = [0.0] * 5
@@ -357,7 +363,7 @@ class TwinNode(LegionNode):
                         continue
                     stamp, state = item
                     cam.set_state(state)
-                    rgb = cam.render()
+                    rgb = effects(cam.render())
                     img = Image(
                         height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3
                     )
