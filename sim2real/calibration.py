@@ -440,16 +440,22 @@ def _arm_from_dict(src: str, d) -> ArmSource:
         raise _err(src, "arm", str(e)) from None
 
 
-def load_calibration(path: str | Path) -> Calibration:
+def read_yaml_file(path: str | Path, what: str, hint: str, error=None):
+    """The parsed YAML of the `what` file at `path` (a cell's configuration: calibration, tag map, hand-eye
+    samples). `error` (default CalibrationError) names a missing file with `hint` (where to find or how to
+    make one) and invalid YAML with the parser's line."""
+    error = error or CalibrationError
     path = Path(path)
     if not path.exists():
-        raise CalibrationError(
-            f"calibration file {path} does not exist (shipped examples are in {CONFIG_DIR})"
-        )
+        raise error(f"{what} {path} does not exist ({hint})")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise CalibrationError(f"{path}: not valid YAML: {e}") from None
+        raise error(f"{path}: not valid YAML: {e}") from None
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    data = read_yaml_file(path, "calibration file", f"shipped examples are in {CONFIG_DIR}")
     return calibration_from_dict(data, source=str(path))
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from legion_core.robot.frames import FrameError, Transform, check_rotation, quat_to_R, rotation_angle
-from sim2real.calibration import CalibrationError
+from sim2real.calibration import CalibrationError, read_yaml_file
 
 EYE_TO_HAND = "eye_to_hand"
 EYE_IN_HAND = "eye_in_hand"
@@ -568,19 +568,8 @@ def samples_from_dict(d, source: str = "<samples>") -> tuple[str, list[HandEyeSa
 
 
 def load_samples(path) -> tuple[str, list[HandEyeSample]]:
-    from pathlib import Path
-
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise HandEyeError(
-            f"samples file {path} does not exist (`legion calibrate --twin --save-samples FILE` writes one)"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise HandEyeError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml_file(path, "samples file", "`legion calibrate --twin --save-samples FILE` writes one",
+                          HandEyeError)  # fmt: skip
     return samples_from_dict(data, str(path))
 
 

@@ -65,34 +65,30 @@ class Real2SimNodeParams:
     pairs, e.g. "handle=drawer_handle,btn=button" ('' = each class_id is the label; unlisted ones too)."""
 
 
-def parse_pose_topics(text: str) -> dict[str, str]:
-    """`pose_topics` as {label: topic}. ValueError names the bad entry and the form."""
+def _parse_pairs(text: str, param: str, form: str, key_name: str, value_ok) -> dict[str, str]:
+    """A comma-separated `key=value` list parameter as a dict; ValueError names the bad entry, the form
+    (`form`, with an example) and a key given twice."""
     out: dict[str, str] = {}
     for entry in filter(None, (e.strip() for e in text.split(","))):
-        label, sep, topic = (x.strip() for x in entry.partition("="))
-        if not sep or not label or not topic.startswith("/"):
-            raise ValueError(
-                f"pose_topics entry {entry!r} must be label=/absolute/topic, e.g. button=/perception/button/pose"
-            )
-        if label in out:
-            raise ValueError(f"pose_topics names label {label!r} twice")
-        out[label] = topic
+        key, sep, value = (x.strip() for x in entry.partition("="))
+        if not sep or not key or not value_ok(value):
+            raise ValueError(f"{param} entry {entry!r} must be {form}")
+        if key in out:
+            raise ValueError(f"{param} names {key_name} {key!r} twice")
+        out[key] = value
     return out
+
+
+def parse_pose_topics(text: str) -> dict[str, str]:
+    """`pose_topics` as {label: topic}. ValueError names the bad entry and the form."""
+    return _parse_pairs(text, "pose_topics", "label=/absolute/topic, e.g. button=/perception/button/pose",
+                        "label", lambda topic: topic.startswith("/"))  # fmt: skip
 
 
 def parse_detection3d_labels(text: str) -> dict[str, str]:
     """`detection3d_labels` as {class_id: label}. ValueError names the bad entry and the form."""
-    out: dict[str, str] = {}
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        class_id, sep, label = (x.strip() for x in entry.partition("="))
-        if not sep or not class_id or not label or "=" in label:
-            raise ValueError(
-                f"detection3d_labels entry {entry!r} must be class_id=label, e.g. handle=drawer_handle"
-            )
-        if class_id in out:
-            raise ValueError(f"detection3d_labels names class_id {class_id!r} twice")
-        out[class_id] = label
-    return out
+    return _parse_pairs(text, "detection3d_labels", "class_id=label, e.g. handle=drawer_handle", "class_id",
+                        lambda label: bool(label) and "=" not in label)  # fmt: skip
 
 
 @dataclass

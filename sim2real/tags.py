@@ -76,9 +76,10 @@ class TagMap:
 
     @classmethod
     def load(cls, path: str | Path) -> TagMap:
-        import yaml
+        from sim2real.calibration import read_yaml_file
 
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()), str(path))
+        data = read_yaml_file(path, "tag map", f"the twin's is {TWIN_TAG_MAP_PATH}", TagMapError)
+        return cls.from_dict(data, str(path))
 
 
 @dataclass(frozen=True)

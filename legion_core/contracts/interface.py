@@ -168,6 +168,10 @@ TOPIC_CLOCK = "/clock"
 # camera_info_topic parameters; docs/perception.md).
 CAMERA_IMAGE_TOPIC = "/camera/camera/color/image_raw"
 CAMERA_INFO_TOPIC = "/camera/camera/color/camera_info"
+# The driver's depth aligned to the colour image (realsense2_camera align_depth.enable:=true): sensor_msgs/Image
+# 16UC1 [mm, 0 = no depth] and its CameraInfo (the colour camera's intrinsics); pub: the twin (camera_depth).
+CAMERA_DEPTH_TOPIC = "/camera/camera/aligned_depth_to_color/image_raw"
+CAMERA_DEPTH_INFO_TOPIC = "/camera/camera/aligned_depth_to_color/camera_info"
 
 
 @dataclass(frozen=True)

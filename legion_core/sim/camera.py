@@ -258,6 +258,23 @@ class SimCamera:
             self._renderer.scene.flags[flag] = 0
         return self._renderer.render()
 
+    def render_depth_mm(self) -> np.ndarray:
+        """Depth image (H x W uint16) of the synced state as a depth camera aligned to this one gives it:
+        millimetres along the optical axis (MuJoCo's depth buffer is that distance in metres), 0 where
+        nothing is within the far clipping plane (a RealSense's "no depth"). A second render pass: the cost
+        of a colour frame again."""
+        r = self._renderer
+        r.enable_depth_rendering()
+        try:
+            r.update_scene(self.data, camera=CAMERA_NAME)
+            z_m = r.render()
+        finally:
+            r.disable_depth_rendering()
+        far_m = self.model.vis.map.zfar * self.model.stat.extent
+        mm = np.rint(z_m * 1e3)
+        mm[(z_m >= 0.999 * far_m) | (mm > 65535)] = 0
+        return mm.astype(np.uint16)
+
     def tag_pose_sim(self, tag_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Ground truth: the tag's centre [m] and axes in sim_world (synced state)."""
         g = self._tag_geoms[tag_id]

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 from legion_core.base.params import Parameter, check_unique, parameters
 from legion_core.contracts.drivers import DriverParams
-from legion_core.contracts.interface import CAMERA_IMAGE_TOPIC, CAMERA_INFO_TOPIC
+from legion_core.contracts.interface import (
+    CAMERA_DEPTH_INFO_TOPIC,
+    CAMERA_DEPTH_TOPIC,
+    CAMERA_IMAGE_TOPIC,
+    CAMERA_INFO_TOPIC,
+)
 from legion_core.sim.twin import TwinConfig
 
 #: DriverParams fields twin_node declares: which driver's interface it presents (twin | lbr) and for what.
@@ -77,6 +82,13 @@ class TwinNodeParams:
     """sensor_msgs/Image (rgb8) of the rendered camera."""
     camera_info_topic: str = CAMERA_INFO_TOPIC
     """sensor_msgs/CameraInfo of the rendered camera."""
+    camera_depth: bool = False
+    """Also publish the depth image aligned to the colour one (16UC1 [mm], 0 = no depth), as realsense2_camera
+    with align_depth: a second render pass per frame (docs/perception.md)."""
+    camera_depth_topic: str = CAMERA_DEPTH_TOPIC
+    """sensor_msgs/Image (16UC1) of the rendered depth."""
+    camera_depth_info_topic: str = CAMERA_DEPTH_INFO_TOPIC
+    """sensor_msgs/CameraInfo of the rendered depth (the colour camera's intrinsics)."""
     camera_exposure_gain: float = 1.0
     """A real camera's effects on the rendered images (legion_core.sim.camera.ImageEffects; docs/perception.md):
     pixel values times this gain, clipped (1 = off)."""

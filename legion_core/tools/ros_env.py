@@ -15,15 +15,16 @@ REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "ros2_ws" / "install"
 #: Fast DDS profile for camera frames between processes (its comment says why; docs/perception.md).
 LARGE_FRAMES_DDS_PROFILE = REPO / "ros2_ws" / "src" / "legion_bringup" / "config" / "fastdds_large_frames.xml"
-#: The variable Fast DDS 3 (Jazzy, Kilted) reads, and Fast DDS 2's (Humble).
+#: The variable Fast DDS 3 (Jazzy, Kilted) reads, and Fast DDS 2's (Humble); Fast DDS 3 also reads the old
+#: name but warns that it is deprecated, so only the distribution's own is set.
 DDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
 def use_large_frames_profile(env: dict) -> dict:
     """`env` with the large-frames DDS profile, unless it already names a profile of its own."""
     if not any(env.get(k) for k in DDS_PROFILE_VARIABLES):
-        for k in DDS_PROFILE_VARIABLES:
-            env[k] = str(LARGE_FRAMES_DDS_PROFILE)
+        name = DDS_PROFILE_VARIABLES[1] if env.get("ROS_DISTRO") == "humble" else DDS_PROFILE_VARIABLES[0]
+        env[name] = str(LARGE_FRAMES_DDS_PROFILE)
     return env
 
 

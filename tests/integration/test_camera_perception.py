@@ -255,7 +255,9 @@ def test_perception_node_publishes_the_tags_of_camera_images(twin, tmp_path):
 def test_the_twin_camera_feeds_perception_node(twin, tmp_path):
     """twin_node renders its cell from the calibration's camera pose (camera_rate_hz) instead of publishing
     ground-truth detections; perception_node turns the frames into detections: the cabinet's and the
-    button's tags, in the calibration's camera frame, within 1 cm of where the scene puts them (~0.9 m)."""
+    button's tags, in the calibration's camera frame, within 1 cm of where the scene puts them (~0.9 m).
+    With camera_depth the aligned depth image comes too (16UC1, same stamp and frame): at the cabinet tag's
+    centre it reads the tag's distance along the optical axis within 3 mm."""
     from legion_core.tools.ros_env import ensure_workspace
 
     ensure_workspace()
@@ -272,17 +274,25 @@ def test_the_twin_camera_feeds_perception_node(twin, tmp_path):
         twin.env.env.model, twin.env.env.data
     )  # the fixture's twin: the same task, variation, seed
     truth = {i: truth_cam.tag_pose_camera(i)[0] for i in (1, 2)}
+    K = truth_cam.camera.K
     truth_cam.close()
     params = {
         "twin.task": "drawer-button",
         "twin.variation": 3,
         "twin.camera_rate_hz": 5.0,
         "twin.ground_truth_detections": False,
+        "twin.camera_depth": True,
     }
     probe = Probe("twin_camera_probe")
     proc = start_nodes("twin,perception", params, tmp_path / "graph.log")
     try:
+        from sensor_msgs.msg import Image
+
+        from legion_core.contracts.interface import CAMERA_DEPTH_TOPIC, CAMERA_IMAGE_TOPIC
+
         dets = probe.record(TOPIC_DETECTIONS, ObjectDetectionArray, SENSOR_QOS)
+        depths = probe.record(CAMERA_DEPTH_TOPIC, Image, SENSOR_QOS)
+        colours = probe.record(CAMERA_IMAGE_TOPIC, Image, SENSOR_QOS)
 
         def labels_seen() -> set[str]:
             return {d.label for _, m in dets for d in m.detections}
@@ -299,6 +309,22 @@ def test_the_twin_camera_feeds_perception_node(twin, tmp_path):
         # Nothing but tags: no ground-truth detection (those carry the object points, e.g. 'drawer_handle'
         # at the handle) was published, only what the camera saw.
         assert labels_seen() <= {"button", "drawer_cabinet", "drawer_handle"}
+
+        def stamp(m):
+            return m.header.stamp.sec, m.header.stamp.nanosec
+
+        def aligned():  # depth images with the stamp of a colour frame (one render of one state)
+            colour_stamps = {stamp(m) for _, m in colours}
+            return [d for _, d in depths if stamp(d) in colour_stamps]
+
+        probe.wait_for(lambda: aligned(), 60, "a depth image with its colour frame's stamp")
+        depth = aligned()[-1]
+        assert (depth.encoding, depth.width, depth.height) == ("16UC1", 640, 480)
+        assert depth.header.frame_id == cal.frame_ids["camera"]
+        mm = np.frombuffer(bytes(depth.data), np.uint16).reshape(480, 640)
+        uvw = K @ truth[2]
+        u, v = (int(round(c)) for c in uvw[:2] / uvw[2])
+        assert abs(float(mm[v, u]) - truth[2][2] * 1e3) < 3.0, (mm[v, u], truth[2][2] * 1e3)
     finally:
         code = stop(proc)
         probe.close()

@@ -67,8 +67,10 @@ def test_camera_perception_graph_renders_and_detects_in_a_process_of_its_own(tmp
 
 def test_large_frames_profile_never_overrides_a_labs_own(monkeypatch):
     env = ros_env.use_large_frames_profile({})
-    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(ros_env.LARGE_FRAMES_DDS_PROFILE)
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(ros_env.LARGE_FRAMES_DDS_PROFILE)}
     assert ros_env.LARGE_FRAMES_DDS_PROFILE.exists()
+    humble = ros_env.use_large_frames_profile({"ROS_DISTRO": "humble"})  # Fast DDS 2 reads the old name
+    assert humble["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(ros_env.LARGE_FRAMES_DDS_PROFILE)
     mine = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/lab/profile.xml"}
     assert ros_env.use_large_frames_profile(dict(mine)) == mine
 

@@ -338,6 +338,11 @@ class TwinNode(LegionNode):
             raise NodeStartupError(str(e)) from None
         img_pub = self.create_publisher(Image, p.camera_image_topic, SENSOR_QOS)
         info_pub = self.create_publisher(CameraInfo, p.camera_info_topic, SENSOR_QOS)
+        depth_pubs = (
+            (self.create_publisher(Image, p.camera_depth_topic, SENSOR_QOS),
+             self.create_publisher(CameraInfo, p.camera_depth_info_topic, SENSOR_QOS))
+            if p.camera_depth else None
+        )  # fmt: skip
         slot: dict = {"state": None}
         wake = threading.Condition()
         self.camera_stream = stop = threading.Event()
@@ -372,6 +377,15 @@ class TwinNode(LegionNode):
                     img.header.frame_id = info.header.frame_id = frame_id
                     info_pub.publish(info)
                     img_pub.publish(img)
+                    if depth_pubs is not None:  # the same state, stamp, frame and intrinsics (aligned)
+                        mm = cam.render_depth_mm()
+                        depth = Image(
+                            height=mm.shape[0], width=mm.shape[1], encoding="16UC1", step=mm.shape[1] * 2
+                        )
+                        depth.data = mm.tobytes()
+                        depth.header = img.header
+                        depth_pubs[1].publish(info)
+                        depth_pubs[0].publish(depth)
             finally:
                 cam.close()
 
