@@ -142,6 +142,12 @@ class DriverMonitor:
             req = GetParameters.Request(names=[UPDATE_RATE_PARAMETER])
             self._param_client.call_async(req).add_done_callback(self._on_update_rate)
 
+    def awaiting_answers(self) -> bool:
+        """Whether the controller manager this profile expects has not answered yet (its service not yet
+        discovered, or the call in flight): `legion doctor` waits for it within its discovery grace instead
+        of skipping the controller checks of a driver that is still being discovered."""
+        return self._list_client is not None and "controllers" not in self._answered
+
     def _on_controllers(self, future) -> None:
         self._pending.pop("controllers", None)
         self._answered.add("controllers")
