@@ -369,6 +369,14 @@ class Sim2RealMapper:
             )
         return res.q
 
+    def _slow_move(self, q0: np.ndarray, q1: np.ndarray, t: float) -> ReadyMove:
+        """The ready move's cosine profile from q0 to q1 starting at `t` [s], its peak joint speeds at
+        `ready_joint_vel_scale` of the axis speeds (peak speed = pi/2 * distance / duration)."""
+        cfg = self.config
+        v = self.arm.velocity_limits_rad_s * cfg.ready_joint_vel_scale
+        duration = max(float(np.max(0.5 * math.pi * np.abs(q1 - q0) / v)), cfg.command_period_s)
+        return ReadyMove(float(t), duration, q0.copy(), q1)
+
     def plan_ready(self, q_from: np.ndarray, t: float) -> ReadyMove:
         """The ready move from the commanded posture `q_from` at time `t` [s]. WorkspaceError when it would
         take the tool below `ready_min_height_m` (move the arm up by hand first)."""
@@ -377,12 +385,8 @@ class Sim2RealMapper:
         problem = self._q_problem(q0)
         if problem:
             raise WorkspaceError(f"ready move refused: {problem}")
-        q1 = self.ready_posture()
-        dq = np.abs(q1 - q0)
-        v = self.arm.velocity_limits_rad_s * cfg.ready_joint_vel_scale
-        # Cosine profile: peak speed = pi/2 * distance / duration.
-        duration = max(float(np.max(0.5 * math.pi * dq / v)), cfg.command_period_s)
-        move = ReadyMove(float(t), duration, q0.copy(), q1)
+        move = self._slow_move(q0, self.ready_posture(), t)
+        duration = move.duration_s
         floor = min(cfg.ready_min_height_m, float(self.tool_pos_sim(q0)[2])) - 1e-3
         for u in np.linspace(0.0, 1.0, 41)[1:]:
             z = float(self.tool_pos_sim(move.at(t + u * duration))[2])
@@ -432,10 +436,8 @@ class Sim2RealMapper:
         problem = self.target_problem(q_target)
         if problem:
             raise WorkspaceError(f"ready target refused: {problem}")
-        q1 = np.asarray(q_target, float).copy()
-        v = self.arm.velocity_limits_rad_s * cfg.ready_joint_vel_scale
-        duration = max(float(np.max(0.5 * math.pi * np.abs(q1 - q0) / v)), cfg.command_period_s)
-        move = ReadyMove(float(t), duration, q0.copy(), q1)
+        move = self._slow_move(q0, np.asarray(q_target, float).copy(), t)
+        duration = move.duration_s
         for u in np.linspace(0.0, 1.0, 41)[1:]:
             q = move.at(t + u * duration)
             if np.any(q < self._q_lo - 1e-9) or np.any(q > self._q_hi + 1e-9):
