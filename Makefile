@@ -18,7 +18,7 @@ export TRANSFORMERS_OFFLINE := 1
 # Offscreen rendering for videos (software EGL works on headless machines).
 export MUJOCO_GL ?= egl
 
-.PHONY: venv ws demo test test-fast lint format bench clean-venv
+.PHONY: venv ws browser demo test test-fast lint format bench clean-venv
 
 $(STAMP): $(REQS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,15 @@ ws: venv
 demo: ws
 	$(BIN)/legion demo
 
-test: ws
+test: ws browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium for the console's browser tests (tests/e2e/test_console.py; Playwright drives it, it
+# never downloads a browser). Installed once; needs root or sudo.
+browser:
+	@command -v chromium >/dev/null || { echo "[make] installing Debian's chromium (console browser tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
 
 # Fast subset for development: no slow, ROS or end-to-end tests.
 test-fast: venv

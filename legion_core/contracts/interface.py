@@ -89,6 +89,7 @@ NODE_SIM2REAL = "sim2real_node"
 NODE_TASK_SEQUENCER = "task_sequencer_node"
 NODE_TWIN = "twin_node"
 NODE_PERCEPTION = "perception_node"
+NODE_CONSOLE = "console_node"
 
 
 def node_fqn(node: str) -> str:
@@ -245,6 +246,9 @@ SERVICE_RESET = "~/reset"
 SERVICE_READY_TARGET = "~/ready_target"
 # std_srvs/Trigger; served by task_sequencer_node: cancel the running plan.
 SERVICE_CANCEL = "~/cancel"
+# legion_msgs/PreviewCommand; served by task_sequencer_node: the plan a command would run now, without running
+# it (caller: the operator console, docs/console.md).
+SERVICE_PREVIEW = "~/preview"
 # legion_msgs/ResetTask; served by twin_node: reset the simulated task (placement variation).
 SERVICE_RESET_TASK = "~/reset_task"
 # The same services as clients call them (callers: tests, bench faults/transfer, longhorizon).
@@ -253,6 +257,7 @@ SIM2REAL_REARM_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_REARM)
 SIM2REAL_RESET_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_RESET)
 SIM2REAL_READY_TARGET_SERVICE = resolved_service(NODE_SIM2REAL, SERVICE_READY_TARGET)
 SEQUENCER_CANCEL_SERVICE = resolved_service(NODE_TASK_SEQUENCER, SERVICE_CANCEL)
+SEQUENCER_PREVIEW_SERVICE = resolved_service(NODE_TASK_SEQUENCER, SERVICE_PREVIEW)
 TWIN_RESET_TASK_SERVICE = resolved_service(NODE_TWIN, SERVICE_RESET_TASK)
 
 # legion_msgs/ExecuteTask; served by task_sequencer_node; clients: command_client, longhorizon (ChainRunner).

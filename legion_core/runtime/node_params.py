@@ -47,6 +47,9 @@ class TaskSequencerNodeParams:
     sim2real_node's liveness watchdog declares the node silent after two missed periods."""
     trusted_keys: str = ""
     """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
+    safety_state_wait_s: float = 10.0
+    """How long [s] an ExecuteTask goal waits for sim2real_node's first SafetyState before it is refused
+    (commands are refused until it arrives; a topic command is refused at once)."""
 
     def heartbeat_s(self) -> float:
         """The heartbeat period [s] in effect (`heartbeat_period_s`, or 1 / rate_hz when it is 0; rate_hz

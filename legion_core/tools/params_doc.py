@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from legion_core.base.params import Parameter
+from legion_core.console.params import console_node_parameters
 from legion_core.contracts.interface import (
+    NODE_CONSOLE,
     NODE_PERCEPTION,
     NODE_POLICY,
     NODE_REAL2SIM,
@@ -43,6 +45,7 @@ NODES: dict[str, Callable[[], list[Parameter]]] = {
     NODE_TASK_SEQUENCER: task_sequencer_node_parameters,
     NODE_TWIN: twin_node_parameters,
     NODE_PERCEPTION: perception_node_parameters,
+    NODE_CONSOLE: console_node_parameters,
 }
 
 

@@ -31,6 +31,8 @@ from std_msgs.msg import Empty, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from legion_core.contracts.interface import (  # noqa: E402
+    READY_SKILL,
+    SEQUENCER_PREVIEW_SERVICE,
     TOPIC_ACTIVE_SKILL,
     TOPIC_CANCEL,
     TOPIC_COMMAND_STATUS,
@@ -51,7 +53,7 @@ class SequencerHarness:
     """The sequencer in a child process; the probe is the operator (topic, action, cancel) and sim2real
     (SafetyState, transient local as sim2real publishes it)."""
 
-    def __init__(self, probe: Probe, log: Path, **params) -> None:
+    def __init__(self, probe: Probe, log: Path, publish_safety: bool = True, **params) -> None:
         self.probe, self.log = probe, log
         p = {"sequencer.bundle": BUNDLE, "sequencer.precondition_timeout_s": 600.0, **params}
         self.proc = start_nodes("sequencer", p, log)
@@ -68,6 +70,9 @@ class SequencerHarness:
             60,
             "the sequencer's /legion/command subscription",
         )
+        self.safety_sent = publish_safety
+        if publish_safety:
+            self.safety()  # sim2real's part: the sequencer refuses every command until a SafetyState arrives
         self._handshake()
 
     def _handshake(self) -> None:
@@ -76,13 +81,17 @@ class SequencerHarness:
         is answered, every later one is too (reliable, in order), so wait for the last. Not fatal: where no
         reply ever comes, the test's own assertion says so."""
         sent, end = 0, time.monotonic() + 10
-        while not self.replies and time.monotonic() < end:
+        while not self._answered_with_safety() and time.monotonic() < end:
             sent += 1
             self.cmd_pub.publish(String(data=" " * sent))
             self.probe.spin_for(0.3)
         if self.replies:
             last = " " * sent
             self.probe.wait_for(lambda: self.replies[-1][1].command == last, 10, "the handshake's last reply")
+
+    def _answered_with_safety(self) -> bool:
+        """A reply came that was not the refusal for a missing SafetyState (the latched one has arrived)."""
+        return any(not self.safety_sent or "no safety state" not in m.message for _, m in self.replies)
 
     # -- operator ------------------------------------------------------------------------------------
     def send(self, text) -> tuple[int, float]:
@@ -141,10 +150,12 @@ class SequencerHarness:
         return fut.result()
 
     # -- sim2real's part ---------------------------------------------------------------------------------
-    def safety(self, latched: bool = False, reason: str = "", dead: tuple[str, ...] = ()) -> None:
+    def safety(self, latched: bool = False, reason: str = "", dead: tuple[str, ...] = (),
+               ready_needed: bool = False) -> None:  # fmt: skip
         m = SafetyState()
         m.header.stamp = self.probe.node.get_clock().now().to_msg()
         m.estop_latched, m.estop_reason, m.dead_nodes = latched, reason, list(dead)
+        m.ready_needed = ready_needed
         self.safety_pub.publish(m)
 
     def wait_safety_seen(self, needle: str) -> CommandStatus:
@@ -375,6 +386,78 @@ def test_estop_latched_before_any_command_refuses_the_first(seq):
     mark = seq.send(PRESS)
     seq.wait_reply_or_skill(mark)
     assert seq.skills_since(mark) == []
+
+
+def test_commands_wait_for_the_safety_state_and_plan_on_it(probe, tmp_path):
+    """CI run (stop 24): an action goal reached the sequencer before sim2real's SafetyState did, so the plan
+    had no ready move and the arm, at home, was held for the whole skill. Now a topic command is refused
+    until the state arrives; a goal waits for it (up to safety_state_wait_s) and plans on it."""
+    h = SequencerHarness(probe, tmp_path / "sequencer.log", publish_safety=False,
+                         **{"sequencer.safety_state_wait_s": 60.0})  # fmt: skip
+    try:
+        mark = h.send(PRESS)
+        r = h.reply(mark)
+        assert r.outcome == CS.REFUSED and "no safety state" in r.message and TOPIC_SAFETY_STATE in r.message
+        assert h.skills_since(mark) == []
+        assert h.action.wait_for_server(timeout_sec=TIMEOUT), "no /legion/execute_task server"
+        goal = h.action.send_goal_async(ExecuteTask.Goal(command=PRESS))
+        probe.wait_for(goal.done, TIMEOUT, "the goal response")
+        handle = goal.result()
+        assert handle.accepted
+        probe.spin_for(1.0)
+        assert h.skills_since(mark) == [], "a plan started before the safety state arrived"
+        h.safety(ready_needed=True)  # the tool is not at the policy's orientation: the ready move first
+        probe.wait_for(
+            lambda: READY_SKILL in h.skills_since(mark), TIMEOUT, "the ready move on the skill topic"
+        )
+        assert h.call_cancel().success
+        result = h.goal_result(handle).result
+        assert list(result.plan) == [READY_SKILL, PRESS_SKILL]
+    finally:
+        assert h.close() == 0
+
+
+def test_preview_shows_the_plan_or_the_refusal_and_starts_nothing(seq):
+    """~/preview (the operator console's plan before motion): the same checks as a command, nothing runs."""
+    from legion_msgs.srv import PreviewCommand
+
+    cli = seq.probe.node.create_client(PreviewCommand, SEQUENCER_PREVIEW_SERVICE)
+    assert cli.wait_for_service(timeout_sec=TIMEOUT), f"no {SEQUENCER_PREVIEW_SERVICE}"
+
+    def preview(text: str):
+        fut = cli.call_async(PreviewCommand.Request(command=text))
+        seq.probe.wait_for(fut.done, TIMEOUT, "the preview")
+        return fut.result()
+
+    mark = (len(seq.replies), time.monotonic())
+    r = preview(f"{OPEN}, then {PRESS}")
+    assert r.accepted and list(r.plan) == [OPEN_SKILL, PRESS_SKILL], r.message
+    seq.safety(ready_needed=True)
+    seq.probe.wait_for(
+        lambda: list(preview(OPEN).plan)[:1] == [READY_SKILL], TIMEOUT, "ready first in the plan"
+    )
+    r = preview("make me a sandwich")
+    assert not r.accepted and list(r.plan) == [] and "matches no skill" in r.message
+    seq.safety(latched=True, reason="console test")
+    seq.probe.wait_for(lambda: "e-stop latched" in preview(OPEN).message, TIMEOUT, "the e-stop refusal")
+    seq.probe.spin_for(0.5)
+    assert seq.skills_since(mark) == [] and seq.replies_since(mark) == [], (
+        "a preview ran or replied as a command"
+    )
+
+
+def test_a_goal_without_any_safety_state_is_refused_with_the_reason(probe, tmp_path):
+    h = SequencerHarness(probe, tmp_path / "sequencer.log", publish_safety=False,
+                         **{"sequencer.safety_state_wait_s": 1.0})  # fmt: skip
+    try:
+        mark = (len(h.replies), time.monotonic())
+        handle = h.send_goal(PRESS)
+        assert handle.accepted  # refusals other than busy are the goal's result, with the reason
+        result = h.goal_result(handle).result
+        assert not result.success and "no safety state" in result.message
+        assert h.skills_since(mark) == []
+    finally:
+        assert h.close() == 0
 
 
 # ------------------------------------------------------------------------------------- liveness

@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from legion_core.base.params import Parameter, check_unique, field_docs, parameters, pick
+from legion_core.console.params import console_node_parameters
 from legion_core.contracts.interface import (
+    NODE_CONSOLE,
     NODE_PERCEPTION,
     NODE_POLICY,
     NODE_REAL2SIM,
@@ -51,6 +53,7 @@ NODES = {
     NODE_TWIN: ("twin_node.py", twin_node_parameters),
     NODE_TASK_SEQUENCER: ("task_sequencer_node.py", task_sequencer_node_parameters),
     NODE_PERCEPTION: ("perception_node.py", perception_node_parameters),
+    NODE_CONSOLE: ("console_node.py", console_node_parameters),
 }
 
 

@@ -11,6 +11,7 @@ NODES = [
     "twin_node",
     "task_sequencer_node",
     "perception_node",
+    "console_node",
 ]
 
 setup(

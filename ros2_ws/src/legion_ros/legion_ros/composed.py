@@ -24,6 +24,7 @@ NODE_CLASSES = {
     "sim2real": ("legion_ros.sim2real_node", "Sim2RealNode"),
     "sequencer": ("legion_ros.task_sequencer_node", "TaskSequencerNode"),
     "perception": ("legion_ros.perception_node", "PerceptionNode"),
+    "console": ("legion_ros.console_node", "ConsoleNode"),
 }
 
 

@@ -14,11 +14,14 @@ watched node is dead. Operator text appears in logs only through operator_text.f
 
 from __future__ import annotations
 
+import time
+
 from legion_core.contracts.interface import (
     ACTION_EXECUTE_TASK,
     NODE_TASK_SEQUENCER,
     READY_SKILL,
     SERVICE_CANCEL,
+    SERVICE_PREVIEW,
     TOPIC_ACTIVE_SKILL,
     TOPIC_CANCEL,
     TOPIC_COMMAND_REPORT,
@@ -49,6 +52,7 @@ class TaskSequencerNode(LegionNode):
         super().__init__(NODE_TASK_SEQUENCER, **kwargs)
         from legion_msgs.action import ExecuteTask
         from legion_msgs.msg import CommandReport, CommandStatus, Observation, SafetyState
+        from legion_msgs.srv import PreviewCommand
         from rclpy.action import ActionServer, CancelResponse
         from std_msgs.msg import Empty, String
         from std_srvs.srv import Trigger
@@ -92,10 +96,14 @@ class TaskSequencerNode(LegionNode):
         self.create_subscription(String, TOPIC_COMMAND_TEXT, self.on_command_text, OPERATOR_QOS)
         self.create_subscription(Empty, TOPIC_CANCEL, self.on_cancel_topic, OPERATOR_QOS)
         self.create_service(Trigger, SERVICE_CANCEL, self.on_cancel_service)
+        self.create_service(PreviewCommand, SERVICE_PREVIEW, self.on_preview)
         # sim2real_node's safety state, transient local: a sequencer (re)started after the e-stop latched
-        # still gets it. None = never received (sim2real not running): commands are accepted as before.
+        # still gets it. None = never received: every command is refused until it arrives, because the plan
+        # depends on it (a ready move first when the tool is not at the policy's orientation); an action goal
+        # waits up to safety_state_wait_s for it (the runtime's processes discover each other in any order).
         self.create_subscription(SafetyState, TOPIC_SAFETY_STATE, self.on_safety_state, LATCHED_QOS)
         self._safety = None
+        self._safety_wait_s = p.safety_state_wait_s
         self._server = ActionServer(
             self, ExecuteTask, ACTION_NAME, execute_callback=self.execute, goal_callback=self.on_goal,
             cancel_callback=lambda _g: CancelResponse.ACCEPT,
@@ -152,7 +160,10 @@ class TaskSequencerNode(LegionNode):
     def _safety_refusal(self) -> str | None:
         s = self._safety
         if s is None:
-            return None
+            return (
+                f"no safety state from sim2real_node on {TOPIC_SAFETY_STATE} yet: the plan depends on it (e-stop, "
+                "driver, ready move); is sim2real_node running? It publishes within a second of starting"
+            )
         # Its own name is stale news (a state latched before this process was respawned): it is running.
         dead = [n for n in s.dead_nodes if n != self.get_fully_qualified_name()]
         return safety_refusal(s.estop_latched, s.estop_reason, dead, s.driver_fault)
@@ -182,16 +193,14 @@ class TaskSequencerNode(LegionNode):
             )
         return None
 
-    def _receive(self, text, via: str, gate=None):
-        """Count, check, ground and start one command; reply on /legion/command_status either way.
-        Returns (ok, message, plan)."""
-        from legion_core.runtime.sequencer import Sequencer, SkillSpec
+    def _plan(self, text, gate=None):
+        """Check and ground `text` as a command now: (refusal, plan, skills) where refusal is (outcome,
+        message) or None. The one path for commands and previews, so a preview shows what would run."""
+        from legion_core.runtime.sequencer import SkillSpec
 
         CS = self._CommandStatus
-        self._command_id += 1
-        cid = self._command_id
-        shown = for_log(text)
         refusal = gate if gate is not None else self._gate(text)
+        plan, skills = [], []
         if refusal is None:
             res = self.grounder.ground(text)
             if not res.ok:
@@ -206,6 +215,26 @@ class TaskSequencerNode(LegionNode):
                     # The arm's tool is not at the policy's orientation (a posture the policy never saw): the
                     # ready move comes first, shown in the plan (docs/robot-integration.md, "The ready move").
                     plan, skills = [SkillSpec.ready(), *plan], [READY_SKILL, *skills]
+        return refusal, plan, skills
+
+    def on_preview(self, req, resp):
+        """~/preview: the plan `req.command` would run now, or the refusal; nothing starts (docs/console.md)."""
+        refusal, _plan, skills = self._plan(req.command)
+        resp.accepted = refusal is None
+        resp.message = refusal[1] if refusal is not None else f"plan: {' -> '.join(skills)}"
+        resp.plan = list(skills) if refusal is None else []
+        return resp
+
+    def _receive(self, text, via: str, gate=None):
+        """Count, check, ground and start one command; reply on /legion/command_status either way.
+        Returns (ok, message, plan)."""
+        from legion_core.runtime.sequencer import Sequencer
+
+        CS = self._CommandStatus
+        self._command_id += 1
+        cid = self._command_id
+        shown = for_log(text)
+        refusal, plan, skills = self._plan(text, gate)
         if refusal is not None:
             outcome, message = refusal
             self.get_logger().warn(f"command {cid} via {via} {shown}: {message}")
@@ -241,6 +270,8 @@ class TaskSequencerNode(LegionNode):
         from rclpy.task import Future
 
         result = self._ExecuteTask.Result()
+        if self._safety is None:
+            await self._first_safety_state(self._safety_wait_s)
         ok, message, plan = self._receive(goal_handle.request.command, ACTION_NAME)
         result.plan = list(plan)
         if not ok:
@@ -259,6 +290,23 @@ class TaskSequencerNode(LegionNode):
         else:  # failed, or ended by a cancel that did not come through the action (service, topic, e-stop)
             goal_handle.abort()
         return result
+
+    async def _first_safety_state(self, timeout_s: float) -> None:
+        """Until sim2real_node's first SafetyState has arrived or `timeout_s` [s] passed (the executor keeps
+        spinning meanwhile: a timer polls, the coroutine awaits)."""
+        from rclpy.task import Future
+
+        arrived, end = Future(), time.monotonic() + timeout_s
+
+        def poll() -> None:
+            if not arrived.done() and (self._safety is not None or time.monotonic() >= end):
+                arrived.set_result(self._safety is not None)
+
+        timer = self.create_timer(0.05, poll)
+        try:
+            await arrived
+        finally:
+            self.destroy_timer(timer)
 
     # -- cancel ----------------------------------------------------------------------------------------
     def _cancel(self, reason: str) -> bool:
