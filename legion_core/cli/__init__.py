@@ -6,7 +6,8 @@ them (`run_*`). Heavy imports (torch, mujoco, rclpy) happen inside the `run_*` f
 `legion --help` stays instant:
 
 - sim       tasks, setup, render           the task registry and the simulator
-- runtime   demo, launch, command, run     the runtime's ROS 2 graph
+- runtime   demo, launch, command, run,  the runtime's ROS 2 graph and its operator console
+            console, doctor
 - training  train, report, export          a training run, from preset to policy bundle
 - bundles   inspect, keygen, sign          checking and signing policy bundles
 - bags      record, replay                 ROS 2 bags of a session and the regression check

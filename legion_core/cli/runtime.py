@@ -87,6 +87,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     s = add_command(
         subparsers,
+        "console",
+        help="serve the operator console: a web page to command, watch and stop the robot",
+        description="Start console_node beside a running runtime graph (docs/console.md): the arm, detected\n"
+        "objects, the active skill and its progress, holds with their reasons, latency from /diagnostics; a\n"
+        "text box whose plan is shown before anything moves, confirm, cancel; an e-stop button (open to every\n"
+        "viewer) and re-arm. Commanding and re-arming need the operator token (--token-file or the\n"
+        "LEGION_CONSOLE_TOKEN variable; never a default: without one the console is read-only). Listens on\n"
+        "127.0.0.1 unless --host says otherwise. The launch files start the same node with console:=true.\n\n"
+        "examples:\n"
+        "  python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > ~/.legion_console_token\n"
+        "  legion console --bundle models/legion-kuka --token-file ~/.legion_console_token\n"
+        "  legion console --bundle models/legion-kuka --scene drawer-button --port 8090   # read-only\n"
+        "  legion launch launch/sim.launch.yaml bundle:=models/legion-kuka task:=drawer-button console:=true",
+    )
+    s.add_argument("--bundle", default="", help="the running bundle (its skills and card are shown)")
+    s.add_argument("--calibration", default="", help="the cell's calibration YAML ('' = the twin's)")
+    s.add_argument(
+        "--driver", default="twin", help="driver profile of the joint states: lbr | ros2_control | twin"
+    )
+    s.add_argument("--robot-name", default="lbr", help="lbr: robot_name; ros2_control: namespace")
+    s.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default loopback; another is explicit)"
+    )
+    s.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free port)")
+    s.add_argument("--token-file", default="", help="file with the operator token (>= 16 characters)")
+    s.add_argument("--scene", default="", help="the scene shown on the page")
+    s.add_argument("--camera-topic", default="", help="sensor_msgs/Image shown on the page ('' = none)")
+    s.add_argument(
+        "--recordings-dir", default="", help="directory of `legion record` bags listed as past runs"
+    )
+    s.set_defaults(func=run_console)
+
+    s = add_command(
+        subparsers,
         "doctor",
         help="check the install and the live robot driver: each check pass/fail with its fix",
         description="The robot PC's checks from a terminal: Python and packages, the DDS network setting, then\n"
@@ -183,6 +217,24 @@ def run_run(args: argparse.Namespace) -> int:
     for p in args.param:
         cmd += ["-p", p]
     return subprocess.call(cmd, env=child_env())
+
+
+def run_console(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from legion_core.tools.ros_env import child_env, ensure_workspace
+
+    ensure_workspace()
+    params = {"bundle": args.bundle, "calibration": args.calibration, "driver": args.driver,
+              "robot_name": args.robot_name, "host": args.host, "port": args.port, "token_file": args.token_file,
+              "scene": args.scene, "camera_topic": args.camera_topic, "recordings_dir": args.recordings_dir}  # fmt: skip
+    cmd = [sys.executable, "-m", "legion_ros.composed", "--nodes", "console"]
+    for k, v in params.items():
+        cmd += ["-p", f"console.{k}:={v}"]
+    try:
+        return subprocess.call(cmd, env=child_env())
+    except KeyboardInterrupt:
+        return 0
 
 
 def run_doctor(args: argparse.Namespace) -> int:

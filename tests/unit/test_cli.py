@@ -42,7 +42,8 @@ def test_tasks_command_lists_a_set(capsys):
 def test_every_command_of_every_group_is_listed():
     names = set(_subcommands(build_parser()).choices)
     assert names == {"tasks", "setup", "render", "demo", "launch", "command", "run", "doctor", "train", "report",
-                     "export", "inspect", "keygen", "sign", "record", "replay", "bench", "calibrate"}  # fmt: skip
+                     "export", "inspect", "keygen", "sign", "record", "replay", "bench", "calibrate",
+                     "console"}  # fmt: skip
 
 
 def test_every_bench_has_a_purpose_and_help(capsys):
@@ -63,7 +64,7 @@ def test_every_bench_has_a_purpose_and_help(capsys):
     [["tasks"], ["render"], ["train"], ["report"], ["export"], ["inspect"], ["keygen"], ["sign"],
      ["launch"], ["command"], ["run"], ["record"], ["replay"], ["bench", "envs"], ["bench", "faults"],
      ["bench", "soak"], ["bench", "longhorizon"], ["bench", "perception"], ["bench", "record"], ["calibrate"],
-     ["demo"]],
+     ["demo"], ["console"]],
 )  # fmt: skip
 def test_help_teaches_with_examples(argv, capsys):
     with pytest.raises(SystemExit) as e:
