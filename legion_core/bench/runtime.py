@@ -51,6 +51,11 @@ MODE_SPECS = {
     # states; judged against the twin profile's mode of the same layout and rate, in the same run.
     "lbr_composed": (["real2sim,policy,sim2real"], True, 100.0),
     "lbr_composed_500hz": (["real2sim,policy,sim2real"], True, 500.0),
+    # `composed` with the operator console beside it (console_node in its own process, as the launch files
+    # start it) and a page connected to it: its cost on the control path, judged against `composed` in the
+    # same run (docs/console.md). The page's browser runs on the operator's machine; here a websocket client
+    # in this process takes every state the server pushes, as the page does.
+    "composed_console": (["real2sim,policy,sim2real", "console"], True, 100.0),
 }
 MODES = tuple(MODE_SPECS)
 #: Modes with the lbr emulator as the driver, and the twin-profile mode each is compared with.
@@ -155,10 +160,13 @@ def run_bench(
                         {"twin.ctrl": FORWARD_POSITION_CONTROLLER, "twin.update_rate_hz": int(rate_hz)}
                     )
 
+            if g == "console":
+                mine = {"console.port": 0, "console.bundle": bundle, "console.scene": skill}
             procs.append(GraphProcess(
                 g, mine, tmp / f"{mode}-{g.replace(',', '_')}.log", handoff=handoff,
-                realtime_priority=realtime_priority if g != "twin" else 0,
-                cpu_affinity=(runtime_cpus if g != "twin" else others) if pinned is not None else "all",
+                realtime_priority=realtime_priority if g not in ("twin", "console") else 0,
+                cpu_affinity=(runtime_cpus if g not in ("twin", "console") else others) if pinned is not None
+                else "all",
             ))  # fmt: skip
         lat: list[float] = []
         cmd_t: list[float] = []
@@ -182,6 +190,10 @@ def run_bench(
             graph.spin_until(lambda lat=lat: len(lat) >= 5, 60.0)
             lat.clear()
             cmd_t.clear()
+            page = None
+            if "console" in runtime_groups:
+                console_pid = graph.procs[1 + runtime_groups.index("console")].pid
+                page = _ConsolePage(tmp / f"{mode}-console.log", console_pid)
             window = [node.get_clock().now().nanoseconds * 1e-9, 0.0]
             steal0 = _steal_s()
             spy = _start_profile(graph.procs[-1].pid, tmp / f"{mode}-profile.txt", mode_s) if (
@@ -194,6 +206,7 @@ def run_bench(
                 time.sleep(mode_s)
             window[1] = node.get_clock().now().nanoseconds * 1e-9
             steal1 = _steal_s()
+            page_stats = page.close() if page is not None else None
             if spy is not None:
                 spy.wait(mode_s + 60)
         stop_process_group(probe, 10)
@@ -233,6 +246,8 @@ def run_bench(
             # next to the probe's stalls: time the whole machine lost, not the runtime's code.
             **_stall_matches(sent_lat, sent_at, ticks, wake, window[1] - window[0], period_s),
         }
+        if page_stats is not None:
+            results[mode]["console_page"] = page_stats
         fl = (results.get("floor") or {}).get("floor_ms")
         st = results[mode]["stamp_to_command_sent_ms"]
         if fl and st["n"]:
@@ -250,6 +265,26 @@ def run_bench(
                 k: a["stamp_to_command_sent_ms"][k] / b["stamp_to_command_sent_ms"][k]
                 for k in ("median", "p99")
             }
+    a, b = results.get("composed"), results.get("composed_console")
+    if a and b and a["stamp_to_command_sent_ms"]["n"] and b["stamp_to_command_sent_ms"]["n"]:
+        sa, sb = a["stamp_to_command_sent_ms"], b["stamp_to_command_sent_ms"]
+        results["console_cost"] = {
+            "stamp_to_command_p99_ms": {
+                "without": sa["p99"],
+                "with": sb["p99"],
+                "ratio": sb["p99"] / sa["p99"],
+            },
+            "stamp_to_command_median_ms": {
+                "without": sa["median"],
+                "with": sb["median"],
+                "ratio": sb["median"] / sa["median"],
+            },  # fmt: skip
+            "missed_cycles_outside_machine_stalls": {
+                "without": a["sent"]["missed_cycles_outside_machine_stalls"],
+                "with": b["sent"]["missed_cycles_outside_machine_stalls"],
+            },
+            "page": b.get("console_page"),
+        }
     results["targets"] = TARGETS
     met = _targets_met(results)
     results["targets_met"] = met
@@ -260,6 +295,49 @@ def run_bench(
         )
     os.sched_setaffinity(0, all_cpus)
     return results
+
+
+class _ConsolePage:
+    """A page connected to the console under the bench: a websocket client on a thread that takes every state
+    the server pushes (the browser's load on the server; its rendering runs on the operator's machine)."""
+
+    def __init__(self, console_log: Path, console_pid: int, timeout_s: float = 60.0) -> None:
+        import threading
+
+        import psutil
+
+        from legion_core.tools.console_graph import console_url
+
+        url = console_url(console_log, timeout_s=timeout_s)
+        self._console = psutil.Process(console_pid)
+        self._cpu0 = sum(self._console.cpu_times()[:2])
+        self.states, self.t0, self._stop = 0, time.monotonic(), threading.Event()
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        self._thread = threading.Thread(target=self._run, args=(ws_url,), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        from websockets.sync.client import connect
+
+        with connect(url, open_timeout=10) as ws:
+            while not self._stop.is_set():
+                try:
+                    ws.recv(timeout=0.5)
+                except TimeoutError:
+                    continue
+                self.states += 1
+
+    def close(self) -> dict:
+        seconds = time.monotonic() - self.t0
+        cpu_s = sum(self._console.cpu_times()[:2]) - self._cpu0
+        self._stop.set()
+        self._thread.join(5.0)
+        return {
+            "states_received": self.states,
+            "state_rate_hz": self.states / seconds if seconds > 0 else 0.0,
+            # console_node's own CPU time (user + system) over the window, in % of one core
+            "console_cpu_percent_of_one_core": 100.0 * cpu_s / seconds if seconds > 0 else 0.0,
+        }
 
 
 def _targets_met(results: dict) -> dict:

@@ -129,7 +129,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--modes",
         default="composed,composed_dds,cross_process,composed_500hz",
         help="comma-separated modes to run (composed, composed_dds, cross_process, composed_500hz, and with the "
-        "lbr_fri_ros2_stack emulator as the driver: lbr_composed, lbr_composed_500hz)",
+        "lbr_fri_ros2_stack emulator as the driver: lbr_composed, lbr_composed_500hz; composed with the operator "
+        "console and a connected page: composed_console, compared with composed in `console_cost`)",
     )
     s.add_argument(
         "--floor",

@@ -72,6 +72,28 @@ class RunRecord:
         }
 
 
+_OUTCOMES = {CommandOutcome.SUCCEEDED: "succeeded", CommandOutcome.FAILED: "failed",
+             CommandOutcome.CANCELLED: "cancelled"}  # fmt: skip
+
+
+def runs_from_replies(replies, source: str) -> list[RunRecord]:
+    """Past runs from the sequencer's replies (/legion/command_status, as `legion record` keeps them):
+    `replies` are (t [s], command_id, command, outcome, message) in time order; a command accepted with "plan:
+    a -> b" and its final outcome make one run, newest first. Refused commands never ran and are left out."""
+    started: dict[int, tuple[str, list[str]]] = {}
+    runs = []
+    for t, cid, command, outcome, message in replies:
+        if int(outcome) == CommandOutcome.ACCEPTED:
+            plan = message.split("plan:", 1)[1] if "plan:" in message else ""
+            started[int(cid)] = (command, [s.strip() for s in plan.split("->") if s.strip()])
+        elif int(outcome) in _OUTCOMES and int(cid) in started:
+            command, plan = started.pop(int(cid))
+            runs.append(
+                RunRecord(command, plan, _OUTCOMES[CommandOutcome(int(outcome))], message, [], t, source)
+            )
+    return runs[::-1]
+
+
 class ConsoleState:
     """What the page shows; every `on_*` method takes one message's content and the wall time `now` [s]."""
 
@@ -85,6 +107,7 @@ class ConsoleState:
         self._index = {n: i for i, n in enumerate(self.robot_joint_names)}
         self._q: list[float] | None = None
         self._points: list | None = None
+        self._points_q: list | None = None  # the posture `_points` was computed for
         self._t_joints: float | None = None
         self._gripper_m: float | None = None
         self._objects: dict[str, tuple[list[float], float]] = {}
@@ -110,9 +133,10 @@ class ConsoleState:
                 q[i], seen = float(p), seen + 1
         if seen < len(q):
             return  # a partial message (e.g. a gripper's own joint state): not the arm
-        points = arm_points_base_m(q, self.arm)
+        # No FK here: joint states come at the driver's rate (200-500 Hz), the page takes 10 states a second;
+        # the polyline is computed when a state is taken (snapshot), once per new posture.
         with self._lock:
-            self._q, self._points, self._t_joints = q, points, now
+            self._q, self._t_joints = q, now
 
     def on_gripper(self, opening_m: float) -> None:
         with self._lock:
@@ -232,6 +256,8 @@ class ConsoleState:
         """The state message (docs/console.md): a deep enough copy to serialise outside the lock."""
         now = time.time() if now is None else now
         with self._lock:
+            if self._q is not None and self._points_q is not self._q:
+                self._points, self._points_q = arm_points_base_m(self._q, self.arm), self._q
             connected, why = self.runtime_connected(now)
             arm = {
                 "joint_names": list(self.robot_joint_names),

@@ -275,6 +275,39 @@ class LegionNode(Node):
         self._diag_pub.publish(arr)
 
 
+class SampledSubscriptions:
+    """Topics read at the reader's pace instead of with a callback per message: their subscriptions live on a
+    helper node that no executor spins, so a 500 Hz joint state costs the process nothing until it is taken
+    (an executor wake-up per message was most of an observer's CPU time: docs/console.md, "Cost on the
+    control path"). DDS keeps the newest message (KEEP_LAST 1); `newest()` takes it. The rclcpp equivalent is
+    Subscription::take(); rclpy has no public take, so this is what rclpy's own wait_for_message does
+    (`handle.take_message(msg_type, raw)`, the same call in Humble's and later executors)."""
+
+    def __init__(self, node: Node, name_suffix: str = "sampler") -> None:
+        self._node = rclpy.create_node(f"{node.get_name()}_{name_suffix}", namespace=node.get_namespace(),
+                                       context=node.context, start_parameter_services=False)  # fmt: skip
+        self._lock = threading.Lock()
+
+    def subscribe(self, msg_type, topic: str, qos: QoSProfile):
+        """A sampled subscription (depth forced to 1: only the newest message is ever wanted)."""
+        q = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=qos.reliability,
+                       durability=qos.durability)  # fmt: skip
+        return self._node.create_subscription(msg_type, robot_scoped(topic), lambda _m: None, q)
+
+    def newest(self, sub):
+        """The newest message received since the last call, or None."""
+        out = None
+        with self._lock, sub.handle:
+            while True:
+                taken = sub.handle.take_message(sub.msg_type, sub.raw)
+                if taken is None:
+                    return out
+                out = taken[0]
+
+    def destroy(self) -> None:
+        self._node.destroy_node()
+
+
 class NodeStartupError(RuntimeError):
     """A node refuses to start (invalid bundle, calibration, parameters); the message says why and how to fix."""
 

@@ -14,38 +14,31 @@ sim graph (twin, real2sim, policy, sim2real, sequencer in one composed process; 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from legion_core.contracts.bundle import load
+from legion_core.tools.console_graph import CHROMIUM_ARGS, chromium_path, start_console
 from legion_core.tools.demo import DEFAULT_MODEL
-from legion_core.tools.ros_env import start_composed, stop_process_group
+from legion_core.tools.ros_env import stop_process_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ros]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PLACEMENT = 3  # a held-out scene where the chain runs (tests/e2e/test_long_horizon.py)
 CHAIN = "open the drawer, then press the button"
 COMMAND_PERIOD_S = 0.01  # the twin's command stream: 100 Hz (DriverParams.command_rate_hz)
 TOKEN = "console-e2e-token-0123456789"
-# The browser: no sandbox (root in CI), no background traffic (this machine's network is closed).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     from legion_core.tools.longhorizon import ChainRunner
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: `make browser` installs it (make test does)")
+    chromium_path()  # fails with the fix when chromium is missing
     if not load(DEFAULT_MODEL).scene:
         pytest.skip(f"{DEFAULT_MODEL} was not trained in a multi-object scene")
     tmp = tmp_path_factory.mktemp("console")
@@ -56,27 +49,16 @@ def graph(tmp_path_factory):
     token_file = tmp / "token"
     token_file.write_text(TOKEN)
     log = tmp / "console.log"
-    proc = start_composed("console", {"console.bundle": str(Path(DEFAULT_MODEL).resolve()), "console.port": 0,
-                                      "console.token_file": str(token_file), "console.scene": runner.scene},
-                          log)  # fmt: skip
     try:
-        url = _wait_url(log, proc)
+        proc, url = start_console(DEFAULT_MODEL, runner.scene, log, token_file)
+    except BaseException:
+        runner.close()
+        raise
+    try:
         yield runner, url, log
     finally:
         assert stop_process_group(proc, 10.0) == 0, log.read_text()[-3000:]
         assert runner.close() == 0, "the graph did not shut down cleanly"
-
-
-def _wait_url(log: Path, proc, timeout_s: float = 90.0) -> str:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        m = re.search(r"console serving on (http://[\d.]+:\d+)", log.read_text() if log.exists() else "")
-        if m:
-            return m.group(1)
-        if proc.poll() is not None:
-            raise AssertionError(f"console_node exited ({proc.returncode}): {log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"console_node did not serve within {timeout_s} s: {log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +66,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
         b.close()
 

@@ -294,3 +294,30 @@ def test_a_console_without_a_token_cannot_be_unlocked():
     )
     assert "read-only" in replies[0]["message"] and replies[1]["status"] == 401
     assert rt.calls == []
+
+
+def test_past_runs_from_the_sequencers_replies():
+    from legion_core.console.state import runs_from_replies
+
+    CS = CommandOutcome
+    replies = [
+        (1.0, 1, "open the drawer", CS.ACCEPTED, "plan: drawer-open"),
+        (2.0, 2, "make me a sandwich", CS.REFUSED, "matches no skill"),  # never ran: not a run
+        (3.0, 3, "press it", CS.BUSY, "busy: command 1 is running"),
+        (9.0, 1, "open the drawer", CS.SUCCEEDED, "Done: drawer-open (8.0 s)."),
+        (
+            10.0,
+            4,
+            "open the drawer, then press the button",
+            CS.ACCEPTED,
+            "plan: drawer-open -> button-press-topdown",
+        ),
+        (15.0, 4, "open the drawer, then press the button", CS.CANCELLED, "Cancelled during drawer-open"),
+    ]
+    runs = runs_from_replies(replies, source="recording demo_session")
+    assert [(r.command, r.outcome) for r in runs] == [
+        ("open the drawer, then press the button", "cancelled"),
+        ("open the drawer", "succeeded"),
+    ]
+    assert runs[0].plan == ["drawer-open", "button-press-topdown"] and runs[0].t == 15.0
+    assert runs[1].to_dict()["source"] == "recording demo_session"

@@ -14,6 +14,7 @@ from legion_core.contracts.interface import (
     TOPIC_ACTIVE_SKILL,
     TOPIC_CLOCK,
     TOPIC_COMMAND_REPORT,
+    TOPIC_COMMAND_STATUS,
     TOPIC_DETECTIONS,
     TOPIC_DIAGNOSTICS,
     TOPIC_ESTOP,
@@ -51,6 +52,7 @@ RUNTIME_TOPICS: dict[str, TopicSpec] = {
         TOPIC_ESTOP,
         TOPIC_TWIN_SUCCESS,
         TOPIC_DIAGNOSTICS,
+        TOPIC_COMMAND_STATUS,  # the operator's commands and their outcomes: the console's past runs
     )
 }
 #: What a robot/twin feeds the runtime: the default of `legion replay` (the runtime's own outputs are what a

@@ -37,6 +37,7 @@ from legion_core.ros.common import (
     STATUS_QOS,
     LegionNode,
     NodeStartupError,
+    SampledSubscriptions,
     spin_nodes,
 )
 
@@ -99,11 +100,16 @@ class ConsoleNode(LegionNode):
         self._bundle_info = self._load_bundle_info(p.bundle)
         self._ExecuteTask, self._PreviewCommand, self._Trigger = ExecuteTask, PreviewCommand, Trigger
 
-        self.create_subscription(JointState, driver.joint_states_topic, self.on_joint_state, SENSOR_QOS)
-        self.create_subscription(
-            Float64, TOPIC_GRIPPER_STATE, lambda m: self.state.on_gripper(m.data), SENSOR_QOS
+        # The driver's 200-500 Hz streams are sampled at the page's rate, not taken message by message: the
+        # console must cost the robot PC little (docs/console.md, "Cost on the control path").
+        self.sampled = SampledSubscriptions(self)
+        gripper = lambda m: self.state.on_gripper(m.data)  # noqa: E731
+        self._samples = (
+            (self.sampled.subscribe(JointState, driver.joint_states_topic, SENSOR_QOS), self.on_joint_state),
+            (self.sampled.subscribe(Float64, TOPIC_GRIPPER_STATE, SENSOR_QOS), gripper),
+            (self.sampled.subscribe(ObjectDetectionArray, TOPIC_DETECTIONS, SENSOR_QOS), self.on_detections),
         )
-        self.create_subscription(ObjectDetectionArray, TOPIC_DETECTIONS, self.on_detections, SENSOR_QOS)
+        self.create_timer(1.0 / p.state_rate_hz, self.on_sample)
         self.create_subscription(String, TOPIC_ACTIVE_SKILL, lambda m: self.state.on_active_skill(m.data),
                                  LATCHED_QOS)  # fmt: skip
         self.create_subscription(SafetyState, TOPIC_SAFETY_STATE, self.on_safety, LATCHED_QOS)
@@ -154,8 +160,15 @@ class ConsoleNode(LegionNode):
 
     def on_shutdown(self) -> None:
         self.server.should_exit = True
+        self.sampled.destroy()
 
     # -- inputs --------------------------------------------------------------------------------------
+    def on_sample(self) -> None:
+        for sub, handle in self._samples:
+            msg = self.sampled.newest(sub)
+            if msg is not None:
+                handle(msg)
+
     def on_joint_state(self, msg) -> None:
         self.state.on_joint_state(msg.name, msg.position, time.time())
 
@@ -303,7 +316,43 @@ class ConsoleNode(LegionNode):
         return {**self._bundle_info, "scene": self.p.scene, "read_only": self.token is None}
 
     def runs(self) -> list[dict]:
-        return [r.to_dict() for r in list(self.state.runs)]
+        """This console's runs, then those in the recordings directory's bags (newest first in each)."""
+        return [r.to_dict() for r in list(self.state.runs)] + self._recorded_runs()
+
+    def _recorded_runs(self, max_bags: int = 20) -> list[dict]:
+        """Runs from the sequencer's replies in `legion record` bags (rosbag2 directories under
+        recordings_dir), re-read only when a bag was added or changed."""
+        from pathlib import Path
+
+        if not self.p.recordings_dir:
+            return []
+        metas = sorted(Path(self.p.recordings_dir).expanduser().glob("**/metadata.yaml"),
+                       key=lambda m: m.stat().st_mtime, reverse=True)[:max_bags]  # fmt: skip
+        key = tuple((str(m), m.stat().st_mtime) for m in metas)
+        if key != getattr(self, "_recorded_key", None):
+            out = []
+            for meta in metas:
+                try:
+                    out += [r.to_dict() for r in self._runs_in_bag(meta.parent)]
+                except Exception as e:  # noqa: BLE001 - a bag we cannot read is named, not fatal
+                    self.get_logger().warn(f"recordings: {meta.parent} not read: {e}")
+            self._recorded_key, self._recorded = key, out
+        return self._recorded
+
+    def _runs_in_bag(self, bag):
+        from legion_msgs.msg import CommandStatus
+        from rclpy.serialization import deserialize_message
+        from rosbags.rosbag2 import Reader
+
+        from legion_core.console.state import runs_from_replies
+
+        replies = []
+        with Reader(bag) as reader:
+            conns = [c for c in reader.connections if c.topic == TOPIC_COMMAND_STATUS]
+            for _conn, t_ns, raw in reader.messages(connections=conns):
+                m = deserialize_message(bytes(raw), CommandStatus)
+                replies.append((t_ns * 1e-9, m.command_id, m.command, m.outcome, m.message))
+        return runs_from_replies(sorted(replies, key=lambda r: r[0]), source=f"recording {bag.name}")
 
     def camera_jpeg(self) -> bytes | None:
         msg = self._camera_msg
