@@ -118,11 +118,16 @@ def build_app(runtime: ConsoleRuntime, token: str | None, state_rate_hz: float =
         closed = asyncio.Event()
 
         async def push() -> None:
-            # Always the newest state at the page's rate: a slow page skips states, it never queues them.
+            # Always the newest state, on a grid of deadlines (the rate does not drift with the send time); a
+            # slow page or a late wake-up skips states, it never queues or bursts them.
+            deadline = time.monotonic()
             while not closed.is_set():
-                t0 = time.monotonic()
                 await socket.send_text(json.dumps(runtime.state.snapshot(time.time(), can_command=authed)))
-                await asyncio.sleep(max(0.0, period - (time.monotonic() - t0)))
+                deadline += period
+                now = time.monotonic()
+                if deadline < now - period:
+                    deadline = now  # more than a period behind: skip, do not catch up in a burst
+                await asyncio.sleep(max(0.0, deadline - now))
 
         async def receive() -> None:
             nonlocal authed

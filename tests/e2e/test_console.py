@@ -137,6 +137,13 @@ def test_the_operator_commands_watches_and_stops_the_arm_from_the_page(graph, br
     op.wait("document.querySelector('#joints') && /\\d/.test(document.querySelector('#joints').textContent)", 30,
             "joint angles on the page")  # fmt: skip
     assert "legion-kuka" in op.text("body")  # the bundle and its card
+    # >= 10 states a second (the server's grid; a loaded machine may lose a few), each drawn promptly.
+    s0, t0 = op.page.evaluate("window.legionConsoleStats.states"), time.monotonic()
+    runner.spin(3.0)
+    rate = (op.page.evaluate("window.legionConsoleStats.states") - s0) / (time.monotonic() - t0)
+    assert rate >= 8.0, f"the page received {rate:.1f} states/s"
+    lag = time.time() - op.page.evaluate("window.legionConsoleStats.lastRenderedT")
+    assert lag < 1.0, f"the page draws a state {lag:.2f} s old"
 
     op.authenticate()
     op.preview(CHAIN)

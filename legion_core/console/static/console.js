@@ -259,7 +259,13 @@
 
   let frameRequested = false;
 
+  // What the tests read (tests/e2e/test_console.py): states received, frames drawn, the newest drawn state's
+  // server time.
+  const stats = {states: 0, frames: 0, lastRenderedT: null};
+  window.legionConsoleStats = stats;
+
   function onState(msg) {
+    stats.states += 1;
     newestState = msg;              // overwrite: intermediate states are dropped on purpose
     lastStateAt = performance.now();
     everConnected = true;
@@ -273,6 +279,8 @@
     frameRequested = false;
     const st = newestState;
     if (!st) return;
+    stats.frames += 1;
+    stats.lastRenderedT = st.t;
     latestRendered = st;
     // One bad field must not freeze the whole page: render each part separately.
     for (const part of [renderAuth, renderArm, renderJoints, renderCamera, renderCommand, renderSkill,
