@@ -256,3 +256,32 @@ def test_a_viewer_without_the_token_cannot_command(graph, browser):
     runner.spin(1.0)
     assert runner.arm_motion_rad(t0) < 0.005
     assert not op.errors, op.errors
+
+
+def test_a_lost_console_says_so_and_stops_nothing(graph, browser, tmp_path):
+    """The console process dies while a command runs: the page says the connection is lost and what the arm
+    does now (the runtime's watchdogs decide); the command goes on, since the console is an observer."""
+    runner, _url, _log = graph
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    proc, url = start_console(DEFAULT_MODEL, runner.scene, tmp_path / "console.log", token_file)
+    try:
+        assert runner.reset_scene(PLACEMENT)
+        op = Operator(browser, runner, url)
+        op.authenticate()
+        op.preview("open the drawer")
+        op.wait("document.querySelector('#confirm-button') && "
+                "document.querySelector('#confirm-button').offsetParent !== null", 30, "the plan")  # fmt: skip
+        op.page.click("#confirm-button")
+        op.wait(_js_phase("running"), 30, "the command running")
+        assert not op.page.is_visible("#connection-banner")
+    finally:
+        assert stop_process_group(proc, 10.0) == 0
+    t_lost = time.monotonic()
+    op.wait("document.querySelector('#connection-banner').offsetParent !== null", 10, "the connection banner")
+    banner = op.text("#connection-banner")
+    assert "lost" in banner and "watchdogs" in banner and "hardware e-stop" in banner, banner
+    assert op.page.evaluate("document.body.classList.contains('disconnected')")
+    runner.spin(2.0)
+    assert runner.arm_motion_rad(t_lost) > 0.01, "the command stopped when the console died"
+    assert not op.errors, op.errors
