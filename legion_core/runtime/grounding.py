@@ -27,9 +27,12 @@ numbers are checked again after correction: a typo may cost a refusal, never a s
 Safety (closed world): only the skills of the given cards can be returned, and nothing from the text reaches
 the robot but skill names and, optionally, an instance id taken from the scene (`Scene`), never from the
 text. Refused outright, with a reason class (`REASONS`): empty or over-long text, too many steps, anything
-that looks like a ROS/shell/code/URL injection or low-level joint control, any number (digits, spelled
-numbers with a unit, "twice": the skills choose their own targets, so the grounder never passes a number
-through), speed/force/partial/direction requests, stop/pause/home words (that is the e-stop's job), negation,
+that looks like a ROS/shell/code/URL injection, low-level joint control or an attempt to override the limits
+("ignore your limits", "without safety checks": named as an override, not as an unknown skill), any number
+(digits, spelled numbers with a unit, "twice": the skills choose their own targets, so the grounder never
+passes a number through), speed/force/partial requests, directions other than the one the chosen skill's own
+meaning implies ("push the drawer back in" is drawer-close; "push the puck to the left" is refused;
+grounding_data.IMPLIED_DIRECTIONS), stop/pause/home words (that is the e-stop's job), negation,
 unknown or opposite skills, ambiguity. If ANY step is refused the whole command is refused (naming the step)
 so that the robot never runs half of a plan the operator did not intend.
 
@@ -634,7 +637,9 @@ def _read_slots(text: str) -> _Slots:
                 s.qualifiers.setdefault(starts[j], []).append(t)
                 continue
         if t in D.DIRECTION_WORDS:
-            s.flag("parameter", t)
+            # Judged once the skill is known: a direction its own meaning implies ("push the drawer back" is
+            # closing it) is understood; any other is a parameter the skills do not take (_ground_one).
+            s.flag("direction", t)
 
     for start, end, cls in objects_at:
         before = tokens[max(0, start - 3) : start]
@@ -945,6 +950,17 @@ class Grounder:
                     message=f"it is ambiguous: did you mean {_or(cands)}?",
                 )  # fmt: skip
             skill = best.frame.card
+            extra = [
+                w
+                for w in s.flags.get("direction", [])
+                if w not in D.IMPLIED_DIRECTIONS.get(best.frame.polarity, ())
+            ]
+            if extra:
+                words = ", ".join(dict.fromkeys(extra))
+                return _StepOutcome(
+                    False, text, reason="parameter", candidates=[skill.name],
+                    message=f"the skills take no force, amount or direction; say only which skill to run ({words!r})",
+                )  # fmt: skip
             instance, why = _resolve_instance(skill, s, scene)
             if why:
                 return _StepOutcome(False, text, reason="instance", message=why, candidates=[skill.name])

@@ -236,6 +236,11 @@ DIRECTION_WORDS = frozenset(
      "downwards", "away", "closer", "nearer", "further", "farther", "toward", "towards"}
 )  # fmt: skip
 
+#: Directions that a skill's own meaning implies, by the skill's polarity (POLARITY): closing pushes the drawer
+#: or window *back* ("push the drawer back in" is drawer-close). Any other direction stays a refused
+#: parameter ("push the puck back", "open the drawer to the left").
+IMPLIED_DIRECTIONS: dict[int, frozenset[str]] = {-1: frozenset({"back", "backward", "backwards"})}
+
 #: Counts. "times" alone too: it is a count whose number was mistyped ("there times").
 REPEAT_WORDS = frozenset({"twice", "thrice", "repeatedly", "times"})
 
@@ -276,6 +281,12 @@ INJECTION_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"\bimport\s+\w|\bos\.\w|\w\(\s*['\"]|\bdef\s+\w|\blambda\b", "code"),
     (r"[a-z]+://|\bwww\.|\bdownload\w*\b|\bupload\w*\b|\.py\b|\.sh\b", "a URL or a file"),
     (r"[`$\\{}<>|\[\]]|&&", "shell or code syntax"),
+    # "ignore your limits", "skip the safety checks", "without limits": an override, named as one, not
+    # "matches no skill" (it may still name a skill: "ignore your limits and move fast to the door").
+    (r"\b(?:ignore|forget|skip|exceed|break|remove|lift|drop|disregard)\b.{0,30}\b(?:limits?|rules?|safety|"
+     r"constraints?|restrictions?|guards?|checks?|e-?stops?|protections?)\b|\bwithout\b.{0,20}\b(?:limits?|"
+     r"safety|checks?|restrictions?)\b|\bno (?:limits?|safety|restrictions?)\b",
+     "an attempt to override the instructions or the safety layer"),
     (r"\bignore\b.{0,40}\binstructions?\b|\b(?:previous|prior|above)\s+instructions?\b|\bsystem prompt\b"
      r"|\byou are now\b|\badmin mode\b|\bdeveloper mode\b|\bjailbreak\w*\b|\boverride\w*\b|\bbypass\w*\b"
      r"|\bdisable\w*\b|\bunsafe\b|\bsafety (?:off|limits?)\b",
