@@ -187,6 +187,10 @@ def test_the_operator_commands_watches_and_stops_the_arm_from_the_page(graph, br
     assert _moving(cmds[n0:]), "the arm never moved for the e-stop check"
     op.page.click("#estop-button")
     op.wait("/LATCHED/.test(document.querySelector('#estop-state').textContent)", 10, "the latched e-stop")
+    # The page heard it through the console; this process's own subscription may hear it a moment later.
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not any(m.estop_latched for m in safety):
+        runner.spin(0.05)
     latched = [m for m in safety if m.estop_latched]
     assert latched, "no latched SafetyState"
     t_latch = latched[0].header.stamp.sec + latched[0].header.stamp.nanosec * 1e-9
@@ -210,6 +214,18 @@ def test_the_operator_commands_watches_and_stops_the_arm_from_the_page(graph, br
     runner.spin(1.0)
     assert runner.arm_motion_rad(t_rearm) < 0.005, "the arm moved by itself after re-arm"
     assert not op.errors, op.errors
+
+
+def _rearm_if_latched(runner) -> None:
+    from std_srvs.srv import Trigger
+
+    from legion_core.contracts.interface import SIM2REAL_REARM_SERVICE
+    from legion_core.tools.graph import call_service
+
+    res = call_service(
+        runner.node, runner.node.create_client(Trigger, SIM2REAL_REARM_SERVICE), Trigger.Request()
+    )
+    assert res is not None, f"{SIM2REAL_REARM_SERVICE} did not answer"
 
 
 def _moving(cmds) -> bool:
@@ -266,6 +282,7 @@ def test_a_lost_console_says_so_and_stops_nothing(graph, browser, tmp_path):
     token_file.write_text(TOKEN)
     proc, url = start_console(DEFAULT_MODEL, runner.scene, tmp_path / "console.log", token_file)
     try:
+        _rearm_if_latched(runner)  # an earlier test that failed mid-way may have left the e-stop latched
         assert runner.reset_scene(PLACEMENT)
         op = Operator(browser, runner, url)
         op.authenticate()
