@@ -13,10 +13,11 @@ from legion_core.tools.longhorizon import DEFAULT_COMMAND, ChainResult, ChainRun
 
 
 def run_bench(bundle_path: str, scenes: int = 20, command: str | None = None, first_variation: int = 0,
-              seed: int = 1, log_dir: str = "out/bench_longhorizon", progress: bool = True,
+              seed: int | None = None, log_dir: str = "out/bench_longhorizon", progress: bool = True,
               perception: str = "ground_truth", camera=None) -> dict:  # fmt: skip
     """Success of the 3-skill chain over `scenes` seeded scenes through the whole graph, with the failing
-    skill and the sequencer's reason for every failure. `perception`/`camera`: where the detections come
+    skill and the sequencer's reason for every failure. `seed`: the scenes' placements seed (None: the bundle's
+    held-out seed, Bundle.held_out_seed). `perception`/`camera`: where the detections come
     from (tools/graph.py PERCEPTION_MODES, CameraLoop)."""
     from tqdm import tqdm
 
@@ -37,7 +38,7 @@ def run_bench(bundle_path: str, scenes: int = 20, command: str | None = None, fi
             bar.set_postfix(ok=sum(r.success for r in results))
     finally:
         code = runner.close()
-    return chain_report(results, bundle_path, runner.scene, command, seed, code)
+    return chain_report(results, bundle_path, runner.scene, command, runner.seed, code)
 
 
 def chain_report(results: list[ChainResult], bundle_path: str, scene: str, command: str, seed: int,

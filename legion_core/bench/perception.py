@@ -176,7 +176,7 @@ def latency_report(sent_stamps_s: list[float], stamp_latency_s: list, rate_hz: f
     }
 
 
-def run_bench(bundle_path: str, scenes: int = 20, first_variation: int = 0, seed: int = 1,
+def run_bench(bundle_path: str, scenes: int = 20, first_variation: int = 0, seed: int | None = None,
               latency_seconds: float = 20.0, camera_rate_hz: float | None = None, chain: bool = True,
               log_dir: str = "out/bench_perception", progress: bool = True) -> dict:  # fmt: skip
     """Both measurements (module docstring) and `meets_targets`."""

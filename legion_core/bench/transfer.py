@@ -32,7 +32,7 @@ def run_bench(bundle_path: str, episodes: int = 10, seed: int | None = None, sec
     )
 
     b = load(bundle_path)
-    seed = b.contract.get("provenance", {}).get("eval_env_seed", 1) if seed is None else seed
+    seed = b.held_out_seed if seed is None else seed
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     # Simulator side, per placement (so both sides are scored on exactly the same placements).
     from legion_core.sim.factory import TaskEnv, run_episode

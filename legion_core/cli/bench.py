@@ -8,7 +8,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from legion_core.cli.common import add_command, write_json
+from legion_core.cli.common import add_command, seed_option, write_json
 from legion_core.contracts.interface import TOPIC_FLOOD_BENCH
 
 
@@ -198,6 +198,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument("bundle", help="bundle directory")
     s.add_argument("--episodes", type=int, default=10, help="placements per skill")
+    seed_option(s)
     _output_option(s, "transfer")
     s.set_defaults(func=run_bench_transfer)
 
@@ -217,12 +218,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="One sim graph (twin in the bundle's scene, runtime, task sequencer); per seeded scene the\n"
         "twin is reset, the command is sent on /legion/execute_task, and the result is scored.\n"
         "Failures are listed by the skill that failed, with the sequencer's reason.\n\n"
-        "example:\n  legion bench longhorizon models/legion-kuka --scenes 20",
+        "examples:\n  legion bench longhorizon models/legion-kuka --scenes 20\n"
+        "  legion bench longhorizon models/legion-kuka --scenes 5 --seed 7   # other placements than the card's",
     )
     s.add_argument("bundle", help="bundle directory (trained in a multi-object scene)")
     s.add_argument("--scenes", type=int, default=20, help="seeded scenes (placement indices) to run")
     s.add_argument("--first", type=int, default=0, help="first placement index")
     s.add_argument("--command", default=None, help="operator command (default: the scene's demo command)")
+    seed_option(s)
     _output_option(s, "longhorizon")
     s.set_defaults(func=run_bench_longhorizon)
 
@@ -244,6 +247,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--seconds", type=float, default=20.0, help="length of the 30 Hz latency run [s]")
     s.add_argument("--camera-rate", type=float, default=None, help="the twin's camera rate in the chain [Hz]")
     s.add_argument("--no-chain", action="store_true", help="only the latency measurement")
+    seed_option(s)
     s.add_argument("--figure", default="out/perception.png",
                    help="also write the twin beside its camera's image with the detected tags ('' = none)")  # fmt: skip
     _output_option(s, "perception")
@@ -468,7 +472,7 @@ def run_bench_soak(args: argparse.Namespace) -> int:
 def run_bench_transfer(args: argparse.Namespace) -> int:
     from legion_core.bench.transfer import run_bench
 
-    rep = run_bench(args.bundle, episodes=args.episodes)
+    rep = run_bench(args.bundle, episodes=args.episodes, seed=args.seed)
     for k, v in rep["skills"].items():
         print(
             f"{k:24s} simulator {v['sim_successes']:2d}/{v['episodes_run']}  ROS graph on twin "
@@ -482,7 +486,8 @@ def run_bench_transfer(args: argparse.Namespace) -> int:
 def run_bench_longhorizon(args: argparse.Namespace) -> int:
     from legion_core.bench.longhorizon import run_bench
 
-    rep = run_bench(args.bundle, scenes=args.scenes, command=args.command, first_variation=args.first)
+    rep = run_bench(args.bundle, scenes=args.scenes, command=args.command, first_variation=args.first,
+                    seed=args.seed)  # fmt: skip
     print(f"command: {rep['command']!r} -> plan {' -> '.join(rep['plan'])} in scene {rep['scene']}")
     print(f"chains succeeded: {rep['successes']}/{rep['scenes']} ({rep['success_rate']:.0%}); "
           f"chain time median {rep['chain_time_s']['median']:.1f} s, max {rep['chain_time_s']['max']:.1f} s")  # fmt: skip
@@ -498,7 +503,7 @@ def run_bench_perception(args: argparse.Namespace) -> int:
     from legion_core.bench.perception import run_bench
 
     rep = run_bench(args.bundle, scenes=args.scenes, first_variation=args.first, latency_seconds=args.seconds,
-                    camera_rate_hz=args.camera_rate, chain=not args.no_chain)  # fmt: skip
+                    camera_rate_hz=args.camera_rate, chain=not args.no_chain, seed=args.seed)  # fmt: skip
     lat = rep["latency"]
     print(f"perception_node on CPU {lat['cpu_affinity']}, {lat['image']} at {lat['rate_hz']:.0f} Hz: latency median "
           f"{lat['latency_ms']['median']:.2f} ms, p99 {lat['latency_ms']['p99']:.2f} ms, max {lat['latency_ms']['max']:.2f} ms; "

@@ -19,6 +19,13 @@ def add_command(
     return subparsers.add_parser(name, help=help, formatter_class=FORMATTER, description=description)
 
 
+def seed_option(s: argparse.ArgumentParser) -> None:
+    """`--seed`: the placements an evaluation or benchmark runs on, so that a user can re-check a figure on
+    placements of their choosing (default: the bundle's held-out seed, the one its card was measured on)."""
+    s.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="placements seed (default: the bundle's held-out seed, as on its card; training used 0)")  # fmt: skip
+
+
 def write_json(payload: dict, path: str | None) -> None:
     """Write `payload` as indented JSON to `path` (parents created) and say so; nothing when `path` is
     empty. Values JSON does not know (numpy scalars) are written as floats."""

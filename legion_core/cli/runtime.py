@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from legion_core.cli.common import add_command
+from legion_core.cli.common import add_command, seed_option
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the main job: evaluate skills on the KUKA embodiment, print, write a video",
         description="Evaluate Meta-World's scripted experts on the KUKA iiwa 7\n"
         "embodiment, print per-task success, and write a video.\n\n"
-        "examples:\n  legion demo\n  legion demo --perception camera   # rendered images -> AprilTags -> detections",
+        "examples:\n  legion demo\n  legion demo --perception camera   # rendered images -> AprilTags -> detections\n"
+        "  legion demo --seed 7 --variation 3   # the card's evaluation and the chain on other placements",
     )
     s.add_argument("--model", default=None, help="bundle directory (default models/legion-kuka)")
     s.add_argument("--skill", default=None, help="skill run on the sim graph (default: the bundle's first)")
@@ -26,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--scripted", action="store_true", help="only the scripted-expert evaluation (no model)")
     s.add_argument("--tasks", default="legion-mt10", help="task set of the scripted-expert evaluation")
     s.add_argument("--episodes", type=int, default=5, help="seeded episodes per task/skill")
-    s.add_argument("--seed", type=int, default=0)
+    seed_option(s)  # the model's evaluation, the graph's placement and the chain's scene
     s.add_argument("--video", default="out/demo.mp4", help="video path ('' to skip)")
     s.add_argument("--video-task", default="drawer-close")
     s.add_argument("--min-success", type=float, default=0.8, help="exit non-zero below this mean success")
@@ -156,7 +157,7 @@ def run_demo(args: argparse.Namespace) -> int:
         from legion_core.tools.demo import run_demo as run_graph_demo
 
         code = run_graph_demo(args.model, args.skill, args.episodes, Path(args.out_dir), args.variation,
-                              perception=args.perception)  # fmt: skip
+                              perception=args.perception, seed=args.seed)  # fmt: skip
         # A negative code: no model to run on the graph, so the scripted-expert evaluation below stands in.
         if code >= 0:
             return code
@@ -168,7 +169,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(
         f"LEGION demo: scripted experts on the KUKA iiwa 7 embodiment, {args.episodes} seeded episodes per task"
     )
-    results = evaluate(tasks, "kuka", episodes=args.episodes, seed=args.seed, progress=not args.quiet)
+    seed = 0 if args.seed is None else args.seed
+    results = evaluate(tasks, "kuka", episodes=args.episodes, seed=seed, progress=not args.quiet)
     print(f"\n{'task':24s} success   first-success step   joint-limit overshoot")
     for r in results:
         fs = f"{r.mean_first_success_step:6.1f}" if r.mean_first_success_step else "   -  "
@@ -181,7 +183,7 @@ def run_demo(args: argparse.Namespace) -> int:
         rargs = argparse.Namespace(
             task=args.video_task,
             embodiment="kuka",
-            seed=args.seed,
+            seed=seed,
             camera="corner",
             width=480,
             height=360,

@@ -57,6 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--name", help="bundle name (default: the output directory's name)")
     s.add_argument("--checkpoint", default="checkpoint/agent.pt", help="agent file inside the run directory")
     s.add_argument("--eval-episodes", type=int, default=50, help="deterministic episodes per skill")
+    s.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="placements seed of the evaluation (default: the run's held-out eval_env_seed, 1)")  # fmt: skip
     s.add_argument("--skills", default=None, help="comma-separated subset of the run's skills to export")
     s.add_argument(
         "--sign",
@@ -137,6 +139,7 @@ def run_export(args: argparse.Namespace) -> int:
             name=args.name,
             checkpoint=args.checkpoint,
             eval_episodes=args.eval_episodes,
+            eval_seed=args.seed,
             progress=not args.quiet,
             skills=[k.strip() for k in args.skills.split(",")] if args.skills else None,
             sign_key=args.sign,

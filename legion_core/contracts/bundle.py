@@ -214,6 +214,10 @@ class Policy:
         return np.clip(np.tanh(mean), -1.0, 1.0)
 
 
+HELD_OUT_SEED = 1
+"""legion_core.training.trainer.TrainConfig.eval_env_seed's default (training placements use env_seed 0)."""
+
+
 class Bundle:
     """A loaded, validated bundle: the typed sections of its contract (bundle_schema.BundleContract), the raw
     bundle.yaml mapping for its free-form parts, and the weights."""
@@ -257,6 +261,16 @@ class Bundle:
     def embodiment(self) -> str:
         """The robot the policy was trained for (e.g. "kuka")."""
         return self.spec.embodiment
+
+    @property
+    def held_out_seed(self) -> int:
+        """The placements seed the model card's figures were measured on (the export's evaluation `seed`;
+        bundles from before it was recorded: the trainer's default held-out seed, 1; training used 0). The
+        evaluation and benchmark commands default to it; their `--seed` picks other placements."""
+        ev = self.contract.get("evaluation") or {}
+        return int(
+            ev.get("seed", (self.contract.get("provenance") or {}).get("eval_env_seed", HELD_OUT_SEED))
+        )
 
     @property
     def observation(self) -> ObservationSpec:

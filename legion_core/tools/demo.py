@@ -23,11 +23,13 @@ from legion_core.tools.ros_env import REPO
 DEFAULT_MODEL = REPO / "models" / "legion-kuka"
 
 
-def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> list:
+def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int | None = None) -> list:
+    """The model card's evaluation, on placements `seed` (None: the bundle's held-out seed, the card's)."""
     from legion_core.contracts.bundle import load
     from legion_core.training.evaluation import evaluate
 
     b = load(bundle_path)
+    seed = b.held_out_seed if seed is None else seed
     return evaluate(
         b.skill_names, b.embodiment, policy_factory=lambda s: b.policy_fn(s.name),
         layout=b.layout.name, episodes=episodes, seed=seed, first_variation=0, progress=False, scene=b.scene,
@@ -35,7 +37,7 @@ def evaluate_bundle_table(bundle_path: Path, episodes: int, seed: int = 1) -> li
 
 
 def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path, timeout_s: float = 90.0,
-                    record: bool = True) -> dict:  # fmt: skip
+                    record: bool = True, seed: int | None = None) -> dict:  # fmt: skip
     """Launch the sim graph, run `skill` until the twin reports success (or timeout)."""
     from legion_core.contracts.bundle import load
     from legion_core.tools.graph import (
@@ -51,10 +53,11 @@ def run_graph_skill(bundle_path: Path, skill: str, variation: int, out_dir: Path
 
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / f"demo_{skill}.mp4"
+    b = load(bundle_path)
     params = sim_graph_params(
         bundle_path, skill, variation=variation,
-        seed=1,  # the held-out placements the bundle was evaluated on (training used seed 0)
-        scene=load(bundle_path).scene or "",  # placed as in the bundle's training scene
+        seed=b.held_out_seed if seed is None else seed,  # default: the held-out placements of the card
+        scene=b.scene or "",  # placed as in the bundle's training scene
         video_path=video,
     )  # fmt: skip
     graph = SimGraph(GraphProcess(SIM_GRAPH_NODES, params, out_dir / "graph.log"), node_name="legion_demo",
@@ -119,7 +122,7 @@ def _recording(bag: Path | None):
 
 
 def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path, variation: int = 0,
-             perception: str = "ground_truth") -> int:  # fmt: skip
+             perception: str = "ground_truth", seed: int | None = None) -> int:  # fmt: skip
     model = Path(model) if model else DEFAULT_MODEL
     if not (model / "bundle.yaml").exists():
         print(f"no shipped model at {model}: falling back to the scripted-expert demo")
@@ -128,17 +131,19 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
 
     b = load(model)
     print(f"LEGION demo with {b.name} ({', '.join(b.skill_names)}) on the KUKA iiwa 7\n")
-    print(f"[1/2] each skill in simulation, {episodes} held-out placements, deterministic policy:")
-    for r in evaluate_bundle_table(model, episodes):
+    seed = b.held_out_seed if seed is None else seed
+    which = "held-out placements (the card's)" if seed == b.held_out_seed else f"placements of seed {seed}"
+    print(f"[1/2] each skill in simulation, {episodes} {which}, deterministic policy:")
+    for r in evaluate_bundle_table(model, episodes, seed):
         print(f"    {r.task:24s} {r.successes:2d}/{r.episodes}")
     if b.scene and not skill:
-        return _run_demo_chain(model, b.scene, out_dir, variation, perception)
+        return _run_demo_chain(model, b.scene, out_dir, variation, perception, seed)
     if perception != "ground_truth":
         print(f"camera perception runs with the long-horizon chain of a scene bundle; {b.name} has no scene")
         return 2
     skill = skill or b.skill_names[0]
     print(f"\n[2/2] sim-in-the-loop ROS 2 graph (twin -> real2sim -> policy -> sim2real): skill {skill}")
-    res = run_graph_skill(model, skill, variation, out_dir)
+    res = run_graph_skill(model, skill, variation, out_dir, seed=seed)
     for k, v in res["events_s"].items():
         print(f"    {v:6.2f} s  {k}")
     print(f"    policy actions: {res['policy_actions']}; safety holds: {len(res['safety_holds'])}")
@@ -151,7 +156,12 @@ def run_demo(model: Path | None, skill: str | None, episodes: int, out_dir: Path
 
 
 def _run_demo_chain(
-    model: Path, scene: str, out_dir: Path, variation: int, perception: str = "ground_truth"
+    model: Path,
+    scene: str,
+    out_dir: Path,
+    variation: int,
+    perception: str = "ground_truth",
+    seed: int | None = None,
 ) -> int:
     """[2/2] of the demo for a bundle trained in a multi-object scene: a long-horizon command from text to
     success on the twin through the whole graph (with the task sequencer), recorded and filmed. `perception`
@@ -166,7 +176,7 @@ def _run_demo_chain(
     if perception == "camera":
         print("    detections: the twin's camera images -> AprilTags (perception_node) -> real2sim")
     print(f'    operator: "{DEFAULT_COMMAND}"')
-    runner = ChainRunner(model, out_dir / "graph.log", video_path=video, perception=perception)
+    runner = ChainRunner(model, out_dir / "graph.log", video_path=video, perception=perception, seed=seed)
     try:
         with _recording(bag):
             ok = runner.reset_scene(variation)

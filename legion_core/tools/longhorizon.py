@@ -44,7 +44,7 @@ class ChainResult:
 class ChainRunner:
     """One sim graph with the sequencer, driven from this process (see the module docstring)."""
 
-    def __init__(self, bundle_path: str | Path, log_path: str | Path, scene: str | None = None, seed: int = 1,
+    def __init__(self, bundle_path: str | Path, log_path: str | Path, scene: str | None = None, seed: int | None = None,
                  video_path: str | Path | None = None, extra_params: dict | None = None,
                  perception: str = "ground_truth", camera=None) -> None:  # fmt: skip
         from legion_core.contracts.bundle import load
@@ -61,6 +61,8 @@ class ChainRunner:
         )
 
         self.bundle = load(bundle_path)
+        #: Placements seed of the scenes (None: the bundle's held-out one, as its card was measured on).
+        self.seed = seed = self.bundle.held_out_seed if seed is None else seed
         self.scene = scene or self.bundle.scene
         if not self.scene:
             raise ValueError(

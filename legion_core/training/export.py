@@ -221,6 +221,7 @@ def export_run(
     success = {r.task: r.success_rate for r in results}
     evaluation = {
         "episodes_per_skill": eval_episodes,
+        "seed": seed,
         "placements": f"metaworld.MT1(env, seed={seed}) variations 0..{eval_episodes - 1} (held out from training)"
         + (
             f", moved into scene {train_cfg['scene']!r} with its random hand starts"

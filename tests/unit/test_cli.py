@@ -162,3 +162,24 @@ def test_python_dash_m_runs_legion():
         subprocess.run([sys.executable, "-m", "legion_core.cli"], capture_output=True, cwd=REPO).returncode
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["demo"], ["bench", "longhorizon", "models/legion-kuka"], ["bench", "transfer", "models/legion-kuka"],
+     ["bench", "perception"], ["export", "runs/x", "-o", "models/y"]],
+)  # fmt: skip
+def test_every_evaluation_and_benchmark_takes_a_seed(argv):
+    """Issue 18: a user re-checks any figure on placements of their choosing; without --seed, the card's."""
+    args = build_parser().parse_args([*argv, "--seed", "7"])
+    assert args.seed == 7
+    assert build_parser().parse_args(argv).seed is None
+
+
+def test_the_held_out_seed_is_the_cards():
+    from legion_core.contracts.bundle import HELD_OUT_SEED, load
+    from legion_core.tools.demo import DEFAULT_MODEL
+
+    b = load(DEFAULT_MODEL)
+    assert b.held_out_seed == HELD_OUT_SEED == 1  # the shipped card: "metaworld.MT1(env, seed=1)"
+    assert f"seed={b.held_out_seed}" in b.contract["evaluation"]["placements"]
