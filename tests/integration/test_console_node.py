@@ -116,3 +116,45 @@ def test_a_token_setting_it_cannot_use_stops_the_console_with_the_fix(tmp_path, 
     text = log.read_text()
     assert "token_file" in text and needle in text and "token_urlsafe" in text, text[-2000:]
     assert "console serving on" not in text
+
+
+def test_the_camera_view_is_the_newest_frame_as_jpeg(tmp_path):
+    """camera_topic: the page's <img> gets the newest sensor_msgs/Image as a JPEG (a view, not perception)."""
+    import cv2
+    import numpy as np
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from legion_core.contracts.interface import CAMERA_IMAGE_TOPIC
+    from legion_core.ros.common import SENSOR_QOS
+
+    proc, url = start_console(DEFAULT_MODEL, "drawer-button", tmp_path / "console.log",
+                              camera_topic=CAMERA_IMAGE_TOPIC)  # fmt: skip
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("camera_probe")
+    try:
+        pub = node.create_publisher(Image, CAMERA_IMAGE_TOPIC, SENSOR_QOS)
+        img = np.zeros((120, 160, 3), np.uint8)
+        img[:, :80] = (255, 0, 0)  # left half red (rgb8)
+        msg = Image(height=120, width=160, encoding="rgb8", step=160 * 3, data=img.tobytes())
+        msg.header.frame_id = "camera"
+        end, jpeg = time.monotonic() + 30, None
+        while time.monotonic() < end and jpeg is None:
+            pub.publish(msg)
+            rclpy.spin_once(node, timeout_sec=0.1)
+            try:
+                with urllib.request.urlopen(f"{url}/api/camera.jpg", timeout=5) as r:
+                    assert r.headers["Content-Type"] == "image/jpeg"
+                    jpeg = r.read()
+            except urllib.error.HTTPError as e:
+                assert e.code == 404  # nothing received yet
+        assert jpeg is not None, "no camera frame served"
+        bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert bgr.shape == (120, 160, 3)
+        assert bgr[60, 40, 2] > 200 and bgr[60, 40, 0] < 60  # red stays red (rgb8 -> BGR for the encoder)
+        assert bgr[60, 120].max() < 60
+        assert _get(f"{url}/api/state")["camera"]["available"]
+    finally:
+        node.destroy_node()
+        assert stop_process_group(proc, 10.0) == 0
