@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from legion_core.cli.common import add_command, seed_option, write_json
 from legion_core.contracts.interface import TOPIC_FLOOD_BENCH
@@ -219,13 +220,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "twin is reset, the command is sent on /legion/execute_task, and the result is scored.\n"
         "Failures are listed by the skill that failed, with the sequencer's reason.\n\n"
         "examples:\n  legion bench longhorizon models/legion-kuka --scenes 20\n"
-        "  legion bench longhorizon models/legion-kuka --scenes 5 --seed 7   # other placements than the card's",
+        "  legion bench longhorizon models/legion-kuka --scenes 5 --seed 7   # other placements than the card's\n"
+        "  legion bench longhorizon models/legion-kuka --command 'open the drawer, then close the drawer' \\\n"
+        "      --record-transitions   # evaluate a pair and record it in the bundle (the grounder runs verified pairs)",
     )
     s.add_argument("bundle", help="bundle directory (trained in a multi-object scene)")
     s.add_argument("--scenes", type=int, default=20, help="seeded scenes (placement indices) to run")
     s.add_argument("--first", type=int, default=0, help="first placement index")
     s.add_argument("--command", default=None, help="operator command (default: the scene's demo command)")
     seed_option(s)
+    s.add_argument("--record-transitions", action="store_true",
+                   help="write the counts of every consecutive pair of the chains into the bundle's `transitions` "
+                        "(the grounder then runs only verified pairs; docs/operator-input.md)")  # fmt: skip
+    s.add_argument("--from-json", default=None, metavar="FILE",
+                   help="take the chains from this earlier `legion bench longhorizon` JSON instead of running them")  # fmt: skip
     _output_option(s, "longhorizon")
     s.set_defaults(func=run_bench_longhorizon)
 
@@ -486,8 +494,11 @@ def run_bench_transfer(args: argparse.Namespace) -> int:
 def run_bench_longhorizon(args: argparse.Namespace) -> int:
     from legion_core.bench.longhorizon import run_bench
 
-    rep = run_bench(args.bundle, scenes=args.scenes, command=args.command, first_variation=args.first,
-                    seed=args.seed)  # fmt: skip
+    if args.from_json:
+        rep = json.loads(Path(args.from_json).read_text())
+    else:
+        rep = run_bench(args.bundle, scenes=args.scenes, command=args.command, first_variation=args.first,
+                        seed=args.seed)  # fmt: skip
     print(f"command: {rep['command']!r} -> plan {' -> '.join(rep['plan'])} in scene {rep['scene']}")
     print(f"chains succeeded: {rep['successes']}/{rep['scenes']} ({rep['success_rate']:.0%}); "
           f"chain time median {rep['chain_time_s']['median']:.1f} s, max {rep['chain_time_s']['max']:.1f} s")  # fmt: skip
@@ -495,7 +506,20 @@ def run_bench_longhorizon(args: argparse.Namespace) -> int:
         print(f"  failed at {skill}: {len(reasons)}")
         for r in reasons[:5]:
             print(f"    {r}")
-    write_json(rep, args.output)
+    if not args.from_json:
+        write_json(rep, args.output)
+    if args.record_transitions:
+        from legion_core.contracts.transitions import transitions_from_chains
+        from legion_core.training.export import record_transitions
+
+        source = (f"legion bench longhorizon: {rep['command']!r}, {rep['scenes']} scenes, seed {rep['seed']}"
+                  + (f" ({args.from_json})" if args.from_json else ""))  # fmt: skip
+        records = transitions_from_chains(rep["per_scene"], source)
+        record_transitions(args.bundle, records)
+        for r in records:
+            print(
+                f"transition {r.from_skill} -> {r.to_skill}: {r.successes}/{r.attempts} recorded in {args.bundle}"
+            )
     return 0
 
 

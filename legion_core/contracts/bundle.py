@@ -251,6 +251,7 @@ class Bundle:
             for i, s in enumerate(self.spec.skills)
         }  # fmt: skip
         self._policies: dict[str, Policy] = {}
+        self.transitions  # noqa: B018 - validated at load: a bad section fails here, naming its field
 
     @property
     def name(self) -> str | None:
@@ -261,6 +262,16 @@ class Bundle:
     def embodiment(self) -> str:
         """The robot the policy was trained for (e.g. "kuka")."""
         return self.spec.embodiment
+
+    @property
+    def transitions(self):
+        """The verified skill-to-skill transitions (contracts.transitions.Transitions), or None where the
+        bundle records none (then plans are not checked for them)."""
+        from legion_core.contracts.transitions import parse_transitions
+
+        if self.spec.transitions is None:
+            return None
+        return parse_transitions(self.spec.transitions, self.skill_names)
 
     @property
     def held_out_seed(self) -> int:

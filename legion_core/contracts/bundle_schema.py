@@ -272,6 +272,9 @@ class BundleContract(_Section):
     """The export's evaluation through the bundle (free-form, written after evaluating)."""
     files: dict[str, str] | None = _omitted_if_none()
     """sha256 of every weight file, by file name; written by the export once the weights are on disk."""
+    transitions: dict | None = _omitted_if_none()
+    """The skill-to-skill transitions evaluated through the graph (legion_core.contracts.transitions; written
+    by `legion bench longhorizon --record-transitions`); absent: plans are not checked for them."""
 
     @property
     def weights_sha256(self) -> str:
@@ -465,7 +468,7 @@ def parse_contract(c: Any) -> BundleContract:
         embodiment=embodiment, observation=observation, action=action, network=network,
         inference=c.get("inference"), language_model=language_model, skills=parsed_skills,
         scene=c.get("scene"), dpmm=c.get("dpmm"), provenance=c.get("provenance"),
-        evaluation=c.get("evaluation"), files=files,
+        evaluation=c.get("evaluation"), files=files, transitions=c.get("transitions"),
     )  # fmt: skip
 
 

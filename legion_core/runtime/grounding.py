@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from legion_core.contracts.transitions import Transitions
 from legion_core.runtime import grounding_data as D
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
@@ -79,6 +80,7 @@ REASONS = (
     "opposite",
     "ambiguous",
     "instance",
+    "unverified",
 )
 
 
@@ -727,7 +729,11 @@ class Grounder:
         embed_fn: EmbedFn | None = None,
         config: GroundingConfig | None = None,
         extra_phrasings: bool = True,
+        transitions: Transitions | None = None,
     ) -> None:
+        """`transitions`: the bundle's verified skill-to-skill transitions (Bundle.transitions); a plan with
+        another pair is refused ("unverified"). None: plans are not checked for them."""
+        self.transitions = transitions
         if not skills:
             raise ValueError("the grounder needs at least one skill card (the bundle's skills)")
         names = [c.name for c in skills]
@@ -827,6 +833,11 @@ class Grounder:
             return _refuse(
                 command, "too_many_steps", f"it has {len(steps)} steps; at most {cfg.max_steps} are run"
             )
+        bad = self.transitions.unverified_step([s.skill for s in steps]) if self.transitions else None
+        if bad is not None:
+            k, why = bad
+            msg = f"step {k + 1} of {len(steps)} (\u201c{steps[k].text}\u201d): {why}; the whole command is refused, nothing will run"
+            return GroundingResult(False, [], msg, [steps[k].skill], "unverified", k + 1, command)
         return GroundingResult(True, steps, None, [], None, None, command)
 
     # -------------------------------------------------------------------------------------- internals

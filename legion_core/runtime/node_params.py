@@ -47,6 +47,10 @@ class TaskSequencerNodeParams:
     sim2real_node's liveness watchdog declares the node silent after two missed periods."""
     trusted_keys: str = ""
     """Public keys a bundle must be signed by ('' = no check; docs/bundle-signing.md)."""
+    check_transitions: bool = True
+    """Refuse plans over skill-to-skill transitions the bundle was not verified on (its `transitions`
+    section; legion_core/contracts/transitions.py). false only to evaluate new pairs (`legion bench
+    longhorizon` sets it for the chains it measures)."""
     safety_state_wait_s: float = 10.0
     """How long [s] an ExecuteTask goal waits for sim2real_node's first SafetyState before it is refused
     (commands are refused until it arrives; a topic command is refused at once)."""

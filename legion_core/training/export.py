@@ -266,6 +266,24 @@ def export_run(
     return out_dir
 
 
+def _transitions_card(b: B.Bundle) -> str:
+    t = b.transitions
+    if t is None:
+        return ("No skill-to-skill transition was evaluated through the graph: plans are not checked for them "
+                "(`legion bench longhorizon <bundle> --record-transitions` records them).")  # fmt: skip
+    ok = t.verified()
+    rows = "\n".join(
+        f"| {r.from_skill} -> {r.to_skill} | {r.successes}/{r.attempts} | {'yes' if (r.from_skill, r.to_skill) in ok else 'no'} | {r.source} |"
+        for r in sorted(t.pooled().records, key=lambda r: (r.from_skill, r.to_skill))
+    )
+    return (
+        f"A plan runs only over transitions evaluated through the whole graph with a success rate >= "
+        f"{t.min_success:.0%} (the second skill started where the first ended); the grounder refuses any other "
+        "pair, naming it. Every pair not listed was never evaluated.\n\n"
+        f"| transition | second skill succeeded | verified | source |\n| --- | --- | --- | --- |\n{rows}"
+    )
+
+
 def model_card(b: B.Bundle) -> str:
     c = b.spec
     p = c.provenance or {}
@@ -335,6 +353,9 @@ Observation `{o.layout}` ({o.dim}-d, metres, frame `{o.frame}`):
 {", ".join(f["name"] for f in o.fields)}. Action: Δxyz = a[:3] × {a.delta_xyz_scale_m_per_step} m per
 policy step ({a.policy_step_s} s in the simulator), a[3] gripper (+1 close), hand orientation fixed
 pointing down; trained inside the box {a.workspace_box_sim_m.to_dict()} (sim_world, m).
+
+## Chaining
+{_transitions_card(b)}
 
 ## Known limits
 {not_shipped}- Trained and evaluated in simulation only; the real robot needs the calibrated sim2real layer
@@ -429,6 +450,32 @@ def write_bundle(out_dir: Path, contract: BundleContract, weights: dict[str, np.
     parse_contract(data)
     (out_dir / CONTRACT_FILE).write_text(CONTRACT_HEADER + yaml.safe_dump(data, sort_keys=False, width=110))
     return out_dir
+
+
+def record_transitions(bundle_dir: str | Path, records) -> Path:
+    """Add transition counts (contracts.transitions.TransitionRecord, from chains run through the graph) to
+    a bundle's `transitions` section and regenerate its model card. The weights are untouched; a signature
+    is removed (the contract changed: sign again, `legion sign`)."""
+    from legion_core.contracts.transitions import Transitions, parse_transitions
+
+    bundle_dir = Path(bundle_dir)
+    b = B.load(bundle_dir)
+    data = yaml.safe_load((bundle_dir / CONTRACT_FILE).read_text())
+    old = (
+        parse_transitions(data["transitions"], b.skill_names) if data.get("transitions") else Transitions(())
+    )
+    data["transitions"] = old.merged(records).to_dict()
+    parse_contract(data)
+    (bundle_dir / CONTRACT_FILE).write_text(
+        CONTRACT_HEADER + yaml.safe_dump(data, sort_keys=False, width=110)
+    )
+    if (bundle_dir / SIGNATURE_FILE).exists():
+        (bundle_dir / SIGNATURE_FILE).unlink()
+        print(
+            f"{bundle_dir / SIGNATURE_FILE} removed: the contract changed; sign the bundle again (legion sign)"
+        )
+    (bundle_dir / MODEL_CARD_FILE).write_text(model_card(B.load(bundle_dir)))
+    return bundle_dir
 
 
 def fmt_rate(x: float | None) -> str:

@@ -438,6 +438,8 @@ def test_preview_shows_the_plan_or_the_refusal_and_starts_nothing(seq):
     )
     r = preview("make me a sandwich")
     assert not r.accepted and list(r.plan) == [] and "matches no skill" in r.message
+    r = preview(f"{OPEN}, then close the drawer")  # a transition the shipped bundle was never verified on
+    assert not r.accepted and "drawer-open -> drawer-close is not a verified transition" in r.message
     seq.safety(latched=True, reason="console test")
     seq.probe.wait_for(lambda: "e-stop latched" in preview(OPEN).message, TIMEOUT, "the e-stop refusal")
     seq.probe.spin_for(0.5)

@@ -80,7 +80,9 @@ class TaskSequencerNode(LegionNode):
             self.bundle = load(path, trusted_keys=trusted_keys or None)
         except BundleError as e:
             raise NodeStartupError(f"invalid bundle {path}: {e}") from None
-        self.grounder = Grounder(skill_cards_from_bundle(self.bundle))
+        # The bundle's verified transitions: a plan over another pair is refused (docs/operator-input.md).
+        transitions = self.bundle.transitions if p.check_transitions else None
+        self.grounder = Grounder(skill_cards_from_bundle(self.bundle), transitions=transitions)
         self.cfg = SequencerConfig(**pick(SequencerConfig, values, SEQUENCER_CONFIG_PARAMETERS))
         self._ExecuteTask, self._String, self._CommandStatus = ExecuteTask, String, CommandStatus
         self.skill_pub = self.create_publisher(String, TOPIC_ACTIVE_SKILL, LATCHED_QOS)
